@@ -1,0 +1,340 @@
+"""Accounts: users, roles, login tokens and login throttling.
+
+No falcon here: the resources in ``service/resources/`` call these functions and
+``service/errors.py`` maps the exceptions to HTTP.
+
+Storage, all in the ``directory`` database:
+
+* ``user:<username>``: roles, team, disabled flag, Argon2id password hash.
+* ``token:<sha256(token)>``: one login session. Only the hash is stored, so a
+  leaked database backup holds no usable token. Logout and disabling a user
+  delete or invalidate it at once, for every service instance.
+* ``throttle:<sha256(username)>``: recent failed logins of one user name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from keys import hash_password, verify_password
+from sync.couch import CouchDBClient
+from sync.errors import DocumentConflict, DocumentNotFound
+
+__all__ = [
+    'ROLES',
+    'AccountError',
+    'Accounts',
+    'Forbidden',
+    'LoginThrottled',
+    'NotAuthenticated',
+    'Principal',
+]
+
+ROLES = ('worker', 'advocate', 'supervisor', 'admin', 'liaison')
+
+_USERNAME = re.compile(r'[a-z0-9][a-z0-9._-]{1,62}')
+MIN_PASSWORD_LENGTH = 12
+
+
+class AccountError(Exception):
+    """A refused account operation, safe to show to the client.
+
+    Attributes:
+        status: HTTP status the boundary maps it to.
+        code: Stable token.
+        description: One sentence, never a secret or a submitted value.
+    """
+
+    def __init__(self, status: int, code: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.code = code
+        self.description = description
+
+
+class NotAuthenticated(Exception):
+    """No credentials, or credentials that are wrong, expired or revoked."""
+
+
+class Forbidden(Exception):
+    """Authenticated, but the role does not allow the operation."""
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins for this user name.
+
+    Attributes:
+        retry_after: Seconds until the next attempt is considered.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__('login throttled')
+        self.retry_after = retry_after
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who is making a request.
+
+    Attributes:
+        kind: ``user`` or ``device``.
+        id: User name, or device id.
+        roles: Roles of the user (a device acts as its worker: ``worker``).
+        team: Team of the user, for supervisors' views.
+        worker: For a device, the worker it belongs to; for a user, the user.
+    """
+
+    kind: str
+    id: str
+    roles: tuple[str, ...]
+    team: str | None = None
+    worker: str | None = None
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        """Return True when the principal holds one of ``roles``."""
+        return bool(set(self.roles) & set(roles))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _public_user(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        'username': doc['username'],
+        'roles': doc['roles'],
+        'team': doc.get('team'),
+        'disabled': doc.get('disabled', False),
+        'created_at': doc.get('created_at'),
+    }
+
+
+class Accounts:
+    """User and session operations over the directory database.
+
+    Args:
+        couch: CouchDB client.
+        db: Physical name of the directory database.
+        token_ttl: Seconds a login token lives.
+        max_failures: Failed logins within ``lockout_seconds`` before throttling.
+        lockout_seconds: Length of the throttling window.
+        password_params: Argon2id (memory KiB, iterations) for password hashes.
+        clock: Injected time source (seconds since the epoch).
+        token_factory: Injected source of new secret tokens.
+    """
+
+    def __init__(
+        self,
+        couch: CouchDBClient,
+        db: str,
+        *,
+        token_ttl: int = 3600,
+        max_failures: int = 5,
+        lockout_seconds: int = 300,
+        password_params: tuple[int, int] = (19 * 1024, 2),
+        clock: Callable[[], float] = time.time,
+        token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    ) -> None:
+        self._couch = couch
+        self._db = db
+        self._token_ttl = token_ttl
+        self._max_failures = max_failures
+        self._lockout = lockout_seconds
+        self._password_params = password_params
+        self._clock = clock
+        self._new_token = token_factory
+        # A fixed hash to verify against when the user does not exist, so a
+        # wrong user name costs the same time as a wrong password.
+        self._dummy_hash = hash_password('not-a-real-password-0000', *self._password_params)
+
+    # -- users -----------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        roles: Iterable[str],
+        *,
+        team: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a user and return its public view.
+
+        Raises:
+            AccountError: Bad user name, weak password, unknown role, or the
+                user exists.
+        """
+        roles = tuple(dict.fromkeys(roles))
+        if not _USERNAME.fullmatch(username or ''):
+            raise AccountError(422, 'invalid_username',
+                               'User names are 2-63 lowercase letters, digits, ".", "-" or "_".')
+        if not roles or any(role not in ROLES for role in roles):
+            raise AccountError(422, 'invalid_roles', f'Roles must be among: {", ".join(ROLES)}.')
+        if len(password or '') < MIN_PASSWORD_LENGTH:
+            raise AccountError(422, 'weak_password',
+                               f'Passwords need at least {MIN_PASSWORD_LENGTH} characters.')
+        doc = {
+            '_id': f'user:{username}',
+            'type': 'user',
+            'username': username,
+            'roles': list(roles),
+            'team': team,
+            'disabled': False,
+            'password': hash_password(password, *self._password_params),
+            'created_at': int(self._clock()),
+        }
+        try:
+            self._couch.put(self._db, doc)
+        except DocumentConflict:
+            raise AccountError(409, 'user_exists', 'A user with that name exists.') from None
+        return _public_user(doc)
+
+    def get_user(self, username: str) -> dict[str, Any]:
+        """Return a user's public view.
+
+        Raises:
+            AccountError: No such user (404).
+        """
+        return _public_user(self._user_doc(username))
+
+    def _user_doc(self, username: str) -> dict[str, Any]:
+        doc = self._couch.get_or_none(self._db, f'user:{username}')
+        if doc is None:
+            raise AccountError(404, 'user_not_found', 'No such user.')
+        return doc
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Return every user's public view, sorted by name."""
+        return [_public_user(doc) for doc in self._couch.iter_prefix(self._db, 'user:')]
+
+    def update_user(
+        self,
+        username: str,
+        *,
+        roles: Iterable[str] | None = None,
+        disabled: bool | None = None,
+        team: str | None = None,
+        password: str | None = None,
+    ) -> dict[str, Any]:
+        """Change roles, team, password or the disabled flag of a user."""
+        for _attempt in range(5):
+            doc = self._user_doc(username)
+            if roles is not None:
+                roles = tuple(dict.fromkeys(roles))
+                if not roles or any(role not in ROLES for role in roles):
+                    raise AccountError(422, 'invalid_roles',
+                                       f'Roles must be among: {", ".join(ROLES)}.')
+                doc['roles'] = list(roles)
+            if disabled is not None:
+                doc['disabled'] = bool(disabled)
+            if team is not None:
+                doc['team'] = team
+            if password is not None:
+                if len(password) < MIN_PASSWORD_LENGTH:
+                    raise AccountError(422, 'weak_password',
+                                       f'Passwords need at least {MIN_PASSWORD_LENGTH} characters.')
+                doc['password'] = hash_password(password, *self._password_params)
+            # Changing roles or the password ends existing sessions: the
+            # token records the user's password generation.
+            if roles is not None or password is not None or disabled:
+                doc['generation'] = doc.get('generation', 0) + 1
+            try:
+                self._couch.put(self._db, doc)
+            except DocumentConflict:
+                continue
+            return _public_user(doc)
+        raise AccountError(409, 'conflict', 'The user changed concurrently; retry.')
+
+    def count_admins(self) -> int:
+        """Return how many enabled admins exist (for the bootstrap)."""
+        return sum(
+            1 for doc in self._couch.iter_prefix(self._db, 'user:')
+            if 'admin' in doc.get('roles', ()) and not doc.get('disabled')
+        )
+
+    # -- sessions ----------------------------------------------------------
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Check a password and open a session.
+
+        Returns:
+            ``{"token", "expires_at", "username", "roles"}``.
+
+        Raises:
+            LoginThrottled: Too many recent failures for this name.
+            NotAuthenticated: Wrong name or password, or a disabled user.
+        """
+        now = self._clock()
+        throttle_id = f'throttle:{_sha256(username or "")}'
+        throttle = self._couch.get_or_none(self._db, throttle_id) or {'_id': throttle_id,
+                                                                      'failures': []}
+        recent = [t for t in throttle['failures'] if t > now - self._lockout]
+        if len(recent) >= self._max_failures:
+            raise LoginThrottled(int(min(recent) + self._lockout - now) + 1)
+        doc = self._couch.get_or_none(self._db, f'user:{username}') if _USERNAME.fullmatch(
+            username or '') else None
+        encoded = doc['password'] if doc else self._dummy_hash
+        good = verify_password(password or '', encoded)
+        if not good or doc is None or doc.get('disabled'):
+            throttle['failures'] = recent + [now]
+            try:
+                self._couch.put(self._db, throttle)
+            except DocumentConflict:
+                pass  # A concurrent failure was recorded; one is enough.
+            raise NotAuthenticated()
+        if recent:
+            throttle['failures'] = []
+            try:
+                self._couch.put(self._db, throttle)
+            except DocumentConflict:
+                pass
+        token = self._new_token()
+        expires_at = int(now + self._token_ttl)
+        self._couch.put(self._db, {
+            '_id': f'token:{_sha256(token)}',
+            'type': 'token',
+            'username': username,
+            'generation': doc.get('generation', 0),
+            'created_at': int(now),
+            'expires_at': expires_at,
+        })
+        return {'token': token, 'expires_at': expires_at, 'username': username,
+                'roles': doc['roles']}
+
+    def authenticate(self, token: str) -> Principal:
+        """Return the principal of a bearer token.
+
+        One round trip fetches the session and the user together, so a
+        disabled user or a changed password ends every session at once.
+
+        Raises:
+            NotAuthenticated: Unknown, expired or revoked token, or a disabled user.
+        """
+        token_id = f'token:{_sha256(token)}'
+        session = self._couch.get_or_none(self._db, token_id)
+        if session is None or session.get('expires_at', 0) <= self._clock():
+            raise NotAuthenticated()
+        user = self._couch.get_or_none(self._db, f'user:{session["username"]}')
+        if (
+            user is None
+            or user.get('disabled')
+            or user.get('generation', 0) != session.get('generation', 0)
+        ):
+            raise NotAuthenticated()
+        return Principal(kind='user', id=user['username'], roles=tuple(user['roles']),
+                         team=user.get('team'), worker=user['username'])
+
+    def logout(self, token: str) -> None:
+        """End the session of a token; an unknown token is not an error."""
+        token_id = f'token:{_sha256(token)}'
+        doc = self._couch.get_or_none(self._db, token_id)
+        if doc is not None:
+            try:
+                self._couch.delete(self._db, token_id, doc['_rev'])
+            except (DocumentConflict, DocumentNotFound):
+                pass

@@ -1,0 +1,150 @@
+"""The application factory: ``create_app(config=None)``.
+
+gunicorn calls it (``service.app:create_app()``); tests call it with their own
+``Config``. It does all the wiring: collaborators, routes, middleware, error
+handlers and media handlers. It does no network I/O, so the app can be built
+before the database is up; ``/readyz`` says when it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import falcon
+import falcon.media
+
+import schemas
+from service.accounts import Accounts
+from service.audit import AuditLog
+from service.config import Config
+from service.errors import install_error_handling
+from service.logs import configure_logging
+from service.middleware import AccessLogMiddleware, AuthMiddleware, CORSMiddleware, SafeJSONHandler
+from service.openapi import Operation, build_spec
+from service.resources.auth import LoginResource, LogoutResource, MeResource
+from service.resources.health import HealthResource, ReadyResource
+from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
+from service.resources.records import ValidateResource
+from service.resources.users import UserResource, UsersResource
+from sync.couch import CouchDBClient
+
+__all__ = ['Services', 'create_app', 'LOGICAL_DATABASES', 'VERSION']
+
+VERSION = '0.1.0'
+
+#: Every database the service uses, by logical name (see DESIGN.md §4).
+LOGICAL_DATABASES = ('records', 'keyvault', 'directory', 'config', 'audit', 'quarantine')
+
+
+@dataclasses.dataclass
+class Services:
+    """The collaborators resources receive; built once per app.
+
+    Attributes:
+        config: The configuration.
+        couch: The pooled CouchDB client.
+        accounts: Users and sessions.
+        audit: The audit log writer.
+    """
+
+    config: Config
+    couch: CouchDBClient
+    accounts: Accounts
+    audit: AuditLog
+
+    def db(self, logical: str) -> str:
+        """Return a database's physical name."""
+        return self.config.db_name(logical)
+
+
+def build_services(config: Config, couch: CouchDBClient | None = None) -> Services:
+    """Build the collaborators of an app (the CLI uses this too)."""
+    couch = couch or CouchDBClient(
+        config.couchdb_url,
+        user=config.couchdb_user,
+        password=config.couchdb_password,
+        timeout=config.couchdb_timeout,
+        max_connections=max(8, config.web_threads * 2),
+    )
+    accounts = Accounts(
+        couch,
+        config.db_name('directory'),
+        token_ttl=config.token_ttl,
+        max_failures=config.login_max_failures,
+        lockout_seconds=config.login_lockout_seconds,
+        password_params=(config.password_hash_memory_kib, config.password_hash_iterations),
+    )
+    audit = AuditLog(couch, config.db_name('audit'))
+    return Services(config=config, couch=couch, accounts=accounts, audit=audit)
+
+
+def _routes(services: Services) -> list[tuple[str, Any]]:
+    config = services.config
+    packs = schemas.instruments.load_packs(config.instrument_dir)
+    routes: list[tuple[str, Any]] = [
+        ('/healthz', HealthResource()),
+        ('/readyz', ReadyResource(
+            services.couch, [config.db_name(name) for name in LOGICAL_DATABASES],
+            config.retry_after_seconds)),
+        ('/auth/login', LoginResource(services.accounts, services.audit)),
+        ('/auth/logout', LogoutResource(services.accounts)),
+        ('/auth/me', MeResource()),
+        ('/users', UsersResource(services.accounts, services.audit)),
+        ('/users/{username}', UserResource(services.accounts, services.audit)),
+        ('/records/validate', ValidateResource()),
+        ('/schemas', SchemasResource(schemas.export_json_schemas())),
+        ('/instruments', InstrumentsResource(
+            {pack_id: pack.to_dict() for pack_id, pack in packs.items()})),
+    ]
+    return routes
+
+
+def _operations(routes: list[tuple[str, Any]]) -> list[Operation]:
+    operations = []
+    for path, resource in routes:
+        summary = (type(resource).__doc__ or '').strip().splitlines()[0]
+        for method, roles in getattr(resource, 'auth', {}).items():
+            if method == 'HEAD':
+                continue
+            operations.append(Operation(
+                path=path, method=method.lower(), summary=summary, roles=roles,
+                request=getattr(resource, 'openapi_request', {}).get(method)))
+    return operations
+
+
+def create_app(config: Config | None = None, *, services: Services | None = None) -> falcon.App:
+    """Build the fieldvault WSGI application.
+
+    Args:
+        config: Settings; read from ``FIELDVAULT_*`` variables when omitted.
+        services: Prebuilt collaborators (tests inject clocks or transports).
+
+    Returns:
+        The Falcon app.
+    """
+    config = config or (services.config if services else Config())
+    configure_logging(config.log_level)
+    services = services or build_services(config)
+
+    auth = AuthMiddleware(services.accounts.authenticate)
+    app = falcon.App(middleware=[
+        AccessLogMiddleware(),
+        CORSMiddleware(config.cors_origins),
+        auth,
+    ])
+    app.req_options.strip_url_path_trailing_slash = False
+    json_handler = SafeJSONHandler(config.max_body_bytes, config.max_json_depth)
+    app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
+    app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
+    install_error_handling(app, config.retry_after_seconds)
+
+    routes = _routes(services)
+    for path, resource in routes:
+        app.add_route(path, resource)
+    spec = build_spec(_operations(routes), version=VERSION)
+    app.add_route('/openapi.json', OpenAPIResource(spec))
+    app.context.services = services
+    app.context.routes = routes
+    app.context.auth = auth
+    return app

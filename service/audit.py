@@ -1,0 +1,111 @@
+"""The append-only, hash-chained audit log.
+
+Each event is a document ``event:<seq>`` (seq zero-padded to 12 digits) in the
+audit database, carrying the SHA-256 of the event before it. The event's own id
+is the lock: two service instances racing for the same ``seq`` both PUT the
+same id, CouchDB accepts one and answers 409 to the other, which re-reads the
+tail and tries the next ``seq``. No event ever holds an identifying value:
+callers pass ids, kinds, counts and purposes typed by staff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sync.couch import CouchDBClient
+from sync.errors import DocumentConflict
+
+__all__ = ['AuditLog', 'event_hash', 'GENESIS']
+
+#: The ``prev`` of the first event.
+GENESIS = '0' * 64
+_PREFIX = 'event:'
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
+
+
+def event_hash(event: dict[str, Any]) -> str:
+    """Return the SHA-256 (hex) of an event's chained content.
+
+    The content is every field but ``_id``, ``_rev`` and ``hash`` itself, in
+    canonical JSON, so editing any of them, or ``prev``, changes the hash.
+    """
+    content = {k: v for k, v in event.items() if k not in ('_id', '_rev', 'hash')}
+    return hashlib.sha256(_canonical(content)).hexdigest()
+
+
+class AuditLog:
+    """Writer and reader of the audit chain.
+
+    Args:
+        couch: CouchDB client.
+        db: Physical name of the audit database.
+        clock: Injected time source.
+    """
+
+    def __init__(self, couch: CouchDBClient, db: str, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._couch = couch
+        self._db = db
+        self._clock = clock
+
+    def _tail(self) -> tuple[int, str]:
+        rows = self._couch.request(
+            'GET', f'/{self._db}/_all_docs',
+            params={'descending': 'true', 'limit': 1, 'include_docs': 'true',
+                    'startkey': json.dumps(_PREFIX + '\ufff0'), 'endkey': json.dumps(_PREFIX)},
+        ).json()['rows']
+        if not rows:
+            return 0, GENESIS
+        doc = rows[0]['doc']
+        return doc['seq'], doc['hash']
+
+    def record(
+        self,
+        kind: str,
+        *,
+        actor: str | None,
+        subject: str | None = None,
+        team: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Append one event and return it.
+
+        Args:
+            kind: Event kind, such as ``login`` or ``record_opened``.
+            actor: ``user:<name>`` or ``device:<id>``; None when unknown.
+            subject: What the event is about (a record id, a user), never a value.
+            team: Team of the actor, so supervisors can see their team's events.
+            details: Small non-identifying facts (counts, purpose, versions).
+        """
+        for _attempt in range(50):
+            seq, prev = self._tail()
+            event = {
+                '_id': f'{_PREFIX}{seq + 1:012d}',
+                'type': 'audit',
+                'seq': seq + 1,
+                'at': round(self._clock(), 3),
+                'kind': kind,
+                'actor': actor,
+                'subject': subject,
+                'team': team,
+                'details': details or {},
+                'prev': prev,
+            }
+            event['hash'] = event_hash(event)
+            try:
+                self._couch.put(self._db, event)
+            except DocumentConflict:
+                continue
+            return event
+        raise DocumentConflict(409, 'conflict', 'audit append')
+
+    def events(self, *, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Yield every event in chain order."""
+        yield from self._couch.iter_prefix(self._db, _PREFIX, page_size=page_size)

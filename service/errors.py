@@ -1,0 +1,192 @@
+"""HTTP errors and the one boundary that maps domain errors to them.
+
+Every 4xx and 5xx body has one shape::
+
+    {"code": "validation_failed", "title": "Unprocessable Entity",
+     "description": "The document does not match its schema.",
+     "fields": {"age": ["Not a valid integer."]}}
+
+``fields`` appears on 422 only. Under ``/sync/`` the body also carries
+CouchDB's ``error`` and ``reason`` keys, because PouchDB and the CouchDB
+replicator read those. Domain errors from ``schemas``, ``keys`` and ``sync``
+are mapped here once; their text is never copied into a body unless the domain
+error is declared safe (its messages name fields and rules, never values).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import falcon
+
+from keys.errors import InvalidCiphertext, InvalidKeyMaterial, InvalidManifest, KeysError
+from schemas.errors import SchemaValidationError, UnknownSchema
+from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
+from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
+
+__all__ = ['ApiError', 'install_error_handling']
+
+log = logging.getLogger('fieldvault.errors')
+
+
+class ApiError(falcon.HTTPError):
+    """An HTTP error with a stable machine-readable ``code``.
+
+    Args:
+        status: HTTP status line or code.
+        code: Snake-case token clients can branch on.
+        description: One sentence for a person; never a submitted value.
+        fields: Per-field messages (422 only).
+        headers: Extra response headers.
+    """
+
+    def __init__(
+        self,
+        status: int | str,
+        code: str,
+        description: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, description=description, headers=headers)
+        self.code = code
+        self.fields = fields
+
+    def to_dict(self, obj_type=dict):
+        body = super().to_dict(obj_type)
+        body['code'] = self.code
+        if self.fields is not None:
+            body['fields'] = self.fields
+        return body
+
+
+def _code_for(ex: falcon.HTTPError) -> str:
+    code = getattr(ex, 'code', None)
+    if code:
+        return code
+    title = ex.title or 'error'
+    return re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
+
+
+def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
+    """Write every error in the one JSON shape (CouchDB keys under /sync)."""
+    body: dict[str, Any] = {
+        'code': _code_for(ex),
+        'title': ex.title,
+        'description': ex.description or ex.title,
+    }
+    fields = getattr(ex, 'fields', None)
+    if fields is not None:
+        body['fields'] = fields
+    if req.path.startswith('/sync'):
+        body['error'] = body['code']
+        body['reason'] = body['description']
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = body
+
+
+def _raise(status, code, description, *, fields=None, headers=None):
+    raise ApiError(status, code, description, fields=fields, headers=headers)
+
+
+def _on_schema_invalid(req, resp, ex: SchemaValidationError, params):
+    # APPSEC: schema messages are data written by us and name fields and
+    # rules only; a test plants canary values and checks they never appear.
+    _raise(422, 'validation_failed', 'The document does not match its schema.', fields=ex.messages)
+
+
+def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
+    _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
+
+
+def _on_key_material(req, resp, ex: InvalidKeyMaterial, params):
+    _raise(422, 'invalid_key_material', str(ex))
+
+
+def _on_manifest(req, resp, ex: InvalidManifest, params):
+    _raise(422, 'invalid_manifest', 'The manifest signature or sequence is not acceptable.')
+
+
+def _on_ciphertext(req, resp, ex: InvalidCiphertext, params):
+    _raise(422, 'invalid_ciphertext', 'The sealed value could not be verified.')
+
+
+def _on_keys_error(req, resp, ex: KeysError, params):
+    _raise(422, 'key_error', 'The key material was refused.')
+
+
+def _on_not_authenticated(req, resp, ex: NotAuthenticated, params):
+    _raise(401, 'not_authenticated', 'Valid credentials are required.',
+           headers={'WWW-Authenticate': 'Bearer realm="fieldvault"'})
+
+
+def _on_forbidden(req, resp, ex: Forbidden, params):
+    _raise(403, 'forbidden', 'Your role does not allow this.')
+
+
+def _on_throttled(req, resp, ex: LoginThrottled, params):
+    _raise(429, 'login_throttled', 'Too many failed logins; try again later.',
+           headers={'Retry-After': str(ex.retry_after)})
+
+
+def _on_account_error(req, resp, ex: AccountError, params):
+    _raise(ex.status, ex.code, ex.description)
+
+
+def _make_unavailable_handler(retry_after: int):
+    def _on_unavailable(req, resp, ex: DatabaseUnavailable, params):
+        log.warning('database unavailable', extra={'event': 'db_unavailable', 'detail': str(ex)})
+        _raise(503, 'database_unavailable', 'The database is unavailable; retry later.',
+               headers={'Retry-After': str(retry_after)})
+    return _on_unavailable
+
+
+def _on_not_found(req, resp, ex: DocumentNotFound, params):
+    _raise(404, 'not_found', 'missing')
+
+
+def _on_conflict(req, resp, ex: DocumentConflict, params):
+    _raise(409, 'conflict', 'Document update conflict.')
+
+
+def _on_sync_error(req, resp, ex: SyncError, params):
+    log.error('sync error', extra={'event': 'sync_error', 'detail': type(ex).__name__})
+    _raise(502, 'bad_gateway', 'The database answered unexpectedly.')
+
+
+def _on_anything(req, resp, ex: Exception, params):
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    # APPSEC: the exception's text may quote data; log its type and where it
+    # was raised, and give the client nothing internal.
+    tb = ex.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f'{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}' if tb else '?'
+    log.error('unhandled exception', extra={
+        'event': 'unhandled', 'exception': type(ex).__name__, 'where': where})
+    _raise(500, 'internal_error', 'The server failed to handle the request.')
+
+
+def install_error_handling(app: falcon.App, retry_after: int) -> None:
+    """Register the error serializer and every domain-error handler."""
+    app.set_error_serializer(_serialize)
+    # Falcon picks the most specific handler by MRO, so order does not matter.
+    app.add_error_handler(Exception, _on_anything)
+    app.add_error_handler(SchemaValidationError, _on_schema_invalid)
+    app.add_error_handler(UnknownSchema, _on_unknown_schema)
+    app.add_error_handler(KeysError, _on_keys_error)
+    app.add_error_handler(InvalidKeyMaterial, _on_key_material)
+    app.add_error_handler(InvalidManifest, _on_manifest)
+    app.add_error_handler(InvalidCiphertext, _on_ciphertext)
+    app.add_error_handler(AccountError, _on_account_error)
+    app.add_error_handler(NotAuthenticated, _on_not_authenticated)
+    app.add_error_handler(Forbidden, _on_forbidden)
+    app.add_error_handler(LoginThrottled, _on_throttled)
+    app.add_error_handler(SyncError, _on_sync_error)
+    app.add_error_handler(DatabaseUnavailable, _make_unavailable_handler(retry_after))
+    app.add_error_handler(DocumentNotFound, _on_not_found)
+    app.add_error_handler(DocumentConflict, _on_conflict)

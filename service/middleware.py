@@ -1,0 +1,210 @@
+"""Middleware: request ids and access log, authentication and roles, CORS,
+and a JSON media handler that refuses oversized, deep or malformed bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import falcon
+import falcon.media
+
+from service.accounts import Forbidden, NotAuthenticated, Principal
+from service.errors import ApiError
+from service.logs import request_id_var
+
+__all__ = [
+    'AccessLogMiddleware',
+    'AuthMiddleware',
+    'CORSMiddleware',
+    'SafeJSONHandler',
+    'json_depth',
+]
+
+access_log = logging.getLogger('fieldvault.access')
+
+_REQUEST_ID = re.compile(r'[A-Za-z0-9._-]{8,64}')
+
+
+class AccessLogMiddleware:
+    """Give every request an id and log one line when it ends.
+
+    The line has the method, the route template (never the raw path or query,
+    which may carry ids or values), the status, the duration and the principal.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        supplied = req.get_header('X-Request-Id') or ''
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        req.context.request_id = request_id
+        req.context.started = time.perf_counter()
+        request_id_var.set(request_id)
+        resp.set_header('X-Request-Id', request_id)
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        principal = getattr(req.context, 'principal', None)
+        access_log.info('request', extra={
+            'event': 'http_request',
+            'method': req.method,
+            'route': req.uri_template or '(unrouted)',
+            'status': int(str(resp.status).split()[0]) if resp.status else 0,
+            'ms': round((time.perf_counter() - req.context.started) * 1000, 2)
+            if hasattr(req.context, 'started') else None,
+            'principal': f'{principal.kind}:{principal.id}' if principal else None,
+        })
+        request_id_var.set(None)
+
+
+def _parse_basic(value: str) -> tuple[str, str] | None:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode('utf-8')
+    except (ValueError, UnicodeDecodeError):
+        return None
+    user, sep, secret = decoded.partition(':')
+    return (user, secret) if sep else None
+
+
+class AuthMiddleware:
+    """Authenticate and authorize every request before its responder runs.
+
+    A resource declares who may call it with ``auth = {'GET': ROLES, ...}``, a
+    mapping from method to the roles allowed, or the string ``'public'`` for a
+    method anyone may call. A method missing from ``auth`` is refused, so a new
+    responder is closed until someone decides who may use it.
+
+    Bearer tokens are user sessions or device tokens; HTTP Basic carries a
+    device id and secret (PouchDB and the CouchDB replicator send it).
+
+    Args:
+        user_auth: Resolves a bearer token to a user principal.
+        device_auth: Resolves (device id, secret) or a device token to a
+            device principal, or None when devices are not enabled.
+    """
+
+    def __init__(
+        self,
+        user_auth: Callable[[str], Principal],
+        device_auth: Any = None,
+    ) -> None:
+        self._user_auth = user_auth
+        self._device_auth = device_auth
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        if resource is None or req.method == 'OPTIONS':
+            return
+        rules = getattr(resource, 'auth', None)
+        if rules is None:
+            return
+        allowed = rules.get(req.method)
+        if allowed == 'public':
+            return
+        principal = self.authenticate(req)
+        req.context.principal = principal
+        if allowed is None or not principal.has_any(allowed):
+            raise Forbidden()
+
+    def authenticate(self, req: falcon.Request) -> Principal:
+        """Return the principal of the request's credentials.
+
+        Raises:
+            NotAuthenticated: Missing, malformed or refused credentials.
+        """
+        header = req.get_header('Authorization') or ''
+        scheme, _, value = header.partition(' ')
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == 'bearer' and value:
+            if self._device_auth is not None and value.startswith('dev.'):
+                return self._device_auth.authenticate_token(value)
+            return self._user_auth(value)
+        if scheme == 'basic' and value and self._device_auth is not None:
+            parsed = _parse_basic(value)
+            if parsed:
+                return self._device_auth.authenticate_basic(*parsed)
+        raise NotAuthenticated()
+
+
+class CORSMiddleware:
+    """Answer CORS for configured origins only (browser-based tablet apps)."""
+
+    def __init__(self, origins: Iterable[str]) -> None:
+        self._origins = frozenset(origins)
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        origin = req.get_header('Origin')
+        if not origin or origin not in self._origins:
+            return
+        resp.set_header('Access-Control-Allow-Origin', origin)
+        resp.set_header('Vary', 'Origin')
+        resp.set_header('Access-Control-Allow-Credentials', 'true')
+        if req.method == 'OPTIONS' and req.get_header('Access-Control-Request-Method'):
+            resp.status = falcon.HTTP_200
+            resp.set_header('Access-Control-Allow-Methods',
+                            'GET, HEAD, POST, PUT, DELETE, OPTIONS')
+            resp.set_header('Access-Control-Allow-Headers',
+                            'Authorization, Content-Type, Accept, X-Request-Id')
+            resp.set_header('Access-Control-Max-Age', '600')
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Return the nesting depth of a parsed JSON value, stopping past ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+class SafeJSONHandler(falcon.media.BaseHandler):
+    """JSON media handler with a size cap, a depth cap and strict UTF-8.
+
+    Args:
+        max_bytes: Largest body accepted (413 beyond).
+        max_depth: Deepest nesting accepted (400 beyond).
+    """
+
+    def __init__(self, max_bytes: int, max_depth: int) -> None:
+        self._max_bytes = max_bytes
+        self._max_depth = max_depth
+
+    def deserialize(self, stream, content_type, content_length):
+        if content_length is not None and content_length > self._max_bytes:
+            raise ApiError(413, 'body_too_large',
+                           f'The request body is larger than {self._max_bytes} bytes.')
+        data = stream.read(self._max_bytes + 1)
+        if len(data) > self._max_bytes:
+            raise ApiError(413, 'body_too_large',
+                           f'The request body is larger than {self._max_bytes} bytes.')
+        if not data:
+            raise ApiError(400, 'empty_body', 'A JSON body is required.')
+        try:
+            text = data.decode('utf-8')
+        except UnicodeDecodeError:
+            raise ApiError(400, 'invalid_utf8', 'The body is not valid UTF-8.') from None
+        try:
+            value = json.loads(text)
+        except RecursionError:
+            raise ApiError(400, 'too_deep', 'The JSON body is nested too deeply.') from None
+        except ValueError:
+            raise ApiError(400, 'malformed_json', 'The body is not valid JSON.') from None
+        if json_depth(value, self._max_depth) > self._max_depth:
+            raise ApiError(400, 'too_deep',
+                           f'The JSON body is nested deeper than {self._max_depth} levels.')
+        return value
+
+    def serialize(self, media, content_type) -> bytes:
+        return json.dumps(media, ensure_ascii=False, separators=(',', ':')).encode('utf-8')

@@ -1,0 +1,79 @@
+"""User administration (admins only)."""
+
+from __future__ import annotations
+
+from service.accounts import Accounts
+from service.audit import AuditLog
+from service.errors import ApiError
+from service.resources import ADMIN
+
+_CREATE_FIELDS = {'username', 'password', 'roles', 'team'}
+_UPDATE_FIELDS = {'roles', 'disabled', 'team', 'password'}
+
+
+def _object_body(req, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    body = req.get_media()
+    if not isinstance(body, dict):
+        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
+                       fields={'_schema': ['Send a JSON object.']})
+    fields = {name: ['Unknown field.'] for name in set(body) - allowed}
+    fields.update({name: ['Missing data for required field.'] for name in required - set(body)})
+    if fields:
+        raise ApiError(422, 'validation_failed', 'The request body is not valid.', fields=fields)
+    return body
+
+
+class UsersResource:
+    """``GET /users`` lists users; ``POST /users`` creates one."""
+
+    auth = {'GET': ADMIN, 'POST': ADMIN}
+
+    def __init__(self, accounts: Accounts, audit: AuditLog) -> None:
+        self._accounts = accounts
+        self._audit = audit
+
+    def on_get(self, req, resp):
+        resp.media = {'users': self._accounts.list_users()}
+
+    def on_post(self, req, resp):
+        body = _object_body(req, _CREATE_FIELDS, {'username', 'password', 'roles'})
+        if not isinstance(body['roles'], list) or not all(isinstance(r, str) for r in body['roles']):
+            raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
+                           fields={'roles': ['Not a valid list of roles.']})
+        user = self._accounts.create_user(
+            str(body['username']), str(body['password']), body['roles'], team=body.get('team'))
+        self._audit.record('user_created', actor=f'user:{req.context.principal.id}',
+                           subject=f'user:{user["username"]}', details={'roles': user['roles']})
+        resp.status = 201
+        resp.location = f'/users/{user["username"]}'
+        resp.media = user
+
+
+class UserResource:
+    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables."""
+
+    auth = {'GET': ADMIN, 'PATCH': ADMIN}
+
+    def __init__(self, accounts: Accounts, audit: AuditLog) -> None:
+        self._accounts = accounts
+        self._audit = audit
+
+    def on_get(self, req, resp, username):
+        resp.media = self._accounts.get_user(username)
+
+    def on_patch(self, req, resp, username):
+        body = _object_body(req, _UPDATE_FIELDS)
+        if 'disabled' in body and not isinstance(body['disabled'], bool):
+            raise ApiError(422, 'validation_failed', 'disabled must be true or false.',
+                           fields={'disabled': ['Not a valid boolean.']})
+        if 'roles' in body and (not isinstance(body['roles'], list)
+                                or not all(isinstance(r, str) for r in body['roles'])):
+            raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
+                           fields={'roles': ['Not a valid list of roles.']})
+        user = self._accounts.update_user(
+            username, roles=body.get('roles'), disabled=body.get('disabled'),
+            team=body.get('team'), password=body.get('password'))
+        changed = sorted(set(body) - {'password'}) + (['password'] if 'password' in body else [])
+        self._audit.record('user_updated', actor=f'user:{req.context.principal.id}',
+                           subject=f'user:{username}', details={'changed': changed})
+        resp.media = user

@@ -1,0 +1,322 @@
+"""A thin CouchDB client over one pooled ``httpx.Client``.
+
+Why not ``couchdb`` (CouchDB-Python) or ``cloudant``: both are unmaintained,
+and the sync gateway needs full control of each request (timeouts per call,
+long-polls, ``new_edits=false`` writes, the exact status codes). The client
+speaks only the API subset that both Apache CouchDB 3 and pouchdb-server
+serve; docs/ARCHITECTURE.md records the decision.
+
+The transport is injected, so unit tests pass ``httpx.MockTransport``.
+Connection failures and 5xx answers become ``DatabaseUnavailable``; other
+error statuses become ``CouchDBError`` subclasses. Messages never carry bodies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sync.errors import (
+    CouchDBError,
+    DatabaseUnavailable,
+    DocumentConflict,
+    DocumentNotFound,
+    PreconditionFailed,
+)
+
+__all__ = ['CouchDBClient', 'doc_path']
+
+_STATUS_ERRORS: dict[int, type[CouchDBError]] = {
+    404: DocumentNotFound,
+    409: DocumentConflict,
+    412: PreconditionFailed,
+}
+
+
+def doc_path(db: str, doc_id: str) -> str:
+    """Return the URL path of a document, escaping its id as CouchDB expects."""
+    for prefix in ('_design/', '_local/'):
+        if doc_id.startswith(prefix):
+            return f'/{quote(db, safe="")}/{prefix}{quote(doc_id[len(prefix):], safe="")}'
+    return f'/{quote(db, safe="")}/{quote(doc_id, safe="")}'
+
+
+def _json_param(value: Any) -> str:
+    return json.dumps(value, separators=(',', ':'))
+
+
+class CouchDBClient:
+    """Client of one CouchDB server.
+
+    Args:
+        base_url: Server URL, such as ``http://127.0.0.1:5984``.
+        user: Admin user name, when the server requires one.
+        password: Admin password.
+        timeout: Seconds for an ordinary request.
+        transport: Injected ``httpx`` transport (tests).
+        max_connections: Size of the connection pool; one per gateway thread.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        auth = httpx.BasicAuth(user, password or '') if user else None
+        self.base_url = base_url.rstrip('/')
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+            ),
+            headers={'Accept': 'application/json'},
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    # -- raw requests ----------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,
+        ok: Iterable[int] = (),
+    ) -> httpx.Response:
+        """Send one request and map failures to domain errors.
+
+        Args:
+            method: HTTP method.
+            path: Path below the server URL, already escaped.
+            params: Query parameters.
+            json_body: Body to send as JSON.
+            timeout: Seconds for this request (long-polls need more).
+            ok: Error statuses the caller handles itself.
+
+        Returns:
+            The response, with a 2xx status or one listed in ``ok``.
+
+        Raises:
+            DatabaseUnavailable: Connection failure, timeout or 5xx.
+            CouchDBError: Any other error status.
+        """
+        content = None
+        headers = {}
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(',', ':')).encode()
+            headers['Content-Type'] = 'application/json'
+        try:
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                timeout=self.timeout if timeout is None else timeout,
+            )
+        except httpx.HTTPError as ex:
+            raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {type(ex).__name__}') from None
+        if response.status_code < 400 or response.status_code in set(ok):
+            return response
+        if response.status_code >= 500:
+            raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {response.status_code}')
+        try:
+            error = str(response.json().get('error', 'error'))
+        except (ValueError, AttributeError):
+            error = 'error'
+        cls = _STATUS_ERRORS.get(response.status_code, CouchDBError)
+        raise cls(response.status_code, error, f'{method} {path.split("/")[1] or "/"}')
+
+    # -- server and databases -------------------------------------------
+
+    def server_info(self) -> dict[str, Any]:
+        """Return the server's welcome document (``GET /``)."""
+        return self.request('GET', '/').json()
+
+    def ensure_db(self, db: str) -> bool:
+        """Create a database unless it exists; return True when created."""
+        response = self.request('PUT', f'/{quote(db, safe="")}', ok=(412,))
+        return response.status_code != 412
+
+    def delete_db(self, db: str) -> None:
+        """Delete a database; a missing one is not an error."""
+        self.request('DELETE', f'/{quote(db, safe="")}', ok=(404,))
+
+    def db_exists(self, db: str) -> bool:
+        """Return True when the database exists."""
+        return self.request('GET', f'/{quote(db, safe="")}', ok=(404,)).status_code != 404
+
+    def db_info(self, db: str) -> dict[str, Any]:
+        """Return ``GET /{db}``: doc count, update_seq and so on."""
+        return self.request('GET', f'/{quote(db, safe="")}').json()
+
+    def compact(self, db: str) -> None:
+        """Ask the server to compact a database (drops old revision bodies)."""
+        self.request('POST', f'/{quote(db, safe="")}/_compact', json_body={})
+
+    # -- documents ---------------------------------------------------------
+
+    def get(self, db: str, doc_id: str, **params: Any) -> dict[str, Any]:
+        """Return one document.
+
+        Raises:
+            DocumentNotFound: It does not exist or was deleted.
+        """
+        return self.request('GET', doc_path(db, doc_id), params=params or None).json()
+
+    def get_or_none(self, db: str, doc_id: str) -> dict[str, Any] | None:
+        """Return one document, or None when it does not exist."""
+        response = self.request('GET', doc_path(db, doc_id), ok=(404,))
+        return None if response.status_code == 404 else response.json()
+
+    def put(self, db: str, doc: dict[str, Any]) -> str:
+        """Write a document (``_rev`` for an update) and return the new revision.
+
+        Raises:
+            DocumentConflict: ``_rev`` is stale, or the document exists.
+        """
+        return self.request('PUT', doc_path(db, doc['_id']), json_body=doc).json()['rev']
+
+    def delete(self, db: str, doc_id: str, rev: str) -> str:
+        """Delete a document revision and return the tombstone's revision."""
+        return self.request('DELETE', doc_path(db, doc_id), params={'rev': rev}).json()['rev']
+
+    def bulk_docs(
+        self, db: str, docs: list[dict[str, Any]], *, new_edits: bool = True
+    ) -> list[dict[str, Any]]:
+        """Write many documents; return CouchDB's per-document results."""
+        body: dict[str, Any] = {'docs': docs}
+        if not new_edits:
+            body['new_edits'] = False
+        return self.request('POST', f'/{quote(db, safe="")}/_bulk_docs', json_body=body).json()
+
+    def all_docs(
+        self,
+        db: str,
+        *,
+        keys: list[str] | None = None,
+        include_docs: bool = False,
+        start_key: str | None = None,
+        end_key: str | None = None,
+        limit: int | None = None,
+        skip: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return ``_all_docs`` rows, by ``keys`` or by key range."""
+        params: dict[str, Any] = {'include_docs': _json_param(include_docs)}
+        if start_key is not None:
+            params['startkey'] = _json_param(start_key)
+        if end_key is not None:
+            params['endkey'] = _json_param(end_key)
+        if limit is not None:
+            params['limit'] = limit
+        if skip:
+            params['skip'] = skip
+        path = f'/{quote(db, safe="")}/_all_docs'
+        if keys is not None:
+            response = self.request('POST', path, params=params, json_body={'keys': keys})
+        else:
+            response = self.request('GET', path, params=params)
+        return response.json()['rows']
+
+    def iter_prefix(
+        self, db: str, prefix: str, *, page_size: int = 500, include_docs: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every live document whose id starts with ``prefix``, page by page.
+
+        Memory stays bounded by ``page_size`` however many documents match:
+        paging restarts from the last key seen, not from an offset.
+        """
+        start = prefix
+        skip = 0
+        while True:
+            rows = self.all_docs(
+                db,
+                include_docs=include_docs,
+                start_key=start,
+                end_key=prefix + '\ufff0',
+                limit=page_size,
+                skip=skip,
+            )
+            for row in rows:
+                yield row['doc'] if include_docs else row
+            if len(rows) < page_size:
+                return
+            start = rows[-1]['id']
+            skip = 1
+
+    # -- replication primitives -------------------------------------------
+
+    def changes(
+        self,
+        db: str,
+        *,
+        since: str | int = 0,
+        limit: int | None = None,
+        include_docs: bool = False,
+        style_all_docs: bool = True,
+        feed: str = 'normal',
+        timeout_ms: int | None = None,
+        doc_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Return one ``_changes`` answer (normal or longpoll)."""
+        params: dict[str, Any] = {'since': since, 'feed': feed}
+        if limit is not None:
+            params['limit'] = limit
+        if include_docs:
+            params['include_docs'] = 'true'
+        if style_all_docs:
+            params['style'] = 'all_docs'
+        request_timeout = None
+        if feed == 'longpoll':
+            params['timeout'] = timeout_ms or 10000
+            request_timeout = (timeout_ms or 10000) / 1000 + self.timeout
+        path = f'/{quote(db, safe="")}/_changes'
+        if doc_ids is not None:
+            params['filter'] = '_doc_ids'
+            return self.request(
+                'POST', path, params=params, json_body={'doc_ids': doc_ids},
+                timeout=request_timeout,
+            ).json()
+        return self.request('GET', path, params=params, timeout=request_timeout).json()
+
+    def revs_diff(self, db: str, revs: dict[str, list[str]]) -> dict[str, Any]:
+        """Return which of the given revisions the database lacks."""
+        return self.request('POST', f'/{quote(db, safe="")}/_revs_diff', json_body=revs).json()
+
+    def bulk_get(self, db: str, docs: list[dict[str, Any]], *, revs: bool = True) -> dict[str, Any]:
+        """Return ``_bulk_get`` results for ``[{"id", "rev"}]`` requests."""
+        params = {'revs': 'true'} if revs else None
+        return self.request(
+            'POST', f'/{quote(db, safe="")}/_bulk_get', params=params, json_body={'docs': docs}
+        ).json()
+
+    def open_revs(
+        self, db: str, doc_id: str, open_revs: list[str] | str, *, revs: bool = True
+    ) -> list[dict[str, Any]]:
+        """Return ``GET /{db}/{id}?open_revs=`` as a JSON array."""
+        params = {
+            'open_revs': open_revs if open_revs == 'all' else _json_param(open_revs),
+            'revs': _json_param(revs),
+            'latest': 'true',
+        }
+        response = self.request('GET', doc_path(db, doc_id), params=params)
+        return response.json()

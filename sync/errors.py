@@ -1,0 +1,59 @@
+"""Errors of the sync package.
+
+The tree::
+
+    SyncError
+    ├── DatabaseUnavailable      the backing CouchDB cannot be reached or answers 5xx
+    └── CouchDBError             CouchDB answered with an error status
+        ├── DocumentNotFound     404
+        ├── DocumentConflict     409 (stale ``_rev``)
+        └── PreconditionFailed   412 (for example, database already exists)
+
+None of them carries a document body: messages name the database and the
+status, never a value, so they are safe to log.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    'CouchDBError',
+    'DatabaseUnavailable',
+    'DocumentConflict',
+    'DocumentNotFound',
+    'PreconditionFailed',
+    'SyncError',
+]
+
+
+class SyncError(Exception):
+    """Base of every sync error."""
+
+
+class DatabaseUnavailable(SyncError):
+    """The backing CouchDB is down, unreachable or overloaded."""
+
+
+class CouchDBError(SyncError):
+    """CouchDB answered a request with an error status.
+
+    Attributes:
+        status: The HTTP status CouchDB answered.
+        error: CouchDB's ``error`` token, such as ``not_found``.
+    """
+
+    def __init__(self, status: int, error: str, context: str) -> None:
+        super().__init__(f'{context}: {status} {error}')
+        self.status = status
+        self.error = error
+
+
+class DocumentNotFound(CouchDBError):
+    """The document or database does not exist."""
+
+
+class DocumentConflict(CouchDBError):
+    """The write named a stale revision."""
+
+
+class PreconditionFailed(CouchDBError):
+    """The request's precondition failed (a database already exists)."""
