@@ -25,7 +25,9 @@ from service.openapi import Operation, build_spec
 from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
-from service.resources.records import ValidateResource
+from service.resources.keys import KeyStore, key_routes
+from service.resources.records import RecordOpenResource, RecordsResource, ValidateResource
+from service.resources.sync import SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
 
@@ -79,7 +81,7 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
     return Services(config=config, couch=couch, accounts=accounts, audit=audit)
 
 
-def _routes(services: Services) -> list[tuple[str, Any]]:
+def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]]:
     config = services.config
     packs = schemas.instruments.load_packs(config.instrument_dir)
     routes: list[tuple[str, Any]] = [
@@ -97,6 +99,13 @@ def _routes(services: Services) -> list[tuple[str, Any]]:
         ('/instruments', InstrumentsResource(
             {pack_id: pack.to_dict() for pack_id, pack in packs.items()})),
     ]
+    key_store = KeyStore(services)
+    routes += key_routes(services)
+    routes += [
+        ('/records', RecordsResource(services, key_store)),
+        ('/records/{record_id}/open', RecordOpenResource(services)),
+    ]
+    routes += sync_wiring.routes
     return routes
 
 
@@ -113,6 +122,10 @@ def _operations(routes: list[tuple[str, Any]]) -> list[Operation]:
     return operations
 
 
+class FieldvaultApp(falcon.App):
+    """A Falcon app that also carries its wiring, for tests and tools."""
+
+
 def create_app(config: Config | None = None, *, services: Services | None = None) -> falcon.App:
     """Build the fieldvault WSGI application.
 
@@ -127,8 +140,9 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     configure_logging(config.log_level)
     services = services or build_services(config)
 
-    auth = AuthMiddleware(services.accounts.authenticate)
-    app = falcon.App(middleware=[
+    sync_wiring = SyncWiring(services)
+    auth = AuthMiddleware(services.accounts.authenticate, sync_wiring.device_auth)
+    app = FieldvaultApp(middleware=[
         AccessLogMiddleware(),
         CORSMiddleware(config.cors_origins),
         auth,
@@ -139,12 +153,13 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
     install_error_handling(app, config.retry_after_seconds)
 
-    routes = _routes(services)
+    routes = _routes(services, sync_wiring)
     for path, resource in routes:
         app.add_route(path, resource)
     spec = build_spec(_operations(routes), version=VERSION)
     app.add_route('/openapi.json', OpenAPIResource(spec))
-    app.context.services = services
-    app.context.routes = routes
-    app.context.auth = auth
+    # Tests and the CLI reach the wiring through these attributes.
+    app.fieldvault_services = services
+    app.fieldvault_routes = routes
+    app.fieldvault_auth = auth
     return app

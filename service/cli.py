@@ -14,6 +14,7 @@ import click
 
 import schemas
 from service.app import LOGICAL_DATABASES, build_services
+from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
 
 __all__ = ['main', 'cli']
@@ -95,6 +96,9 @@ def schemas_export(out: str) -> None:
         with open(out, 'w', encoding='utf-8') as handle:
             handle.write(text + '\n')
         click.echo(f'wrote {out}', err=True)
+
+
+register_staff_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

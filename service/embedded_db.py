@@ -63,9 +63,9 @@ class EmbeddedDB:
                 '--no-stdout-logs']
         if self.in_memory:
             args.append('--in-memory')
-        log = open(self.data_dir / 'server.log', 'ab')
-        self.process = subprocess.Popen(args, cwd=self.data_dir, stdout=log, stderr=log,
-                                        start_new_session=True)
+        with open(self.data_dir / 'server.log', 'ab') as log:
+            self.process = subprocess.Popen(args, cwd=self.data_dir, stdout=log, stderr=log,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

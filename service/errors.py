@@ -67,7 +67,8 @@ def _code_for(ex: falcon.HTTPError) -> str:
     code = getattr(ex, 'code', None)
     if code:
         return code
-    title = ex.title or 'error'
+    # Falcon titles read "404 Not Found"; the code is the words only.
+    title = re.sub(r'^\d+\s*', '', ex.title or 'error')
     return re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
 
 

@@ -102,6 +102,8 @@ class AuthMiddleware:
         if rules is None:
             return
         allowed = rules.get(req.method)
+        if allowed is None and not hasattr(resource, f'on_{req.method.lower()}'):
+            return  # Falcon answers 405 for a method the resource does not serve.
         if allowed == 'public':
             return
         principal = self.authenticate(req)

@@ -18,6 +18,7 @@ from service.app import build_services, create_app
 from service.cli import ensure_databases
 from service.config import Config
 from service.embedded_db import EmbeddedDB, free_port
+from service.logs import JSONFormatter
 
 #: Cheap Argon2id for login passwords in tests (one test checks the defaults).
 TEST_PASSWORD_PARAMS = {'password_hash_memory_kib': 1024, 'password_hash_iterations': 1}
@@ -68,6 +69,7 @@ def captured_logs():
     """Capture every ``fieldvault`` log line written during the test."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
     logger = logging.getLogger('fieldvault')
     logger.addHandler(handler)
     yield stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keys
 import schemas
 from service.errors import ApiError
 from service.resources import ALL_STAFF
@@ -24,3 +25,110 @@ class ValidateResource:
                            fields={'_schema': ['Send a JSON object.']})
         document = schemas.validate_document(body, sealed=True)
         resp.media = {'valid': True, 'type': document['type'], 'schema': document['schema']}
+
+
+class RecordsResource:
+    """``POST /records``: desk intake of a record sealed on the sender's machine.
+
+    The body is ``{"document": <sealed record>, "envelopes": [<rk: docs>]}``.
+    The document is validated as stored (identifying fields must be sealed),
+    each envelope must be well formed, belong to this document, be listed in
+    its ``fle`` header, and name a key the current manifest accepts.
+    """
+
+    auth = {'POST': ('worker', 'advocate', 'supervisor')}
+
+    def __init__(self, services, key_store) -> None:
+        self._couch = services.couch
+        self._records_db = services.db('records')
+        self._keyvault_db = services.db('keyvault')
+        self._key_store = key_store
+        self._audit = services.audit
+
+    def on_post(self, req, resp):
+        body = req.get_media()
+        if not isinstance(body, dict) or set(body) != {'document', 'envelopes'} \
+                or not isinstance(body['document'], dict) or not isinstance(body['envelopes'], list):
+            raise ApiError(422, 'validation_failed', 'Send "document" and "envelopes".',
+                           fields={'_schema': ['Send exactly "document" (object) and '
+                                               '"envelopes" (list).']})
+        principal = req.context.principal
+        document = schemas.validate_document(body['document'], sealed=True)
+        if document.get('owner') != principal.id:
+            raise ApiError(422, 'foreign_owner', 'The owner of a submitted record must be you.',
+                           fields={'owner': ['Must be the submitting user.']})
+        listed = set((document.get('fle') or {}).get('keys', {}))
+        manifest = self._key_store.manifest_body()
+        accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
+                    if entry['status'] in ('active', 'decrypt-only')}
+        for index, envelope in enumerate(body['envelopes']):
+            keys.validate_envelope(envelope)
+            problems = []
+            if envelope['doc'] != document['_id']:
+                problems.append('The envelope belongs to another document.')
+            if envelope['rkid'] not in listed:
+                problems.append('The envelope is not listed in the document header.')
+            if envelope['kek'] not in accepted:
+                problems.append('The envelope is sealed to a key the manifest does not accept.')
+            if problems:
+                raise ApiError(422, 'invalid_envelope', 'An envelope was refused.',
+                               fields={'envelopes': {str(index): problems}})
+        missing = listed - {envelope['rkid'] for envelope in body['envelopes']}
+        if missing:
+            raise ApiError(422, 'missing_envelope',
+                           'Every record key in the header needs its envelope.',
+                           fields={'envelopes': ['An envelope is missing for a header key.']})
+        results = self._couch.bulk_docs(self._keyvault_db, body['envelopes'])
+        if any(result.get('error') for result in results):
+            raise ApiError(409, 'conflict', 'An envelope with that id exists.')
+        self._couch.put(self._records_db, document)
+        self._audit.record('record_submitted', actor=f'user:{principal.id}',
+                           subject=document['_id'], team=principal.team,
+                           details={'type': document['type'], 'envelopes': len(results)})
+        resp.status = 201
+        resp.location = f'/records/{document["_id"]}'
+        resp.media = {'id': document['_id']}
+
+
+class RecordOpenResource:
+    """``POST /records/{record_id}/open``: release a record and its envelopes.
+
+    Only an advocate or supervisor of the record owner's team, stating a
+    purpose, receives them; the release is audited (who, which record, the
+    purpose, when). The server hands out ciphertext only: decryption happens
+    on the advocate's machine.
+    """
+
+    auth = {'POST': ('advocate', 'supervisor')}
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._records_db = services.db('records')
+        self._keyvault_db = services.db('keyvault')
+        self._directory_db = services.db('directory')
+        self._audit = services.audit
+
+    def on_post(self, req, resp, record_id):
+        body = req.get_media()
+        purpose = body.get('purpose') if isinstance(body, dict) else None
+        if not isinstance(purpose, str) or not 3 <= len(purpose.strip()) <= 500 \
+                or set(body) != {'purpose'}:
+            raise ApiError(422, 'purpose_required', 'State a purpose (3-500 characters).',
+                           fields={'purpose': ['A stated purpose is required.']})
+        principal = req.context.principal
+        document = self._couch.get_or_none(self._records_db, record_id)
+        owner = self._couch.get_or_none(
+            self._directory_db, f'user:{document["owner"]}') if document else None
+        # APPSEC: a record outside the caller's team answers exactly like a
+        # missing one, so ids cannot be probed.
+        if document is None or owner is None or owner.get('team') is None \
+                or owner.get('team') != principal.team:
+            raise ApiError(404, 'not_found', 'No such record on your caseload.')
+        rkids = list((document.get('fle') or {}).get('keys', {}))
+        rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
+                                    include_docs=True)
+        envelopes = [row['doc'] for row in rows if row.get('doc')]
+        self._audit.record('record_opened', actor=f'user:{principal.id}', subject=record_id,
+                           team=principal.team, details={'purpose': purpose.strip(),
+                                                         'envelopes': len(envelopes)})
+        resp.media = {'document': document, 'envelopes': envelopes}

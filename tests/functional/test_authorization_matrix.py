@@ -14,7 +14,9 @@ pytestmark = pytest.mark.functional
 
 
 def _cases(app):
-    for path, resource in app.context.routes:
+    # Logout ends the caller's session, so it goes last.
+    routes = sorted(app.fieldvault_routes, key=lambda route: route[0] == '/auth/logout')
+    for path, resource in routes:
         concrete = re.sub(r'\{[^}]+\}', 'placeholder-1', path)
         for method, allowed in resource.auth.items():
             yield path, concrete, method, allowed
@@ -28,9 +30,9 @@ def _call(client, method, path, headers):
 
 
 def test_matrix_covers_every_mounted_route(app):
-    mounted = {path for path, _ in app.context.routes}
+    mounted = {path for path, _ in app.fieldvault_routes}
     assert {'/auth/login', '/users', '/users/{username}', '/records/validate'} <= mounted
-    for _path, resource in app.context.routes:
+    for _path, resource in app.fieldvault_routes:
         assert resource.auth, f'{type(resource).__name__} declares no auth'
 
 
@@ -44,7 +46,8 @@ def test_each_role_is_allowed_exactly_where_declared(app, client, role_tokens):
                 assert result.status_code not in (401, 403), (path, method, role, result.text)
             else:
                 assert result.status_code == 403, (path, method, role, result.status_code)
-                assert result.json['code'] == 'forbidden'
+                if method != 'HEAD':  # HEAD answers carry no body
+                    assert result.json['code'] == 'forbidden'
             checked += 1
     assert checked >= 5 * 10
 

@@ -1,0 +1,304 @@
+"""Staff commands of the ``fieldvault`` CLI: they talk to the HTTP API and
+keep every secret on the user's own machine.
+
+Local state lives in ``--home`` (default ``~/.fieldvault``, mode 0700):
+``session.json`` (server URL and bearer token), ``signer.json`` (the pinned
+org signing public key), ``signing-key.pem`` (an admin's org signing key,
+encrypted under their passphrase). Org private keys are never written: they
+exist in memory only while a grant is being sealed or a record opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import click
+import httpx
+
+import keys
+import schemas
+
+__all__ = ['register']
+
+
+class Home:
+    """The CLI's local folder."""
+
+    def __init__(self, path: str) -> None:
+        self.path = pathlib.Path(path).expanduser()
+
+    def _file(self, name: str) -> pathlib.Path:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.path / name
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        target = self._file(name)
+        return json.loads(target.read_text()) if target.exists() else None
+
+    def write(self, name: str, data: bytes | str) -> None:
+        target = self._file(name)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+
+    def read_bytes(self, name: str) -> bytes | None:
+        target = self._file(name)
+        return target.read_bytes() if target.exists() else None
+
+
+class Api:
+    """A logged-in HTTP session against the service."""
+
+    def __init__(self, home: Home) -> None:
+        session = home.read_json('session.json')
+        if not session:
+            raise click.ClickException('not logged in: run `fieldvault login` first')
+        self._http = httpx.Client(base_url=session['server'], timeout=60,
+                                  headers={'Authorization': f'Bearer {session["token"]}'})
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        if response.status_code >= 400:
+            try:
+                error = response.json()
+                detail = f'{error.get("code")}: {error.get("description")}'
+                if error.get('fields'):
+                    detail += f' {json.dumps(error["fields"])}'
+            except ValueError:
+                detail = response.reason_phrase
+            raise click.ClickException(f'{method} {path} -> {response.status_code} {detail}')
+        return response.json()
+
+
+def _home(ctx: click.Context) -> Home:
+    return ctx.obj['home']
+
+
+def _pinned_signer(home: Home) -> str:
+    pinned = home.read_json('signer.json')
+    if not pinned:
+        raise click.ClickException(
+            'no org signing key is pinned: run `fieldvault pin --fingerprint FP` with the '
+            'fingerprint your admin gave you in person')
+    return pinned['public']
+
+
+def _load_signing_key(home: Home) -> keys.SigningKey:
+    data = home.read_bytes('signing-key.pem')
+    if data is None:
+        raise click.ClickException('no org signing key here: run `fieldvault admin init-signer`')
+    passphrase = click.prompt('Signing key passphrase', hide_input=True)
+    try:
+        return keys.SigningKey.from_pem(data, passphrase)
+    except keys.errors.KeysError:
+        raise click.ClickException('the signing key could not be unlocked') from None
+
+
+def register(cli: click.Group) -> None:
+    """Add the staff commands to the root group."""
+
+    @cli.command()
+    @click.option('--server', default='http://127.0.0.1:8080', show_default=True)
+    @click.option('--username', required=True)
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.password_option(confirmation_prompt=False)
+    def login(server: str, username: str, home: str, password: str) -> None:
+        """Log in and keep the session token in --home."""
+        response = httpx.post(f'{server.rstrip("/")}/auth/login',
+                              json={'username': username, 'password': password}, timeout=30)
+        if response.status_code != 200:
+            raise click.ClickException(f'login refused ({response.status_code})')
+        Home(home).write('session.json', json.dumps(
+            {'server': server.rstrip('/'), 'token': response.json()['token']}))
+        click.echo(f'logged in as {username}')
+
+    @cli.command()
+    @click.option('--fingerprint', required=True, help='Fingerprint read out by your admin.')
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    def pin(fingerprint: str, home: str) -> None:
+        """Pin the org signing key after checking its fingerprint."""
+        local = Home(home)
+        signer = Api(local).call('GET', '/keys/signer')
+        if keys.fingerprint(signer['public']).replace(' ', '') != fingerprint.replace(' ', ''):
+            raise click.ClickException('fingerprint mismatch: do not trust this server')
+        local.write('signer.json', json.dumps({'public': signer['public']}))
+        click.echo('org signing key pinned')
+
+    @cli.group()
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.pass_context
+    def admin(ctx: click.Context, home: str) -> None:
+        """Admin key ceremonies (run on the admin's own machine)."""
+        ctx.obj = {'home': Home(home)}
+
+    @admin.command('init-signer')
+    @click.pass_context
+    def init_signer(ctx: click.Context) -> None:
+        """Generate the org signing key, keep it here encrypted, pin it on the server."""
+        home = _home(ctx)
+        if home.read_bytes('signing-key.pem') is not None:
+            raise click.ClickException('a signing key already exists in this home')
+        passphrase = click.prompt('New signing key passphrase', hide_input=True,
+                                  confirmation_prompt=True)
+        signing_key = keys.SigningKey.generate()
+        home.write('signing-key.pem', signing_key.to_pem(passphrase))
+        Api(home).call('PUT', '/keys/signer', {'public': signing_key.public_b64()})
+        home.write('signer.json', json.dumps({'public': signing_key.public_b64()}))
+        click.echo(f'org signing key fingerprint: {signing_key.fingerprint()}')
+        click.echo('read it out to every advocate, who runs `fieldvault pin --fingerprint ...`')
+
+    @admin.command('certify')
+    @click.argument('advocate')
+    @click.option('--fingerprint', required=True,
+                  help='The fingerprint the advocate read to you from their screen.')
+    @click.pass_context
+    def certify(ctx: click.Context, advocate: str, fingerprint: str) -> None:
+        """Certify an advocate's enrolled key after an out-of-band fingerprint check."""
+        home = _home(ctx)
+        api = Api(home)
+        enrolled = api.call('GET', f'/advocates/keys/{advocate}')['public']
+        shown = keys.fingerprint(enrolled['pub'])
+        if shown.replace(' ', '') != fingerprint.replace(' ', ''):
+            raise click.ClickException(f'fingerprint mismatch: the server holds {shown}')
+        signing_key = _load_signing_key(home)
+        me = api.call('GET', '/auth/me')['username']
+        certificate = keys.certify_advocate_key(enrolled, signing_key, certified_by=me)
+        api.call('PUT', f'/advocates/keys/{advocate}/certificate', {'certificate': certificate})
+        click.echo(f'certified {advocate} ({shown})')
+
+    @cli.group('keys')
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.pass_context
+    def keys_group(ctx: click.Context, home: str) -> None:
+        """Org key versions (run on the admin's own machine)."""
+        ctx.obj = {'home': Home(home)}
+
+    @keys_group.command('init')
+    @click.option('--kid', required=True, help='Id of the first org key version, e.g. oek-1.')
+    @click.option('--org', required=True, help='Organisation id (FIELDVAULT_ORG).')
+    @click.option('--recovery', 'recovery_file', required=True, type=click.Path(exists=True),
+                  help='Public record of the break-glass recovery key (from `recovery create`).')
+    @click.pass_context
+    def keys_init(ctx: click.Context, kid: str, org: str, recovery_file: str) -> None:
+        """Create the first org key: grants to every certified advocate and recovery, manifest."""
+        home = _home(ctx)
+        api = Api(home)
+        signing_key = _load_signing_key(home)
+        pinned = signing_key.public_b64()
+        recipients = []
+        for entry in api.call('GET', '/advocates/certified')['keys']:
+            # APPSEC: re-verify each certificate here; the server could list
+            # a key of its own.
+            keys.verify_certificate(entry['certificate'], pinned)
+            recipients.append(entry['public'])
+        recovery = json.loads(pathlib.Path(recovery_file).read_text())['public']
+        recipients.append(recovery)
+        org_key = keys.OrgKeyPair.generate(kid)
+        me = api.call('GET', '/auth/me')['username']
+        grants = [keys.seal_grant(org_key, public, org=org, granted_by=me,
+                                  signing_key=signing_key) for public in recipients]
+        api.call('POST', '/keys/grants', {'grants': grants})
+        try:
+            current = api.call('GET', '/keys/manifest')
+            seq = keys.verify_manifest(current['signed'], pinned)['seq'] + 1
+        except click.ClickException:
+            seq = 1
+        body = keys.build_manifest(org, seq, [org_key.manifest_entry('active')])
+        api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
+        click.echo(f'org key {kid} active in manifest seq {seq}; '
+                   f'grants to {len(recipients) - 1} advocates and recovery')
+
+    @cli.group()
+    def recovery() -> None:
+        """The break-glass recovery key (kept offline by trustees)."""
+
+    @recovery.command('create')
+    @click.option('--out', required=True, type=click.Path(dir_okay=False))
+    def recovery_create(out: str) -> None:
+        """Generate the recovery key, wrapped under a passphrase, into --out."""
+        passphrase = click.prompt('Recovery passphrase', hide_input=True, confirmation_prompt=True)
+        recovery_key = keys.AdvocateKey.generate('recovery')
+        blob = {'public': recovery_key.public_record(), 'wrapped': recovery_key.wrap(passphrase)}
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            json.dump(blob, handle, indent=2)
+        click.echo(f'recovery key {recovery_key.public_record()["fingerprint"]} written to {out}')
+
+    @cli.group()
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.pass_context
+    def advocate(ctx: click.Context, home: str) -> None:
+        """An advocate's key and record access (on the advocate's own machine)."""
+        ctx.obj = {'home': Home(home)}
+
+    @advocate.command('enroll')
+    @click.pass_context
+    def advocate_enroll(ctx: click.Context) -> None:
+        """Generate your personal key, wrap it under a passphrase, and upload it."""
+        api = Api(_home(ctx))
+        me = api.call('GET', '/auth/me')['username']
+        passphrase = click.prompt('New key passphrase (12+ characters)', hide_input=True,
+                                  confirmation_prompt=True)
+        personal = keys.AdvocateKey.generate(me)
+        try:
+            wrapped = personal.wrap(passphrase)
+        except keys.errors.WeakPassphrase:
+            raise click.ClickException('the passphrase is too short') from None
+        result = api.call('POST', '/advocates/keys',
+                          {'public': personal.public_record(), 'wrapped': wrapped})
+        click.echo(f'key enrolled; read this fingerprint to your admin: {result["fingerprint"]}')
+
+    @advocate.command('open')
+    @click.argument('record_id')
+    @click.option('--purpose', required=True, help='Why you open this record (audited).')
+    @click.pass_context
+    def advocate_open(ctx: click.Context, record_id: str, purpose: str) -> None:
+        """Open a record locally: asks for your passphrase and shows the plaintext."""
+        home = _home(ctx)
+        api = Api(home)
+        pinned = _pinned_signer(home)
+        mine = api.call('GET', '/advocates/me')
+        passphrase = click.prompt('Key passphrase', hide_input=True)
+        try:
+            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
+            released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
+            document = released['document']
+            keyring = keys.Keyring.from_grants(mine['grants'], personal, org=document['org'],
+                                               pinned_public_b64=pinned)
+            plain = keys.open_document(document, envelopes=released['envelopes'],
+                                       keyring=keyring,
+                                       paths=schemas.identifying_paths(document['type']),
+                                       org=document['org'])
+        except keys.errors.KeysError:
+            raise click.ClickException('the record could not be opened with your keys') from None
+        click.echo(json.dumps(plain, indent=2, ensure_ascii=False, sort_keys=True))
+
+    @cli.group()
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.pass_context
+    def intake(ctx: click.Context, home: str) -> None:
+        """Desk intake without a tablet."""
+        ctx.obj = {'home': Home(home)}
+
+    @intake.command('submit')
+    @click.argument('path', type=click.Path(exists=True, dir_okay=False))
+    @click.pass_context
+    def intake_submit(ctx: click.Context, path: str) -> None:
+        """Validate a record from a JSON file, seal it here, and submit it."""
+        home = _home(ctx)
+        api = Api(home)
+        pinned = _pinned_signer(home)
+        document = json.loads(pathlib.Path(path).read_text(encoding='utf-8'))
+        try:
+            document = schemas.validate_document(document, sealed=False)
+        except schemas.errors.SchemaValidationError as ex:
+            raise click.ClickException(f'invalid record: {json.dumps(ex.messages)}') from None
+        manifest = keys.verify_manifest(api.call('GET', '/keys/manifest')['signed'], pinned)
+        sealed, envelope = keys.seal_document(
+            document, paths=schemas.identifying_paths(document['type']),
+            org=document['org'], manifest_body=manifest)
+        result = api.call('POST', '/records', {'document': sealed, 'envelopes': [envelope]})
+        click.echo(f'submitted {result["id"]}')

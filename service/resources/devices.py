@@ -1,0 +1,184 @@
+"""Device registration (admins), enrollment (public, one-time code) and
+revocation, plus the adapter the auth middleware calls for device
+credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.accounts import Principal
+from service.audit import AuditLog
+from service.errors import ApiError
+from service.resources import ADMIN
+from sync.couch import CouchDBClient
+from sync.devices import DeviceError, DeviceNotAuthenticated, Devices
+
+__all__ = ['DeviceAuthenticator', 'DeviceResource', 'DeviceRevokeResource', 'DevicesResource',
+           'EnrollResource']
+
+#: Where the signed key manifest's signing key may be found in the config db.
+_SIGNING_KEY_DOCS = ('signing-key', 'manifest')
+_SIGNING_KEY_FIELDS = ('signing_public_key', 'public_key', 'signer_public_key')
+
+
+def _device_error(ex: DeviceError) -> ApiError:
+    return ApiError(ex.status, ex.code, ex.description)
+
+
+def _object_body(req) -> dict[str, Any]:
+    body = req.get_media()
+    if not isinstance(body, dict):
+        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
+                       fields={'_schema': ['Send a JSON object.']})
+    return body
+
+
+class DeviceAuthenticator:
+    """Turn device credentials into a principal for the auth middleware.
+
+    A refusal is a 401 whose CouchDB ``error`` is ``unauthorized``: PouchDB
+    stops a replication for good on exactly that name (and retries forever on
+    any other), which is what a revoked device must see.
+
+    Args:
+        devices: The device store.
+    """
+
+    def __init__(self, devices: Devices) -> None:
+        self._devices = devices
+
+    @staticmethod
+    def _refused() -> ApiError:
+        return ApiError(401, 'unauthorized', 'Valid device credentials are required.',
+                        headers={'WWW-Authenticate': 'Bearer realm="fieldvault"'})
+
+    @staticmethod
+    def _principal(identity) -> Principal:
+        return Principal(kind='device', id=identity.device_id, roles=('device',),
+                         worker=identity.worker)
+
+    def authenticate_token(self, token: str) -> Principal:
+        """Return the principal of a ``dev.`` bearer token."""
+        try:
+            return self._principal(self._devices.authenticate_token(token))
+        except DeviceNotAuthenticated:
+            raise self._refused() from None
+
+    def authenticate_basic(self, device_id: str, secret: str) -> Principal:
+        """Return the principal of HTTP Basic device credentials."""
+        try:
+            return self._principal(self._devices.authenticate_basic(device_id, secret))
+        except DeviceNotAuthenticated:
+            raise self._refused() from None
+
+
+class DevicesResource:
+    """``POST /devices`` registers a device for a worker; ``GET`` lists devices."""
+
+    auth = {'GET': ADMIN, 'POST': ADMIN}
+
+    def __init__(self, devices: Devices, audit: AuditLog, worker_exists) -> None:
+        self._devices = devices
+        self._audit = audit
+        self._worker_exists = worker_exists
+
+    def on_get(self, req, resp):
+        resp.media = {'devices': self._devices.list()}
+
+    def on_post(self, req, resp):
+        body = _object_body(req)
+        unknown = set(body) - {'worker', 'label'}
+        worker = body.get('worker')
+        label = body.get('label')
+        fields = {name: ['Unknown field.'] for name in unknown}
+        if not isinstance(worker, str) or not self._worker_exists(worker):
+            fields['worker'] = ['Must name an existing user with the worker role.']
+        if label is not None and (not isinstance(label, str) or len(label) > 100):
+            fields['label'] = ['Must be text of at most 100 characters.']
+        if fields:
+            raise ApiError(422, 'validation_failed', 'The request body is not valid.',
+                           fields=fields)
+        registered = self._devices.register(worker, label=label)
+        self._audit.record('device_registered', actor=f'user:{req.context.principal.id}',
+                           subject=f'device:{registered["device_id"]}',
+                           details={'worker': worker})
+        resp.status = 201
+        resp.location = f'/devices/{registered["device_id"]}'
+        resp.media = registered
+
+
+class DeviceResource:
+    """``GET /devices/{device_id}`` shows a device."""
+
+    auth = {'GET': ADMIN}
+
+    def __init__(self, devices: Devices) -> None:
+        self._devices = devices
+
+    def on_get(self, req, resp, device_id):
+        try:
+            resp.media = self._devices.get(device_id)
+        except DeviceError as ex:
+            raise _device_error(ex) from None
+
+
+class DeviceRevokeResource:
+    """``POST /devices/{device_id}/revoke`` revokes a device at once."""
+
+    auth = {'POST': ADMIN}
+
+    def __init__(self, devices: Devices, audit: AuditLog) -> None:
+        self._devices = devices
+        self._audit = audit
+
+    def on_post(self, req, resp, device_id):
+        try:
+            device = self._devices.revoke(device_id)
+        except DeviceError as ex:
+            raise _device_error(ex) from None
+        self._audit.record('device_revoked', actor=f'user:{req.context.principal.id}',
+                           subject=f'device:{device_id}', details={'worker': device['worker']})
+        resp.media = device
+
+
+class EnrollResource:
+    """``POST /devices/enroll``: exchange a one-time code for credentials."""
+
+    auth = {'POST': 'public'}
+
+    def __init__(self, devices: Devices, audit: AuditLog, couch: CouchDBClient,
+                 config_db: str) -> None:
+        self._devices = devices
+        self._audit = audit
+        self._couch = couch
+        self._config_db = config_db
+
+    def _signing_key(self) -> Any:
+        for doc_id in _SIGNING_KEY_DOCS:
+            doc = self._couch.get_or_none(self._config_db, doc_id)
+            for field in _SIGNING_KEY_FIELDS:
+                if doc and doc.get(field):
+                    return doc[field]
+        return None
+
+    def on_post(self, req, resp):
+        body = _object_body(req)
+        if not isinstance(body.get('code'), str) or set(body) != {'code'}:
+            raise ApiError(422, 'validation_failed', 'The request body is not valid.',
+                           fields={'code': ['Send exactly the enrollment code.']})
+        try:
+            credentials = self._devices.enroll(body['code'])
+        except DeviceError as ex:
+            raise _device_error(ex) from None
+        self._audit.record('device_enrolled', actor=f'device:{credentials.device_id}',
+                           subject=f'device:{credentials.device_id}',
+                           details={'worker': credentials.worker})
+        resp.status = 201
+        resp.media = {
+            'device_id': credentials.device_id,
+            'secret': credentials.secret,
+            'token': credentials.token,
+            'worker': credentials.worker,
+            'manifest_signing_key': self._signing_key(),
+            'sync_url': f'{req.forwarded_prefix}/sync/',
+        }

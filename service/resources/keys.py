@@ -1,0 +1,326 @@
+"""Key distribution: the org signer, the signed manifest, advocate keys,
+certificates and grants.
+
+The server only stores and hands out public or sealed material, and checks
+signatures so that a tampered upload is refused early. It never holds an
+unsealed org private key; advocates' clients verify every signature again
+against the signer they pinned, so a malicious server gains nothing by
+skipping these checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keys
+from service.errors import ApiError
+from service.resources import ADMIN, ALL_STAFF, CASE_STAFF
+from sync.errors import DocumentConflict
+
+SIGNER_ID = 'org-signer'
+MANIFEST_ID = 'key-manifest'
+
+
+def _object(req, required: set[str], allowed: set[str] | None = None) -> dict[str, Any]:
+    body = req.get_media()
+    if not isinstance(body, dict):
+        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
+                       fields={'_schema': ['Send a JSON object.']})
+    allowed = required if allowed is None else allowed
+    fields = {name: ['Unknown field.'] for name in set(body) - allowed}
+    fields.update({name: ['Missing data for required field.'] for name in required - set(body)})
+    if fields:
+        raise ApiError(422, 'validation_failed', 'The request body is not valid.', fields=fields)
+    return body
+
+
+class KeyStore:
+    """Reads and writes key documents in the config, directory and keyvault databases.
+
+    Args:
+        services: The app's collaborators.
+    """
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._config_db = services.db('config')
+        self._directory_db = services.db('directory')
+        self._keyvault_db = services.db('keyvault')
+
+    def signer(self) -> dict[str, Any] | None:
+        """Return the pinned org signer document, if any."""
+        return self._couch.get_or_none(self._config_db, SIGNER_ID)
+
+    def signer_public(self) -> str:
+        """Return the pinned signer public key, or raise 409 when there is none."""
+        signer = self.signer()
+        if signer is None:
+            raise ApiError(409, 'no_signer', 'No org signing key is pinned yet.')
+        return signer['public']
+
+    def manifest(self) -> dict[str, Any] | None:
+        """Return the signed manifest document, if published."""
+        return self._couch.get_or_none(self._config_db, MANIFEST_ID)
+
+    def manifest_body(self) -> dict[str, Any] | None:
+        """Return the verified body of the current manifest, if published."""
+        current = self.manifest()
+        if current is None:
+            return None
+        return keys.verify_manifest(current['signed'], self.signer_public())
+
+    def advocate_key(self, advocate: str) -> dict[str, Any] | None:
+        return self._couch.get_or_none(self._directory_db, f'apk:{advocate}')
+
+    def put_config(self, doc: dict[str, Any]) -> None:
+        self._couch.put(self._config_db, doc)
+
+    def put_directory(self, doc: dict[str, Any]) -> None:
+        self._couch.put(self._directory_db, doc)
+
+    def advocate_keys(self) -> list[dict[str, Any]]:
+        return list(self._couch.iter_prefix(self._directory_db, 'apk:'))
+
+    def grants_for(self, advocate: str) -> list[dict[str, Any]]:
+        return [doc for doc in self._couch.iter_prefix(self._keyvault_db, 'grant:')
+                if doc.get('advocate') == advocate]
+
+    def put_grants(self, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        existing = {row['id']: row['value']['rev'] for row in self._couch.all_docs(
+            self._keyvault_db, keys=[grant['_id'] for grant in grants]) if 'value' in row}
+        docs = []
+        for grant in grants:
+            doc = dict(grant)
+            if doc['_id'] in existing:
+                doc['_rev'] = existing[doc['_id']]
+            docs.append(doc)
+        return self._couch.bulk_docs(self._keyvault_db, docs)
+
+
+class SignerResource:
+    """``GET /keys/signer`` shows the pinned org signing key; ``PUT`` pins it once."""
+
+    auth = {'GET': 'public', 'PUT': ADMIN}
+
+    def __init__(self, store: KeyStore, audit) -> None:
+        self._store = store
+        self._audit = audit
+
+    def on_get(self, req, resp):
+        signer = self._store.signer()
+        if signer is None:
+            raise ApiError(404, 'not_found', 'No org signing key is pinned yet.')
+        resp.media = {'public': signer['public'], 'fingerprint': signer['fingerprint']}
+
+    def on_put(self, req, resp):
+        body = _object(req, {'public'})
+        if not isinstance(body['public'], str):
+            raise ApiError(422, 'validation_failed', 'public must be a string.',
+                           fields={'public': ['Not a valid string.']})
+        fingerprint = keys.fingerprint(body['public'])
+        try:
+            self._store.put_config({'_id': SIGNER_ID, 'type': 'org-signer',
+                                    'public': body['public'], 'fingerprint': fingerprint})
+        except DocumentConflict:
+            # APPSEC: replacing the signer would let whoever holds the new key
+            # issue manifests and grants; it is a deliberate operator action,
+            # not an API call.
+            raise ApiError(409, 'signer_pinned', 'An org signing key is already pinned.') from None
+        self._audit.record('signer_pinned', actor=f'user:{req.context.principal.id}',
+                           details={'fingerprint': fingerprint})
+        resp.status = 201
+        resp.media = {'public': body['public'], 'fingerprint': fingerprint}
+
+
+class ManifestResource:
+    """``GET /keys/manifest`` (public, for tablets); ``PUT`` publishes a signed one."""
+
+    auth = {'GET': 'public', 'PUT': ADMIN}
+
+    def __init__(self, store: KeyStore, audit) -> None:
+        self._store = store
+        self._audit = audit
+
+    def on_get(self, req, resp):
+        current = self._store.manifest()
+        if current is None:
+            raise ApiError(404, 'not_found', 'No key manifest is published yet.')
+        resp.media = {'signed': current['signed'], 'signer': self._store.signer_public()}
+
+    def on_put(self, req, resp):
+        body = _object(req, {'signed'})
+        signer = self._store.signer_public()
+        current = self._store.manifest()
+        min_seq = None
+        if current is not None:
+            min_seq = keys.verify_manifest(current['signed'], signer)['seq'] + 1
+        manifest = keys.verify_manifest(body['signed'], signer, min_seq=min_seq)
+        doc = {'_id': MANIFEST_ID, 'type': 'key-manifest', 'seq': manifest['seq'],
+               'signed': body['signed']}
+        if current is not None:
+            doc['_rev'] = current['_rev']
+        self._store.put_config(doc)
+        self._audit.record('manifest_published', actor=f'user:{req.context.principal.id}',
+                           details={'seq': manifest['seq'],
+                                    'keys': [(k['kid'], k['status']) for k in manifest['keys']]})
+        resp.media = {'seq': manifest['seq']}
+
+
+class AdvocateKeysResource:
+    """``POST /advocates/keys`` enrolls the caller's key; ``GET`` lists them (admin)."""
+
+    auth = {'GET': ADMIN, 'POST': CASE_STAFF}
+
+    def __init__(self, store: KeyStore, audit) -> None:
+        self._store = store
+        self._audit = audit
+
+    def on_get(self, req, resp):
+        resp.media = {'keys': [
+            {'advocate': doc['advocate'], 'apk': doc['public']['apk'],
+             'fingerprint': doc['public']['fingerprint'], 'status': doc['status']}
+            for doc in self._store.advocate_keys()]}
+
+    def on_post(self, req, resp):
+        body = _object(req, {'public', 'wrapped'})
+        me = req.context.principal.id
+        public, wrapped = body['public'], body['wrapped']
+        if not isinstance(public, dict) or not isinstance(wrapped, dict):
+            raise ApiError(422, 'validation_failed', 'public and wrapped must be objects.')
+        checked = keys.check_advocate_public_record(public)
+        if checked['advocate'] != me or wrapped.get('advocate') != me \
+                or wrapped.get('apk') != checked['apk'] or wrapped.get('pub') != checked['pub']:
+            raise ApiError(422, 'key_mismatch',
+                           'The key must be yours, and the wrapped key must match the public key.')
+        existing = self._store.advocate_key(me)
+        doc = {'_id': f'apk:{me}', 'type': 'advocate-key', 'advocate': me,
+               'public': checked, 'wrapped': wrapped, 'status': 'pending', 'certificate': None}
+        if existing is not None:
+            doc['_rev'] = existing['_rev']
+        self._store.put_directory(doc)
+        self._audit.record('advocate_key_enrolled', actor=f'user:{me}',
+                           details={'apk': checked['apk'], 'fingerprint': checked['fingerprint']})
+        resp.status = 201
+        resp.media = {'advocate': me, 'apk': checked['apk'],
+                      'fingerprint': checked['fingerprint'], 'status': 'pending'}
+
+
+class AdvocateKeyResource:
+    """``GET /advocates/keys/{advocate}`` shows one enrolled key (admin, for certifying)."""
+
+    auth = {'GET': ADMIN}
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+
+    def on_get(self, req, resp, advocate):
+        doc = self._store.advocate_key(advocate)
+        if doc is None:
+            raise ApiError(404, 'not_found', 'No key is enrolled for that advocate.')
+        resp.media = {'public': doc['public'], 'status': doc['status'],
+                      'certificate': doc['certificate']}
+
+
+class CertificateResource:
+    """``PUT /advocates/keys/{advocate}/certificate``: admin certifies a key."""
+
+    auth = {'PUT': ADMIN}
+
+    def __init__(self, store: KeyStore, audit) -> None:
+        self._store = store
+        self._audit = audit
+
+    def on_put(self, req, resp, advocate):
+        body = _object(req, {'certificate'})
+        doc = self._store.advocate_key(advocate)
+        if doc is None:
+            raise ApiError(404, 'not_found', 'No key is enrolled for that advocate.')
+        certified = keys.verify_certificate(body['certificate'], self._store.signer_public())
+        if certified['advocate'] != advocate or certified['apk'] != doc['public']['apk'] \
+                or certified['pub'] != doc['public']['pub']:
+            raise ApiError(422, 'key_mismatch', 'The certificate is for another key.')
+        doc['certificate'] = body['certificate']
+        doc['status'] = 'certified'
+        self._store.put_directory(doc)
+        self._audit.record('advocate_key_certified', actor=f'user:{req.context.principal.id}',
+                           subject=f'user:{advocate}', details={'apk': doc['public']['apk']})
+        resp.media = {'advocate': advocate, 'status': 'certified'}
+
+
+class CertifiedKeysResource:
+    """``GET /advocates/certified``: certified public keys, for the admin's grant step."""
+
+    auth = {'GET': ADMIN}
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+
+    def on_get(self, req, resp):
+        resp.media = {'keys': [
+            {'public': doc['public'], 'certificate': doc['certificate']}
+            for doc in self._store.advocate_keys() if doc['status'] == 'certified']}
+
+
+class MyKeyResource:
+    """``GET /advocates/me``: the caller's wrapped key and grants, to unlock locally."""
+
+    auth = {'GET': CASE_STAFF}
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+
+    def on_get(self, req, resp):
+        me = req.context.principal.id
+        doc = self._store.advocate_key(me)
+        if doc is None:
+            raise ApiError(404, 'not_found', 'You have not enrolled a key.')
+        resp.media = {'public': doc['public'], 'wrapped': doc['wrapped'], 'status': doc['status'],
+                      'grants': self._store.grants_for(me)}
+
+
+class GrantsResource:
+    """``POST /keys/grants``: store grants the admin sealed and signed on their machine."""
+
+    auth = {'POST': ADMIN}
+
+    def __init__(self, store: KeyStore, audit) -> None:
+        self._store = store
+        self._audit = audit
+
+    def on_post(self, req, resp):
+        body = _object(req, {'grants'})
+        grants = body['grants']
+        if not isinstance(grants, list) or not grants:
+            raise ApiError(422, 'validation_failed', 'grants must be a non-empty list.',
+                           fields={'grants': ['Send a non-empty list.']})
+        signer = self._store.signer_public()
+        for grant in grants:
+            keys.verify_grant_signature(grant, signer)
+        results = self._store.put_grants(grants)
+        failed = [r for r in results if r.get('error')]
+        if failed:
+            raise ApiError(409, 'conflict', 'Some grants changed concurrently; retry.')
+        for grant in grants:
+            self._audit.record('grant_stored', actor=f'user:{req.context.principal.id}',
+                               subject=f'user:{grant["advocate"]}', details={'kek': grant['kek']})
+        resp.status = 201
+        resp.media = {'stored': len(grants)}
+
+
+def key_routes(services) -> list[tuple[str, Any]]:
+    """Return the key-distribution routes."""
+    store = KeyStore(services)
+    audit = services.audit
+    return [
+        ('/keys/signer', SignerResource(store, audit)),
+        ('/keys/manifest', ManifestResource(store, audit)),
+        ('/keys/grants', GrantsResource(store, audit)),
+        ('/advocates/keys', AdvocateKeysResource(store, audit)),
+        ('/advocates/keys/{advocate}', AdvocateKeyResource(store)),
+        ('/advocates/keys/{advocate}/certificate', CertificateResource(store, audit)),
+        ('/advocates/certified', CertifiedKeysResource(store)),
+        ('/advocates/me', MyKeyResource(store)),
+    ]
+
+
+__all__ = ['KeyStore', 'key_routes', 'ALL_STAFF']

@@ -1,0 +1,268 @@
+"""The ``/sync/{db}`` replication endpoints (CouchDB protocol, devices only)
+and the conflict listing for case staff. Thin: ``sync.gateway`` does the work."""
+
+from __future__ import annotations
+
+import contextlib
+
+from service.errors import ApiError
+from service.resources import CASE_STAFF
+from sync.devices import DeviceIdentity
+from sync.gateway import BadRequest, Gateway, RecordRules, UnknownDatabase
+
+__all__ = ['ConflictsResource', 'SyncWiring', 'sync_routes']
+
+DEVICE = ('device',)
+
+
+@contextlib.contextmanager
+def _gateway_errors():
+    try:
+        yield
+    except UnknownDatabase:
+        raise ApiError(404, 'not_found', 'Database does not exist.') from None
+    except BadRequest as ex:
+        raise ApiError(400, 'bad_request', f'Malformed request: {ex.args[0]}.') from None
+
+
+def _device(req) -> DeviceIdentity:
+    principal = req.context.principal
+    return DeviceIdentity(device_id=principal.id, worker=principal.worker)
+
+
+def _int_param(req, name: str) -> int | None:
+    raw = req.get_param(name)
+    if raw is None or raw == '':
+        return None
+    if not raw.isdigit():
+        raise ApiError(400, 'bad_request', f'Malformed request: {name}.')
+    return int(raw)
+
+
+def _json_object(req, kind=dict):
+    body = req.get_media()
+    if not isinstance(body, kind):
+        raise ApiError(400, 'bad_request', 'Malformed request: body.')
+    return body
+
+
+class _SyncResource:
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+
+class SyncRootResource(_SyncResource):
+    """``GET /sync/``: the server welcome with a stable uuid."""
+
+    auth = {'GET': DEVICE, 'HEAD': DEVICE}
+
+    def on_get(self, req, resp):
+        resp.media = self._gateway.server_info()
+
+    on_head = on_get
+
+
+class SyncDatabaseResource(_SyncResource):
+    """``GET /sync/{db}``: database info (update_seq, instance_start_time)."""
+
+    auth = {'GET': DEVICE, 'HEAD': DEVICE, 'PUT': DEVICE}
+
+    def on_get(self, req, resp, db):
+        with _gateway_errors():
+            resp.media = self._gateway.db_info(db)
+
+    def on_head(self, req, resp, db):
+        with _gateway_errors():
+            self._gateway.db_info(db)
+
+    def on_put(self, req, resp, db):
+        # PouchDB creates a database only after a 404; ours always exist.
+        with _gateway_errors():
+            self._gateway.physical(db)
+        raise ApiError(412, 'file_exists', 'The database could not be created, the file already exists.')
+
+
+class SyncLocalResource(_SyncResource):
+    """``GET/PUT /sync/{db}/_local/{local_id}``: per-device checkpoints."""
+
+    auth = {'GET': DEVICE, 'PUT': DEVICE}
+
+    def on_get(self, req, resp, db, local_id):
+        with _gateway_errors():
+            resp.media = self._gateway.read_checkpoint(_device(req), db, local_id)
+
+    def on_put(self, req, resp, db, local_id):
+        with _gateway_errors():
+            resp.media = self._gateway.write_checkpoint(_device(req), db, local_id,
+                                                        _json_object(req))
+        resp.status = 201
+
+
+class SyncChangesResource(_SyncResource):
+    """``GET /sync/{db}/_changes``: the device's filtered feed (normal, longpoll)."""
+
+    auth = {'GET': DEVICE}
+
+    def on_get(self, req, resp, db):
+        style = req.get_param('style') or 'main_only'
+        with _gateway_errors():
+            resp.media = self._gateway.changes(
+                _device(req), db,
+                since=req.get_param('since'),
+                limit=_int_param(req, 'limit'),
+                feed=req.get_param('feed') or 'normal',
+                timeout_ms=_int_param(req, 'timeout'),
+                style_all_docs=style == 'all_docs',
+            )
+
+
+class SyncRevsDiffResource(_SyncResource):
+    """``POST /sync/{db}/_revs_diff``: which revisions the server lacks."""
+
+    auth = {'POST': DEVICE}
+
+    def on_post(self, req, resp, db):
+        with _gateway_errors():
+            resp.media = self._gateway.revs_diff(db, _json_object(req))
+
+
+class SyncBulkDocsResource(_SyncResource):
+    """``POST /sync/{db}/_bulk_docs``: validated writes, per-doc refusals, 201."""
+
+    auth = {'POST': DEVICE}
+
+    def on_post(self, req, resp, db):
+        body = _json_object(req)
+        new_edits = body.get('new_edits', True)
+        if not isinstance(new_edits, bool):
+            raise ApiError(400, 'bad_request', 'Malformed request: new_edits.')
+        with _gateway_errors():
+            resp.media = self._gateway.bulk_docs(_device(req), db, body.get('docs'),
+                                                 new_edits=new_edits)
+        resp.status = 201
+
+
+class SyncBulkGetResource(_SyncResource):
+    """``POST /sync/{db}/_bulk_get``: documents 1:1 in request order."""
+
+    auth = {'POST': DEVICE}
+
+    def on_post(self, req, resp, db):
+        with _gateway_errors():
+            resp.media = self._gateway.bulk_get(_device(req), db,
+                                                _json_object(req).get('docs'))
+
+
+class SyncEnsureFullCommitResource(_SyncResource):
+    """``POST /sync/{db}/_ensure_full_commit``: 201, as couch_replicator needs."""
+
+    auth = {'POST': DEVICE}
+
+    def on_post(self, req, resp, db):
+        with _gateway_errors():
+            self._gateway.physical(db)
+        resp.status = 201
+        resp.media = {'ok': True, 'instance_start_time': '0'}
+
+
+class SyncDocumentResource(_SyncResource):
+    """``GET /sync/{db}/{doc_id}``: one visible document, or ``open_revs`` (JSON)."""
+
+    auth = {'GET': DEVICE}
+
+    def on_get(self, req, resp, db, doc_id):
+        with _gateway_errors():
+            resp.media = self._gateway.open_revs(_device(req), db, doc_id,
+                                                 req.get_param('open_revs'))
+
+
+class ConflictsResource:
+    """``GET /records/conflicts``: ids of records with CouchDB conflicts."""
+
+    auth = {'GET': CASE_STAFF}
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def on_get(self, req, resp):
+        resp.media = {'conflicts': self._gateway.conflicted_records()}
+
+
+def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
+    """Return the ``/sync`` routes (with and without trailing slashes)."""
+    root = SyncRootResource(gateway)
+    database = SyncDatabaseResource(gateway)
+    return [
+        ('/sync', root),
+        ('/sync/', root),
+        ('/sync/{db}', database),
+        ('/sync/{db}/', database),
+        ('/sync/{db}/_local/{local_id}', SyncLocalResource(gateway)),
+        ('/sync/{db}/_changes', SyncChangesResource(gateway)),
+        ('/sync/{db}/_revs_diff', SyncRevsDiffResource(gateway)),
+        ('/sync/{db}/_bulk_docs', SyncBulkDocsResource(gateway)),
+        ('/sync/{db}/_bulk_get', SyncBulkGetResource(gateway)),
+        ('/sync/{db}/_ensure_full_commit', SyncEnsureFullCommitResource(gateway)),
+        ('/sync/{db}/{doc_id}', SyncDocumentResource(gateway)),
+    ]
+
+
+class SyncWiring:
+    """The device store, gateway, auth adapter and routes of one app.
+
+    Args:
+        services: The app's collaborators.
+    """
+
+    def __init__(self, services) -> None:
+        # Imported here so the resource module stays importable without them
+        # in unit tests of the resources alone.
+        import keys
+        import keys.errors
+        import schemas
+        import schemas.errors
+        from service.accounts import AccountError
+        from service.resources.devices import (
+            DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource,
+            EnrollResource)
+        from sync.devices import Devices
+
+        config = services.config
+        self.devices = Devices(services.couch, config.db_name('directory'),
+                               config.db_name('config'), enrollment_ttl=config.enrollment_ttl)
+        rules = RecordRules(
+            record_types=tuple(schemas.RECORD_TYPES),
+            validate_document=lambda doc: schemas.validate_document(doc, sealed=True),
+            identifying_paths=schemas.identifying_paths,
+            schema_errors=(schemas.errors.SchemaValidationError,),
+            unknown_schema_errors=(schemas.errors.UnknownSchema,),
+            validate_envelope=keys.validate_envelope,
+            envelope_errors=(keys.errors.InvalidKeyMaterial, keys.errors.KeysError),
+        )
+        self.gateway = Gateway(
+            services.couch,
+            {name: config.db_name(name) for name in ('records', 'config', 'keyvault',
+                                                     'quarantine')},
+            rules,
+            server_uuid=config.server_uuid or Gateway.derive_server_uuid(config.org),
+            max_doc_bytes=config.max_doc_bytes,
+            longpoll_max_seconds=config.longpoll_max_seconds,
+            audit=services.audit.record,
+        )
+        self.device_auth = DeviceAuthenticator(self.devices)
+
+        def worker_exists(username: str) -> bool:
+            try:
+                return 'worker' in services.accounts.get_user(username)['roles']
+            except AccountError:
+                return False
+
+        self.routes = [
+            ('/devices', DevicesResource(self.devices, services.audit, worker_exists)),
+            ('/devices/enroll', EnrollResource(self.devices, services.audit, services.couch,
+                                               config.db_name('config'))),
+            ('/devices/{device_id}', DeviceResource(self.devices)),
+            ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
+            ('/records/conflicts', ConflictsResource(self.gateway)),
+            *sync_routes(self.gateway),
+        ]
