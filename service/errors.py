@@ -83,7 +83,10 @@ def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError)
     if fields is not None:
         body['fields'] = fields
     if req.path.startswith('/sync'):
-        body['error'] = body['code']
+        # PouchDB stops for good on "unauthorized"/"forbidden" and retries
+        # anything else, so refused credentials must use CouchDB's names.
+        couch_names = {401: 'unauthorized', 403: 'forbidden'}
+        body['error'] = couch_names.get(int(str(ex.status).split()[0]), body['code'])
         body['reason'] = body['description']
     resp.content_type = falcon.MEDIA_JSON
     resp.media = body

@@ -16,9 +16,6 @@ from sync.devices import DeviceError, DeviceNotAuthenticated, Devices
 __all__ = ['DeviceAuthenticator', 'DeviceResource', 'DeviceRevokeResource', 'DevicesResource',
            'EnrollResource']
 
-#: Where the signed key manifest's signing key may be found in the config db.
-_SIGNING_KEY_DOCS = ('signing-key', 'manifest')
-_SIGNING_KEY_FIELDS = ('signing_public_key', 'public_key', 'signer_public_key')
 
 
 def _device_error(ex: DeviceError) -> ApiError:
@@ -154,12 +151,9 @@ class EnrollResource:
         self._config_db = config_db
 
     def _signing_key(self) -> Any:
-        for doc_id in _SIGNING_KEY_DOCS:
-            doc = self._couch.get_or_none(self._config_db, doc_id)
-            for field in _SIGNING_KEY_FIELDS:
-                if doc and doc.get(field):
-                    return doc[field]
-        return None
+        # The org signer pinned by `fieldvault admin init-signer` (resources/keys.py).
+        doc = self._couch.get_or_none(self._config_db, 'org-signer')
+        return doc['public'] if doc else None
 
     def on_post(self, req, resp):
         body = _object_body(req)

@@ -43,7 +43,11 @@ def planted_identity(owner: str) -> dict:
         target = doc
         for part in parts[:-1]:
             target = target.setdefault(part, {})
-        if isinstance(target.get(parts[-1]), str):
+        # Free-text fields take the canary; formatted ones (dates, phones)
+        # keep the factory's valid values, which are sealed all the same.
+        free_text = any(word in parts[-1] for word in ('name', 'location', 'shelter',
+                                                       'identifiers', 'marks'))
+        if free_text and isinstance(target.get(parts[-1]), str):
             target[parts[-1]] = f'{CANARY}-{parts[-1]}'
     return doc
 
@@ -126,7 +130,8 @@ def test_enroll_certify_first_key_seal_submit_open(live, services, users, tmp_pa
     audit = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
                                                              include_docs=True)]
     opened_events = [event for event in audit if event['kind'] == 'record_opened']
-    assert len(opened_events) == 2
+    # The wrong passphrase fails before the release; the other team is refused.
+    assert len(opened_events) == 1
     assert opened_events[0]['details']['purpose'] == 'weekly case review'
     assert opened_events[0]['actor'] == 'user:adv-1'
     assert opened_events[0]['subject'] == record['_id']

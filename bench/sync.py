@@ -1,0 +1,159 @@
+"""Benchmark of the sync gateway (issue 4).
+
+1. Push throughput: a PouchDB 9 tablet (node) pushes N sealed records through
+   the gateway, and the same N straight into the same pouchdb-server, in one
+   run. Prints docs/s of each and the ratio (goal >= 0.8).
+2. Incremental pull: one device pulls 10 new changes of its own while the
+   records database holds SMALL vs LARGE records of other workers (loaded
+   with ``_bulk_docs`` directly). Prints both times and the ratio (goal <= 1.5).
+
+usage: python -m bench.sync [--records 5000] [--small 1000] [--large 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import tempfile
+import time
+import uuid
+
+import httpx
+
+from service.app import build_services
+from service.cli import ensure_databases
+from service.config import Config
+from service.embedded_db import EmbeddedDB, free_port
+from sync.devices import Devices
+from tests.integration.conftest import ORG, TABLET, Service
+from tests.integration.records import sealed_contact
+
+
+def _tablet(workdir: pathlib.Path, config: dict) -> dict:
+    path = workdir / f'bench-{time.time_ns()}.json'
+    path.write_text(json.dumps(config))
+    out = subprocess.run(['node', str(TABLET), str(path)], capture_output=True, check=True,
+                         timeout=3600).stdout
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    if not result.get('ok'):
+        raise RuntimeError(f'tablet failed: {result}')
+    return result
+
+
+def _sealed(worker: str, count: int) -> tuple[list[dict], list[dict]]:
+    docs, envelopes = [], []
+    for _index in range(count):
+        doc, envelope = sealed_contact(worker, ORG)
+        docs.append(doc)
+        envelopes.append(envelope)
+    return docs, envelopes
+
+
+def _load_others(services, count: int, batch: int = 5000) -> None:
+    """Write ``count`` records of other workers straight into the database."""
+    template, _envelope = sealed_contact('w-other', ORG)
+    for start in range(0, count, batch):
+        docs = []
+        for index in range(start, min(start + batch, count)):
+            doc = dict(template, _id=f'contact:{uuid.uuid4()}', owner=f'w-other-{index % 50}')
+            docs.append(doc)
+        services.couch.bulk_docs(services.db('records'), docs)
+
+
+def _enroll(stack_url: str, services, devices: Devices, worker: str) -> dict:
+    try:
+        services.accounts.create_user(worker, 'correct horse battery staple', ['worker'])
+    except Exception:  # noqa: BLE001 - exists
+        pass
+    code = devices.register(worker)['enrollment_code']
+    return httpx.post(stack_url + '/devices/enroll', json={'code': code}, timeout=10).json()
+
+
+def _deployment(couch_url: str, workdir: pathlib.Path):
+    prefix = f'b{uuid.uuid4().hex[:8]}_'
+    config = Config({}, couchdb_url=couch_url, db_prefix=prefix, org=ORG,
+                    password_hash_memory_kib=1024, password_hash_iterations=1)
+    services = build_services(config)
+    ensure_databases(services)
+    service = Service(couch_url, prefix, workdir).start()
+    devices = Devices(services.couch, services.db('directory'), services.db('config'))
+    return services, service, devices
+
+
+def bench_push(couch_url: str, workdir: pathlib.Path, count: int) -> dict:
+    services, service, devices = _deployment(couch_url, workdir)
+    try:
+        creds = _enroll(service.url, services, devices, 'w-bench')
+        docs, envelopes = _sealed('w-bench', count)
+        payload = docs + envelopes
+        gateway = _tablet(workdir, {
+            'dir': str(workdir / 'push-gw'), 'url': service.url + '/sync/', 'db': 'records',
+            'action': 'push', 'docs': payload,
+            'auth': {'username': creds['device_id'], 'password': creds['secret']}})
+        direct_db = f'bench_direct_{uuid.uuid4().hex[:8]}'
+        services.couch.ensure_db(direct_db)
+        direct = _tablet(workdir, {
+            'dir': str(workdir / 'push-direct'), 'url': couch_url + '/', 'db': direct_db,
+            'action': 'push', 'docs': payload})
+        gw_rate = len(payload) / (gateway['elapsed_ms'] / 1000)
+        direct_rate = len(payload) / (direct['elapsed_ms'] / 1000)
+        return {'documents': len(payload), 'gateway_docs_per_s': round(gw_rate, 1),
+                'direct_docs_per_s': round(direct_rate, 1),
+                'ratio': round(gw_rate / direct_rate, 3)}
+    finally:
+        service.stop()
+        services.couch.close()
+
+
+def bench_incremental_pull(couch_url: str, workdir: pathlib.Path, others: int) -> float:
+    services, service, devices = _deployment(couch_url, workdir)
+    try:
+        creds = _enroll(service.url, services, devices, 'w-pull')
+        auth = {'username': creds['device_id'], 'password': creds['secret']}
+        _load_others(services, others)
+        tablet_dir = str(workdir / f'pull-{others}')
+        base = {'dir': tablet_dir, 'url': service.url + '/sync/', 'db': 'records',
+                'action': 'pull', 'auth': auth}
+        _tablet(workdir, base)  # initial pull: sets the checkpoint past the others
+        services.couch.bulk_docs(services.db('records'), _sealed('w-pull', 10)[0])
+        result = _tablet(workdir, base)
+        return result['elapsed_ms']
+    finally:
+        service.stop()
+        services.couch.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--records', type=int, default=5000)
+    parser.add_argument('--small', type=int, default=1000)
+    parser.add_argument('--large', type=int, default=100_000)
+    parser.add_argument('--couchdb-url', default=None,
+                        help='use this server instead of starting pouchdb-server')
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = pathlib.Path(tmp)
+        server = None
+        couch_url = args.couchdb_url
+        if couch_url is None:
+            server = EmbeddedDB(free_port(), workdir / 'pouchdb').start()
+            couch_url = server.url
+        try:
+            push = bench_push(couch_url, workdir, args.records)
+            print(f'push {push["documents"]} docs (records + envelopes): gateway '
+                  f'{push["gateway_docs_per_s"]} docs/s, direct {push["direct_docs_per_s"]} '
+                  f'docs/s, ratio {push["ratio"]} (goal >= 0.8)')
+            small = bench_incremental_pull(couch_url, workdir, args.small)
+            large = bench_incremental_pull(couch_url, workdir, args.large)
+            print(f'incremental pull of 10 changes: {small:.0f} ms with {args.small} other '
+                  f'records, {large:.0f} ms with {args.large}; ratio {large / small:.2f} '
+                  f'(goal <= 1.5)')
+        finally:
+            if server is not None:
+                server.stop()
+
+
+if __name__ == '__main__':
+    main()

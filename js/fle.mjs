@@ -1,0 +1,706 @@
+// fle/1 reference sealer and opener for JavaScript tablets (node 20 or a
+// browser): @hpke/core for HPKE, WebCrypto (globalThis.crypto.subtle) for
+// HKDF, AES-GCM, SHA-256 and ECDSA. No other dependency, no Buffer.
+//
+// The format is specified in docs/ENCRYPTION.md; this file is a second,
+// independent implementation of it, checked byte for byte against
+// tests/vectors/*.json by tests/unit/test_keys_js_interop.py.
+//
+// CLI (JSON on stdin or a vector file, JSON on stdout):
+//   node js/fle.mjs seal   < {"doc","paths","org","manifest_body","device"?,"now"?,"rng_hex"?}
+//   node js/fle.mjs open   < {"sealed","envelopes","org_keys":[{"kid","private_hex"}],"paths","org"}
+//   node js/fle.mjs verify-manifest < {"signed","pinned_public","min_seq"?}
+//   node js/fle.mjs vectors tests/vectors/<file>.json
+// Exit status: 0 success, 3 InvalidCiphertext/InvalidManifest, 1 vector
+// mismatch, 2 usage or unexpected error.
+
+import {
+  Aes128Gcm,
+  Aes256Gcm,
+  CipherSuite,
+  DhkemP256HkdfSha256,
+  HkdfSha256,
+} from "@hpke/core";
+
+const subtle = globalThis.crypto.subtle;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+export const SUITE = "hpke:0x0010-0x0001-0x0002";
+export const FLE_VERSION = 1;
+const FIELD_TAG = "fle/1/field";
+const ENC_INFO = utf8.encode("fle/1/enc");
+const COMMIT_INFO = utf8.encode("fle/1/commit");
+const RK_TAG = "fle/1/rk";
+const GRANT_TAG = "fle/1/grant";
+const MANIFEST_TYPE = "fle/1/manifest";
+const PAD_BLOCK = 32;
+const MAX_CIPHERTEXT_LENGTH = 64 * 1024;
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const RKID = /^[0-9a-f]{32}$/;
+
+/** Every failure to open anything: one class, one message. */
+export class InvalidCiphertext extends Error {
+  constructor() {
+    super("The sealed data could not be opened.");
+    this.name = "InvalidCiphertext";
+  }
+}
+
+/** A signed key manifest was refused: one class, one message. */
+export class InvalidManifest extends Error {
+  constructor() {
+    super("The key manifest could not be verified.");
+    this.name = "InvalidManifest";
+  }
+}
+
+/** Malformed input to a sealing API (names a field, never a value). */
+export class InvalidKeyMaterial extends Error {
+  constructor(reason) {
+    super(reason);
+    this.name = "InvalidKeyMaterial";
+  }
+}
+
+function hpkeSuite(aead = new Aes256Gcm()) {
+  return new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead });
+}
+
+// -- Encodings ---------------------------------------------------------------
+
+export function b64urlEncode(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** Strict base64url without padding; throws on anything non-canonical. */
+export function b64urlDecode(text, length) {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
+    throw new Error("not base64url");
+  }
+  const padded = text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4);
+  const bytes = Uint8Array.from(atob(padded), (char) => char.charCodeAt(0));
+  if (b64urlEncode(bytes) !== text) throw new Error("not canonical base64url");
+  if (length !== undefined && bytes.length !== length) throw new Error("wrong length");
+  return bytes;
+}
+
+export function hexEncode(bytes) {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export function hexDecode(text) {
+  if (typeof text !== "string" || !/^([0-9a-f]{2})*$/.test(text)) throw new Error("not hex");
+  return Uint8Array.from(text.match(/../g) ?? [], (pair) => parseInt(pair, 16));
+}
+
+function concat(...arrays) {
+  const out = new Uint8Array(arrays.reduce((sum, array) => sum + array.length, 0));
+  let offset = 0;
+  for (const array of arrays) {
+    out.set(array, offset);
+    offset += array.length;
+  }
+  return out;
+}
+
+function le64(number) {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(number), true);
+  return out;
+}
+
+/** PAE(x1..xn) = LE64(n) || LE64(len x1) || x1 || ...; strings as UTF-8. */
+export function pae(...parts) {
+  const chunks = [le64(parts.length)];
+  for (const part of parts) {
+    const bytes = typeof part === "string" ? utf8.encode(part) : part;
+    chunks.push(le64(bytes.length), bytes);
+  }
+  return concat(...chunks);
+}
+
+/** Canonical JSON: sorted keys (UTF-16 order), no spaces; strings and safe integers only. */
+export function canonicalJson(value) {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) throw new Error("canonical JSON allows safe integers only");
+    return String(value);
+  }
+  if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).sort();
+    return "{" + keys.map((key) => JSON.stringify(key) + ":" + canonicalJson(value[key])).join(",") + "}";
+  }
+  throw new Error("canonical JSON holds strings, integers, arrays and objects only");
+}
+
+function rkidBytes(rkid) {
+  if (typeof rkid !== "string" || !RKID.test(rkid)) throw new Error("not an rkid");
+  return hexDecode(rkid);
+}
+
+function formatTimestamp(now) {
+  return now.toISOString().slice(0, 19) + "Z";
+}
+
+export function parsePointer(pointer) {
+  if (typeof pointer !== "string" || !pointer.startsWith("/")) throw new Error("not a JSON Pointer");
+  const tokens = pointer.slice(1).split("/");
+  for (const token of tokens) if (/~(?![01])/.test(token)) throw new Error("bad escape in JSON Pointer");
+  return tokens.map((token) => token.replaceAll("~1", "/").replaceAll("~0", "~"));
+}
+
+function child(container, token) {
+  if (Array.isArray(container)) {
+    if (/^(0|[1-9][0-9]*)$/.test(token) && Number(token) < container.length) return [true, Number(token)];
+    return [false, null];
+  }
+  if (container !== null && typeof container === "object" && Object.hasOwn(container, token)) {
+    return [true, token];
+  }
+  return [false, null];
+}
+
+/** Return [container, key] with container[key] present, or null. */
+export function locate(doc, tokens) {
+  let container = doc;
+  for (const token of tokens.slice(0, -1)) {
+    const [found, key] = child(container, token);
+    if (!found) return null;
+    container = container[key];
+  }
+  const [found, key] = child(container, tokens[tokens.length - 1]);
+  return found ? [container, key] : null;
+}
+
+function parsePaths(paths) {
+  const parsed = paths.map((pointer) => {
+    const tokens = parsePointer(pointer);
+    if (tokens[0] === "fle" || tokens[0].startsWith("_")) {
+      throw new InvalidKeyMaterial(`identifying path '${pointer}' targets a reserved member`);
+    }
+    return [pointer, tokens];
+  });
+  for (let i = 0; i < parsed.length; i++) {
+    for (let j = i + 1; j < parsed.length; j++) {
+      const shorter = Math.min(parsed[i][1].length, parsed[j][1].length);
+      if (parsed[i][1].slice(0, shorter).every((token, k) => token === parsed[j][1][k])) {
+        throw new InvalidKeyMaterial("identifying paths overlap");
+      }
+    }
+  }
+  return parsed;
+}
+
+// -- Primitives over WebCrypto -----------------------------------------------
+
+async function hkdf(ikm, salt, info, length = 32) {
+  const key = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+  return new Uint8Array(await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, length * 8));
+}
+
+export async function deriveRecordKeys(rk, rkid) {
+  const salt = rkidBytes(rkid);
+  return { kEnc: await hkdf(rk, salt, ENC_INFO), commit: await hkdf(rk, salt, COMMIT_INFO) };
+}
+
+async function aesGcm(operation, key, nonce, data, aad) {
+  const cryptoKey = await subtle.importKey("raw", key, "AES-GCM", false, [operation]);
+  const params = { name: "AES-GCM", iv: nonce, additionalData: aad, tagLength: 128 };
+  return new Uint8Array(await subtle[operation](params, cryptoKey, data));
+}
+
+export function fieldAad(org, docId, pointer, rkid) {
+  return pae(FIELD_TAG, org, docId, pointer, rkidBytes(rkid));
+}
+
+export function pad(data) {
+  const out = new Uint8Array(Math.ceil((data.length + 1) / PAD_BLOCK) * PAD_BLOCK);
+  out.set(data);
+  out[data.length] = 0x80;
+  return out;
+}
+
+export function unpad(padded) {
+  if (padded.length === 0 || padded.length % PAD_BLOCK) throw new Error("bad padding");
+  let end = padded.length;
+  while (end > 0 && padded[end - 1] === 0) end--;
+  if (end === 0 || padded[end - 1] !== 0x80 || padded.length - end >= PAD_BLOCK) throw new Error("bad padding");
+  return padded.slice(0, end - 1);
+}
+
+export function envelopeInfo(org, kek, docId, rkid) {
+  return pae(RK_TAG, org, kek, docId, rkidBytes(rkid));
+}
+
+export function grantInfo(org, kek, advocate, apk) {
+  return pae(GRANT_TAG, org, kek, advocate, apk);
+}
+
+/** HPKE single-shot seal, empty AAD; `ekm` fixes the ephemeral key (vectors only). */
+export async function hpkeSeal(plaintext, publicB64, info, ekm) {
+  const suite = hpkeSuite();
+  const recipientPublicKey = await suite.kem.deserializePublicKey(b64urlDecode(publicB64, 65));
+  const params = { recipientPublicKey, info };
+  if (ekm !== undefined) params.ekm = ekm;
+  const { enc, ct } = await suite.seal(params, plaintext);
+  return { enc: new Uint8Array(enc), ct: new Uint8Array(ct) };
+}
+
+export async function importOrgPrivateKey(scalar) {
+  return hpkeSuite().kem.deserializePrivateKey(scalar);
+}
+
+// -- Fields ------------------------------------------------------------------
+
+export async function sealValue(value, { rk, rkid, org, docId, pointer, nonce }) {
+  const plaintext = pad(utf8.encode(JSON.stringify(value)));
+  if (plaintext.length + 16 > MAX_CIPHERTEXT_LENGTH) throw new InvalidKeyMaterial(`the value at '${pointer}' is too large to seal`);
+  const { kEnc } = await deriveRecordKeys(rk, rkid);
+  const ct = await aesGcm("encrypt", kEnc, nonce, plaintext, fieldAad(org, docId, pointer, rkid));
+  return { fle: FLE_VERSION, rk: rkid, n: b64urlEncode(nonce), ct: b64urlEncode(ct) };
+}
+
+function isSealedValue(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const keys = Object.keys(value).sort().join(",");
+  if (keys !== "ct,fle,n,rk" || value.fle !== FLE_VERSION || !RKID.test(String(value.rk))) return false;
+  try {
+    b64urlDecode(value.n, 12);
+    const length = b64urlDecode(value.ct).length;
+    const body = length - 16;
+    return body >= PAD_BLOCK && body % PAD_BLOCK === 0 && length <= MAX_CIPHERTEXT_LENGTH;
+  } catch {
+    return false;
+  }
+}
+
+export async function openValue(sealed, { rk, org, docId, pointer }) {
+  if (!isSealedValue(sealed)) throw new InvalidCiphertext();
+  try {
+    const { kEnc } = await deriveRecordKeys(rk, sealed.rk);
+    const padded = await aesGcm(
+      "decrypt", kEnc, b64urlDecode(sealed.n), b64urlDecode(sealed.ct), fieldAad(org, docId, pointer, sealed.rk));
+    return JSON.parse(utf8Strict.decode(unpad(padded)));
+  } catch {
+    throw new InvalidCiphertext();
+  }
+}
+
+// -- Manifests ---------------------------------------------------------------
+
+export async function fingerprint(publicB64) {
+  const digest = hexEncode(new Uint8Array(await subtle.digest("SHA-256", b64urlDecode(publicB64, 65))));
+  return digest.match(/.{4}/g).join(" ");
+}
+
+/** Verify an ES256 signature (raw r||s) over canonical JSON with WebCrypto. */
+export async function verifySignature(body, sigB64, publicB64) {
+  const key = await subtle.importKey("raw", b64urlDecode(publicB64, 65), { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+  return subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, b64urlDecode(sigB64, 64), utf8.encode(canonicalJson(body)));
+}
+
+function checkManifestBody(body) {
+  const ok = body !== null && typeof body === "object" && Object.keys(body).sort().join(",") === "keys,org,seq,type"
+    && body.type === MANIFEST_TYPE && IDENTIFIER.test(String(body.org))
+    && Number.isSafeInteger(body.seq) && body.seq >= 1 && Array.isArray(body.keys) && body.keys.length >= 1;
+  if (!ok) return false;
+  const kids = new Set();
+  let active = 0;
+  for (const entry of body.keys) {
+    if (entry === null || typeof entry !== "object" || entry.suite !== SUITE || !IDENTIFIER.test(String(entry.kid))) return false;
+    if (!["active", "decrypt-only", "retired"].includes(entry.status)) return false;
+    const allowed = new Set(["kid", "suite", "status", "pub", "accept_until"]);
+    if (!Object.keys(entry).every((key) => allowed.has(key))) return false;
+    if (entry.status === "active") active++;
+    if (entry.status === "active" && typeof entry.pub !== "string") return false;
+    kids.add(entry.kid);
+  }
+  return active === 1 && kids.size === body.keys.length;
+}
+
+export async function verifyManifest(signed, pinnedPublicB64, { minSeq } = {}) {
+  try {
+    const shapeOk = signed !== null && typeof signed === "object"
+      && Object.keys(signed).sort().join(",") === "alg,body,sig,signer" && signed.alg === "ES256";
+    if (!shapeOk || signed.signer !== (await fingerprint(pinnedPublicB64))) throw new InvalidManifest();
+    if (!(await verifySignature(signed.body, signed.sig, pinnedPublicB64))) throw new InvalidManifest();
+    if (!checkManifestBody(signed.body)) throw new InvalidManifest();
+    if (minSeq !== undefined && minSeq !== null && signed.body.seq < minSeq) throw new InvalidManifest();
+    return structuredClone(signed.body);
+  } catch {
+    throw new InvalidManifest();
+  }
+}
+
+export function activeKey(manifestBody) {
+  if (!checkManifestBody(manifestBody)) throw new InvalidManifest();
+  return manifestBody.keys.find((entry) => entry.status === "active");
+}
+
+// -- Documents ---------------------------------------------------------------
+
+function osRandom(length) {
+  return globalThis.crypto.getRandomValues(new Uint8Array(length));
+}
+
+/**
+ * Seal a record's identifying fields under a fresh record key.
+ *
+ * `rng` is for known-answer vectors only. Randomness is drawn in this order:
+ * RK (32), rkid (16), one nonce (12) per present field in `paths` order,
+ * then the HPKE ephemeral IKM (32, only when `rng` is given).
+ */
+export async function sealDocument(doc, { paths, org, manifestBody, device, now = new Date(), rng } = {}) {
+  const take = (length) => {
+    const bytes = (rng ?? osRandom)(length);
+    if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new Error("rng returned the wrong number of bytes");
+    return bytes;
+  };
+  if (doc === null || typeof doc !== "object" || typeof doc._id !== "string" || doc._id === "" || doc._id.startsWith("_")) {
+    throw new InvalidKeyMaterial("the document needs a valid '_id' before sealing");
+  }
+  if (Object.hasOwn(doc, "fle")) throw new InvalidKeyMaterial("the document is already sealed");
+  if (!IDENTIFIER.test(org)) throw new InvalidKeyMaterial("'org' is not a valid identifier");
+  if (device !== undefined && device !== null && !IDENTIFIER.test(device)) {
+    throw new InvalidKeyMaterial("'device' is not a valid identifier");
+  }
+  const key = activeKey(manifestBody);
+  if (manifestBody.org !== org) throw new InvalidKeyMaterial("the manifest belongs to another org");
+
+  const sealed = structuredClone(doc);
+  const targets = [];
+  for (const [pointer, tokens] of parsePaths(paths)) {
+    const found = locate(sealed, tokens);
+    if (found === null || found[0][found[1]] === null) continue;
+    targets.push([pointer, ...found]);
+  }
+  const at = formatTimestamp(now);
+  const rk = take(32);
+  const rkid = hexEncode(take(16));
+  const { commit } = await deriveRecordKeys(rk, rkid);
+  for (const [pointer, container, slot] of targets) {
+    container[slot] = await sealValue(container[slot], { rk, rkid, org, docId: doc._id, pointer, nonce: take(12) });
+  }
+  const entry = { commit: b64urlEncode(commit), kek: key.kid };
+  if (device) entry.dev = device;
+  entry.at = at;
+  sealed.fle = { v: FLE_VERSION, keys: { [rkid]: entry } };
+
+  const ekm = rng ? take(32) : undefined;
+  const { enc, ct } = await hpkeSeal(rk, key.pub, envelopeInfo(org, key.kid, doc._id, rkid), ekm);
+  rk.fill(0);
+  const envelope = {
+    _id: `rk:${rkid}`, type: "rk", org, doc: doc._id, rkid, kek: key.kid, suite: SUITE,
+    enc: b64urlEncode(enc), ct: b64urlEncode(ct),
+  };
+  if (device) envelope.dev = device;
+  envelope.at = at;
+  return { sealed, envelope };
+}
+
+function isEnvelope(envelope) {
+  if (envelope === null || typeof envelope !== "object") return false;
+  const required = ["_id", "type", "org", "doc", "rkid", "kek", "suite", "enc", "ct"];
+  const allowed = new Set([...required, "dev", "at", "_rev", "_revisions"]);
+  return required.every((key) => Object.hasOwn(envelope, key))
+    && Object.keys(envelope).every((key) => allowed.has(key))
+    && envelope.type === "rk" && envelope.suite === SUITE && RKID.test(String(envelope.rkid))
+    && envelope._id === `rk:${envelope.rkid}` && IDENTIFIER.test(String(envelope.kek));
+}
+
+/**
+ * Open the envelope of `rkid` for the record `docId` (both from where the
+ * ciphertext actually is). `orgKeys` maps kid -> HPKE private CryptoKey.
+ */
+export async function openRk(envelope, { orgKeys, org, docId, rkid }) {
+  if (!isEnvelope(envelope) || envelope.rkid !== rkid || envelope.doc !== docId || envelope.org !== org) {
+    throw new InvalidCiphertext();
+  }
+  const recipientKey = orgKeys[envelope.kek];
+  if (!recipientKey) throw new InvalidCiphertext();
+  try {
+    const enc = b64urlDecode(envelope.enc, 65);
+    const ct = b64urlDecode(envelope.ct, 48);
+    const rk = new Uint8Array(await hpkeSuite().open(
+      { recipientKey, enc, info: envelopeInfo(org, envelope.kek, docId, rkid) }, ct));
+    if (rk.length !== 32) throw new Error("wrong RK length");
+    return rk;
+  } catch {
+    throw new InvalidCiphertext();
+  }
+}
+
+function timingSafeEqual(left, right) {
+  if (left.length !== right.length) return false;
+  let difference = 0;
+  for (let i = 0; i < left.length; i++) difference |= left[i] ^ right[i];
+  return difference === 0;
+}
+
+function headerKeys(sealed) {
+  const header = sealed.fle;
+  if (header === null || typeof header !== "object" || Object.keys(header).sort().join(",") !== "keys,v") return null;
+  if (header.v !== FLE_VERSION || header.keys === null || typeof header.keys !== "object") return null;
+  for (const [rkid, entry] of Object.entries(header.keys)) {
+    if (!RKID.test(rkid) || entry === null || typeof entry !== "object") return null;
+    try {
+      b64urlDecode(entry.commit, 32);
+    } catch {
+      return null;
+    }
+  }
+  return header.keys;
+}
+
+/** Open a sealed record; returns the plaintext copy without the `fle` header. */
+export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
+  const parsed = parsePaths(paths);
+  if (sealed === null || typeof sealed !== "object" || typeof sealed._id !== "string" || sealed._id === "") {
+    throw new InvalidCiphertext();
+  }
+  const keys = headerKeys(sealed);
+  if (keys === null) throw new InvalidCiphertext();
+  const docId = sealed._id;
+  const opened = structuredClone(sealed);
+  delete opened.fle;
+  const recordKeys = new Map();
+  for (const [pointer, tokens] of parsed) {
+    const found = locate(opened, tokens);
+    if (found === null || found[0][found[1]] === null) continue;
+    const [container, slot] = found;
+    const value = container[slot];
+    if (!isSealedValue(value) || !Object.hasOwn(keys, value.rk)) throw new InvalidCiphertext();
+    if (!recordKeys.has(value.rk)) {
+      const expected = b64urlDecode(keys[value.rk].commit, 32);
+      let recovered = null;
+      for (const envelope of envelopes) {
+        if (envelope?.rkid !== value.rk) continue;
+        try {
+          const rk = await openRk(envelope, { orgKeys, org, docId, rkid: value.rk });
+          const { commit } = await deriveRecordKeys(rk, value.rk);
+          if (timingSafeEqual(commit, expected)) {
+            recovered = rk;
+            break;
+          }
+        } catch {
+          // Try the next envelope claiming this rkid.
+        }
+      }
+      if (recovered === null) throw new InvalidCiphertext();
+      recordKeys.set(value.rk, recovered);
+    }
+    container[slot] = await openValue(value, { rk: recordKeys.get(value.rk), org, docId, pointer });
+  }
+  return opened;
+}
+
+async function orgKeysFrom(list) {
+  const orgKeys = {};
+  for (const { kid, private_hex: privateHex } of list) orgKeys[kid] = await importOrgPrivateKey(hexDecode(privateHex));
+  return orgKeys;
+}
+
+// -- Known-answer vectors ----------------------------------------------------
+
+function chunkRng(hexChunks) {
+  const queue = hexChunks.map(hexDecode);
+  return (length) => {
+    const next = queue.shift();
+    if (!next || next.length !== length) throw new Error("vector rng out of step");
+    return next;
+  };
+}
+
+function sameJson(left, right) {
+  return canonicalJsonLoose(left) === canonicalJsonLoose(right);
+}
+
+// Order-insensitive comparison that also allows booleans and null.
+function canonicalJsonLoose(value) {
+  if (Array.isArray(value)) return "[" + value.map(canonicalJsonLoose).join(",") + "]";
+  if (value !== null && typeof value === "object") {
+    return "{" + Object.keys(value).sort().map((key) => JSON.stringify(key) + ":" + canonicalJsonLoose(value[key])).join(",") + "}";
+  }
+  return JSON.stringify(value);
+}
+
+async function expectThrows(promise, errorClass) {
+  try {
+    await promise;
+  } catch (error) {
+    return error instanceof errorClass;
+  }
+  return false;
+}
+
+const vectorCheckers = {
+  async fle1_fields(data, report) {
+    for (const vector of data.cases) {
+      const rk = hexDecode(vector.rk_hex);
+      const { kEnc, commit } = await deriveRecordKeys(rk, vector.rkid);
+      report(`${vector.name}: k_enc`, hexEncode(kEnc) === vector.k_enc_hex);
+      report(`${vector.name}: commit`, hexEncode(commit) === vector.commit_hex);
+      report(`${vector.name}: aad`, hexEncode(fieldAad(vector.org, vector.doc_id, vector.pointer, vector.rkid)) === vector.aad_hex);
+      report(`${vector.name}: padded`, hexEncode(pad(utf8.encode(JSON.stringify(vector.value)))) === vector.padded_plaintext_hex);
+      const sealed = await sealValue(vector.value, {
+        rk, rkid: vector.rkid, org: vector.org, docId: vector.doc_id, pointer: vector.pointer, nonce: hexDecode(vector.nonce_hex),
+      });
+      report(`${vector.name}: sealed`, sameJson(sealed, vector.sealed));
+      const opened = await openValue(vector.sealed, { rk, org: vector.org, docId: vector.doc_id, pointer: vector.pointer });
+      report(`${vector.name}: opened`, sameJson(opened, vector.value));
+    }
+  },
+
+  async fle1_envelopes(data, report) {
+    for (const vector of data.rk_envelopes) {
+      const info = envelopeInfo(vector.org, vector.kek, vector.doc_id, vector.rkid);
+      report(`${vector.name}: info`, hexEncode(info) === vector.info_hex);
+      const { enc, ct } = await hpkeSeal(hexDecode(vector.rk_hex), vector.recipient_public, info, hexDecode(vector.ekm_hex));
+      report(`${vector.name}: enc`, b64urlEncode(enc) === vector.envelope.enc);
+      report(`${vector.name}: ct`, b64urlEncode(ct) === vector.envelope.ct);
+      const orgKeys = { [vector.kek]: await importOrgPrivateKey(hexDecode(vector.recipient_private_hex)) };
+      const rk = await openRk(vector.envelope, { orgKeys, org: vector.org, docId: vector.doc_id, rkid: vector.rkid });
+      report(`${vector.name}: opened`, hexEncode(rk) === vector.rk_hex);
+    }
+    for (const vector of data.grants) {
+      const record = vector.advocate_record;
+      const info = grantInfo(vector.org, vector.org_key.kid, record.advocate, record.apk);
+      report(`${vector.name}: info`, hexEncode(info) === vector.info_hex);
+      const { enc, ct } = await hpkeSeal(hexDecode(vector.org_key.private_hex), record.pub, info, hexDecode(vector.ekm_hex));
+      report(`${vector.name}: enc`, b64urlEncode(enc) === vector.grant.enc);
+      report(`${vector.name}: ct`, b64urlEncode(ct) === vector.grant.ct);
+      const { sig, ...signedPart } = vector.grant;
+      report(`${vector.name}: signature`, await verifySignature(signedPart, sig, vector.signing_public));
+    }
+    for (const vector of data.documents) {
+      const { sealed, envelope } = await sealDocument(vector.doc, {
+        paths: vector.paths, org: vector.org, manifestBody: vector.manifest_body, device: vector.device ?? undefined,
+        now: new Date(vector.now), rng: chunkRng(vector.rng_hex),
+      });
+      report(`${vector.name}: sealed document`, sameJson(sealed, vector.sealed));
+      report(`${vector.name}: envelope`, sameJson(envelope, vector.envelope));
+      const opened = await openDocument(vector.sealed, {
+        envelopes: [vector.envelope], orgKeys: await orgKeysFrom([vector.org_key]), paths: vector.paths, org: vector.org,
+      });
+      report(`${vector.name}: opened`, sameJson(opened, vector.doc));
+    }
+    for (const vector of data.reseals ?? []) {
+      const opened = await openDocument(vector.sealed, {
+        envelopes: vector.envelopes, orgKeys: await orgKeysFrom([vector.org_key]), paths: vector.paths, org: vector.org,
+      });
+      report(`${vector.name}: opened`, sameJson(opened, vector.plaintext));
+    }
+  },
+
+  async fle1_manifest(data, report) {
+    for (const vector of data.manifests) {
+      report(`${vector.name}: canonical`, canonicalJson(vector.body) === vector.canonical);
+      const body = await verifyManifest(vector.signed, data.signing_public, { minSeq: vector.body.seq });
+      report(`${vector.name}: verified`, sameJson(body, vector.body));
+    }
+    for (const vector of data.certificates) {
+      report(`${vector.name}: canonical`, canonicalJson(vector.signed.body) === vector.canonical);
+      report(`${vector.name}: signature`, await verifySignature(vector.signed.body, vector.signed.sig, data.signing_public));
+    }
+    report("fingerprint", (await fingerprint(data.signing_public)) === data.fingerprint);
+  },
+
+  async fle1_negative(data, report, skip) {
+    for (const vector of data.cases) {
+      if (vector.kind === "document") {
+        const orgKeys = await orgKeysFrom(vector.org_keys);
+        report(vector.name, await expectThrows(openDocument(vector.sealed, {
+          envelopes: vector.envelopes, orgKeys, paths: vector.paths, org: vector.org,
+        }), InvalidCiphertext));
+      } else if (vector.kind === "envelope") {
+        const orgKeys = await orgKeysFrom(vector.org_keys);
+        report(vector.name, await expectThrows(openRk(vector.envelope, {
+          orgKeys, org: vector.org, docId: vector.envelope?.doc, rkid: vector.envelope?.rkid,
+        }), InvalidCiphertext));
+      } else if (vector.kind === "manifest") {
+        report(vector.name, await expectThrows(verifyManifest(vector.signed, vector.pinned_public, {
+          minSeq: vector.min_seq,
+        }), InvalidManifest));
+      } else {
+        skip(vector.name);  // Grants and wrapped APKs are opened by the Python CLI only.
+      }
+    }
+  },
+
+  async rfc9180(data, report) {
+    const suite = hpkeSuite(new Aes128Gcm());
+    const recipientPublicKey = await suite.kem.deserializePublicKey(hexDecode(data.pkRm));
+    const { enc, ct } = await suite.seal(
+      { recipientPublicKey, info: hexDecode(data.info), ekm: hexDecode(data.ikmE) }, hexDecode(data.pt), hexDecode(data.aad));
+    report("RFC 9180 A.3.1 enc", hexEncode(new Uint8Array(enc)) === data.enc);
+    report("RFC 9180 A.3.1 ct", hexEncode(new Uint8Array(ct)) === data.ct);
+  },
+};
+
+export async function checkVectorFile(data) {
+  const checker = vectorCheckers[data.kind];
+  if (!checker) throw new Error("unknown vector kind");
+  const result = { kind: data.kind, checked: 0, skipped: [], failures: [] };
+  const report = (name, ok) => {
+    result.checked++;
+    if (!ok) result.failures.push(name);
+  };
+  await checker(data, report, (name) => result.skipped.push(name));
+  return result;
+}
+
+// -- CLI ---------------------------------------------------------------------
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return JSON.parse(utf8Strict.decode(concat(...chunks)));
+}
+
+async function main(argv) {
+  const [command, file] = argv;
+  const print = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+  try {
+    if (command === "seal") {
+      const input = await readStdin();
+      print(await sealDocument(input.doc, {
+        paths: input.paths, org: input.org, manifestBody: input.manifest_body, device: input.device ?? undefined,
+        now: input.now ? new Date(input.now) : new Date(), rng: input.rng_hex ? chunkRng(input.rng_hex) : undefined,
+      }));
+    } else if (command === "open") {
+      const input = await readStdin();
+      print({ doc: await openDocument(input.sealed, {
+        envelopes: input.envelopes, orgKeys: await orgKeysFrom(input.org_keys), paths: input.paths, org: input.org,
+      }) });
+    } else if (command === "verify-manifest") {
+      const input = await readStdin();
+      print({ body: await verifyManifest(input.signed, input.pinned_public, { minSeq: input.min_seq }) });
+    } else if (command === "vectors" && file) {
+      const { readFile } = await import("node:fs/promises");
+      const result = await checkVectorFile(JSON.parse(await readFile(file, "utf8")));
+      print(result);
+      return result.failures.length ? 1 : 0;
+    } else {
+      process.stderr.write("usage: node js/fle.mjs seal|open|verify-manifest < input.json | vectors <file.json>\n");
+      return 2;
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof InvalidCiphertext || error instanceof InvalidManifest) {
+      print({ error: error.name });
+      return 3;
+    }
+    print({ error: error.name ?? "Error", reason: error instanceof InvalidKeyMaterial ? error.message : undefined });
+    return 2;
+  }
+}
+
+const invokedDirectly = globalThis.process?.argv?.[1] !== undefined
+  && decodeURIComponent(new URL(import.meta.url).pathname) === globalThis.process.argv[1];
+if (invokedDirectly) {
+  process.exitCode = await main(process.argv.slice(2));
+}

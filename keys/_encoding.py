@@ -1,0 +1,206 @@
+"""Byte encodings shared by every fle/1 structure.
+
+Nothing here is secret-dependent or cryptographic: base64url without
+padding, little-endian 64-bit lengths, PAE, canonical JSON, identifiers,
+timestamps and JSON Pointers. ``docs/ENCRYPTION.md`` specifies each one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import re
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+#: Org, key, advocate, device and user identifiers.
+IDENTIFIER = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
+#: ``rkid`` as it appears in JSON: 16 random bytes as 32 lowercase hex digits.
+RKID = re.compile(r'[0-9a-f]{32}')
+#: ``at`` timestamps: UTC, whole seconds.
+TIMESTAMP = re.compile(r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z')
+#: ``accept_until`` dates.
+DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
+
+_B64URL = re.compile(r'[A-Za-z0-9_-]*')
+#: Longest CouchDB ``_id`` we seal into (a bound, not a CouchDB limit).
+MAX_DOC_ID_LENGTH = 512
+#: Largest safe integer in JSON for JavaScript readers (2**53 - 1).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode bytes as base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
+
+
+def b64url_decode(text: Any, *, length: int | None = None) -> bytes:
+    """Decode strict base64url without padding.
+
+    Args:
+        text: The encoded string.
+        length: The exact decoded length required, if any.
+
+    Returns:
+        The decoded bytes.
+
+    Raises:
+        ValueError: ``text`` is not a string, has padding or characters
+            outside the URL-safe alphabet, is not the canonical encoding of
+            its bytes (non-zero trailing bits), or has the wrong length.
+    """
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError('not base64url')
+    try:
+        data = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
+    except (binascii.Error, ValueError) as ex:
+        raise ValueError('not base64url') from ex
+    # APPSEC: refuse non-canonical encodings so one byte string has exactly
+    # one spelling; otherwise "tampered" text could still open.
+    if b64url_encode(data) != text:
+        raise ValueError('not canonical base64url')
+    if length is not None and len(data) != length:
+        raise ValueError('wrong length')
+    return data
+
+
+def le64(number: int) -> bytes:
+    """Encode a non-negative integer as 8 bytes, little-endian."""
+    return struct.pack('<Q', number)
+
+
+def pae(*parts: str | bytes) -> bytes:
+    """Pre-authentication encoding of ``parts``.
+
+    ``PAE(x1..xn) = LE64(n) || LE64(len x1) || x1 || ... || LE64(len xn) || xn``,
+    strings as UTF-8. Used for every AAD and HPKE ``info``.
+    """
+    out = [le64(len(parts))]
+    for part in parts:
+        data = part.encode('utf-8') if isinstance(part, str) else bytes(part)
+        out.append(le64(len(data)))
+        out.append(data)
+    return b''.join(out)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialise ``value`` as canonical JSON (the bytes that get signed).
+
+    Objects have their members sorted by the UTF-16 code units of the keys
+    (RFC 8785 order), no whitespace, UTF-8 output. Only objects with string
+    keys, arrays, strings and integers within JavaScript's safe range are
+    allowed, which makes this output identical to RFC 8785 JCS and to
+    ``JSON.stringify`` with sorted keys.
+
+    Raises:
+        ValueError: ``value`` holds a float, bool, null, unsafe integer,
+            non-string key or a string that is not valid Unicode.
+    """
+    return _canonical(value).encode('utf-8')
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        raise ValueError('canonical JSON holds strings, integers, arrays and objects only')
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError('integer outside the safe range')
+        return str(value)
+    if isinstance(value, str):
+        value.encode('utf-8')  # Refuses lone surrogates.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return '[' + ','.join(_canonical(item) for item in value) + ']'
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise ValueError('object keys must be strings')
+        ordered = sorted(value, key=lambda key: key.encode('utf-16-be'))
+        members = (_canonical(key) + ':' + _canonical(value[key]) for key in ordered)
+        return '{' + ','.join(members) + '}'
+    raise ValueError('unsupported type in canonical JSON')
+
+
+def is_identifier(value: Any) -> bool:
+    """Tell whether ``value`` is a valid org, key, advocate or device id."""
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
+
+
+def is_doc_id(value: Any) -> bool:
+    """Tell whether ``value`` can be the ``_id`` of a sealed document."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_DOC_ID_LENGTH
+        and not value.startswith('_')
+    )
+
+
+def rkid_bytes(rkid: Any) -> bytes:
+    """Return the 16 raw bytes behind a 32-hex-digit ``rkid``.
+
+    Raises:
+        ValueError: ``rkid`` is not 32 lowercase hex digits.
+    """
+    if not isinstance(rkid, str) or not RKID.fullmatch(rkid):
+        raise ValueError('not an rkid')
+    return bytes.fromhex(rkid)
+
+
+def format_timestamp(now: datetime.datetime) -> str:
+    """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC.
+
+    Raises:
+        ValueError: ``now`` is naive.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError('timestamps must be timezone-aware')
+    return now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def parse_pointer(pointer: Any) -> list[str]:
+    """Split an RFC 6901 JSON Pointer into unescaped reference tokens.
+
+    Raises:
+        ValueError: ``pointer`` is not a string starting with ``/``, or holds
+            a ``~`` not followed by ``0`` or ``1``.
+    """
+    if not isinstance(pointer, str) or not pointer.startswith('/'):
+        raise ValueError('not a JSON Pointer')
+    tokens = pointer[1:].split('/')
+    for token in tokens:
+        if re.search(r'~(?![01])', token):
+            raise ValueError('bad escape in JSON Pointer')
+    return [token.replace('~1', '/').replace('~0', '~') for token in tokens]
+
+
+def _child(container: Any, token: str) -> tuple[bool, Any]:
+    if isinstance(container, dict):
+        if token in container:
+            return True, container[token]
+        return False, None
+    if isinstance(container, list) and re.fullmatch(r'0|[1-9][0-9]*', token):
+        index = int(token)
+        if index < len(container):
+            return True, container[index]
+    return False, None
+
+
+def locate(document: Any, tokens: Sequence[str]) -> tuple[Any, str | int] | None:
+    """Find the container and key a pointer's last token refers to.
+
+    Returns:
+        ``(container, key)`` with ``container[key]`` present, or ``None``
+        when any step of the path is missing.
+    """
+    container = document
+    for token in tokens[:-1]:
+        found, container = _child(container, token)
+        if not found:
+            return None
+    last = tokens[-1]
+    found, _ = _child(container, last)
+    if not found:
+        return None
+    return container, (int(last) if isinstance(container, list) else last)

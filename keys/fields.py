@@ -1,0 +1,637 @@
+"""Field-level encryption of record documents, format fle/1.
+
+Sealing (on the tablet)::
+
+    RK      = 32 random bytes,  rkid = 16 random bytes (32 lowercase hex in JSON)
+    K_enc   = HKDF-SHA256(RK, salt=rkid bytes, info="fle/1/enc",    L=32)
+    commit  = HKDF-SHA256(RK, salt=rkid bytes, info="fle/1/commit", L=32)
+    pt      = UTF-8 JSON of the value, then 0x80, then zeros to a multiple of 32
+    aad     = PAE("fle/1/field", org, _id, JSON Pointer, rkid bytes)
+    ct      = AES-256-GCM(K_enc, 12 random bytes, pt, aad)
+
+Each identifying field is replaced in place by ``{"fle": 1, "rk": rkid,
+"n": nonce, "ct": ct}``; the document gains an ``fle`` header
+``{"v": 1, "keys": {rkid: {"commit", "kek", "dev"?, "at"}}}``; RK is sealed to
+the manifest's active org key in a separate envelope (``keys.envelopes``).
+
+Opening (on an advocate's machine) rebuilds every AAD and HPKE ``info``
+from where the ciphertext actually is, checks ``commit`` in constant time
+before decrypting, and raises :class:`keys.errors.InvalidCiphertext` for any
+failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hmac
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from keys import _primitives
+from keys._encoding import (
+    TIMESTAMP,
+    b64url_decode,
+    b64url_encode,
+    format_timestamp,
+    is_doc_id,
+    is_identifier,
+    locate,
+    pae,
+    parse_pointer,
+    rkid_bytes,
+)
+from keys.envelopes import RK_LENGTH, open_rk, seal_rk
+from keys.errors import InvalidCiphertext, InvalidKeyMaterial
+from keys.manifest import active_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from keys.keyring import Keyring
+
+__all__ = [
+    'open_document',
+    'reseal_fields',
+    'reseal_fields_at_time',
+    'seal_document',
+    'seal_document_at_time',
+    'validate_sealed_document',
+    'validate_sealed_value',
+]
+
+#: The fle format version, in sealed values and in the header.
+FLE_VERSION = 1
+FIELD_TAG = 'fle/1/field'
+ENC_INFO = b'fle/1/enc'
+COMMIT_INFO = b'fle/1/commit'
+#: Padding block: plaintexts are padded to a multiple of this many bytes.
+PAD_BLOCK = 32
+#: Largest field ciphertext (padded plaintext + 16-byte tag), in bytes.
+MAX_CIPHERTEXT_LENGTH = 64 * 1024
+RKID_LENGTH = 16
+
+_SEALED_KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
+_HEADER_KEYS = frozenset({'v', 'keys'})
+_ENTRY_REQUIRED = frozenset({'commit', 'kek'})
+_ENTRY_OPTIONAL = frozenset({'dev', 'at'})
+
+#: A source of random bytes: ``rng(n)`` returns ``n`` bytes.
+RNG = Callable[[int], bytes]
+
+
+# -- Building blocks ----------------------------------------------------------
+
+
+def derive_record_keys(rk: bytes, rkid: str) -> tuple[bytes, bytes]:
+    """Return ``(K_enc, commit)`` for a record key."""
+    salt = rkid_bytes(rkid)
+    k_enc = _primitives.hkdf_sha256(rk, salt=salt, info=ENC_INFO, length=32)
+    commit = _primitives.hkdf_sha256(rk, salt=salt, info=COMMIT_INFO, length=32)
+    return k_enc, commit
+
+
+def field_aad(org: str, doc_id: str, pointer: str, rkid: str) -> bytes:
+    """Return the AES-GCM associated data of one sealed field."""
+    return pae(FIELD_TAG, org, doc_id, pointer, rkid_bytes(rkid))
+
+
+def pad(data: bytes) -> bytes:
+    """Append 0x80 and zeros up to the next multiple of 32 bytes."""
+    padded = data + b'\x80'
+    return padded + bytes(-len(padded) % PAD_BLOCK)
+
+
+def unpad(padded: bytes) -> bytes:
+    """Remove fle/1 padding.
+
+    Raises:
+        ValueError: The padding is not exactly what :func:`pad` writes.
+    """
+    if not padded or len(padded) % PAD_BLOCK:
+        raise ValueError('bad padding')
+    stripped = padded.rstrip(b'\x00')
+    if not stripped or stripped[-1] != 0x80 or len(padded) - len(stripped) >= PAD_BLOCK:
+        raise ValueError('bad padding')
+    return stripped[:-1]
+
+
+def encode_value(value: Any) -> bytes:
+    """Serialise a field value as compact UTF-8 JSON.
+
+    Raises:
+        ValueError: The value holds NaN, infinity or a lone surrogate.
+        TypeError: The value holds something JSON has no type for.
+    """
+    return json.dumps(
+        value, ensure_ascii=False, separators=(',', ':'), allow_nan=False).encode('utf-8')
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError('non-finite number')
+
+
+def decode_value(data: bytes) -> Any:
+    """Parse the JSON text of an opened field value.
+
+    Raises:
+        ValueError: Not strict UTF-8 JSON.
+    """
+    return json.loads(data.decode('utf-8'), parse_constant=_refuse_constant)
+
+
+def seal_value(
+    value: Any, *, rk: bytes, rkid: str, org: str, doc_id: str, pointer: str, nonce: bytes,
+) -> dict[str, Any]:
+    """Seal one field value (package-internal: it takes a nonce).
+
+    Raises:
+        InvalidKeyMaterial: The value is not JSON or is too large.
+    """
+    try:
+        plaintext = pad(encode_value(value))
+    except (ValueError, TypeError):
+        raise InvalidKeyMaterial(f"the value at '{pointer}' is not valid JSON") from None
+    if len(plaintext) + _primitives.TAG_LENGTH > MAX_CIPHERTEXT_LENGTH:
+        raise InvalidKeyMaterial(f"the value at '{pointer}' is too large to seal")
+    k_enc, _ = derive_record_keys(rk, rkid)
+    ciphertext = _primitives.aes_gcm_seal(
+        k_enc, nonce, plaintext, field_aad(org, doc_id, pointer, rkid))
+    return {'fle': FLE_VERSION, 'rk': rkid, 'n': b64url_encode(nonce), 'ct': b64url_encode(ciphertext)}
+
+
+def open_value(
+    sealed: Any, *, rk: bytes, org: str, doc_id: str, pointer: str,
+) -> Any:
+    """Open one sealed field value whose RK is already recovered and checked.
+
+    Raises:
+        InvalidCiphertext: Any failure.
+    """
+    try:
+        validate_sealed_value(sealed)
+        nonce = b64url_decode(sealed['n'])
+        ciphertext = b64url_decode(sealed['ct'])
+        k_enc, _ = derive_record_keys(rk, sealed['rk'])
+        plaintext = _primitives.aes_gcm_open(
+            k_enc, nonce, ciphertext, field_aad(org, doc_id, pointer, sealed['rk']))
+        return decode_value(unpad(plaintext))
+    except (InvalidKeyMaterial, ValueError, _primitives.PrimitiveFailure):
+        raise InvalidCiphertext from None
+
+
+# -- Structural validation (server side; opens nothing) -----------------------
+
+
+def _where(pointer: str | None) -> str:
+    return f" at '{pointer}'" if pointer is not None else ''
+
+
+def validate_sealed_value(value: Any, *, pointer: str | None = None) -> None:
+    """Check that ``value`` is a well-formed fle/1 sealed value.
+
+    Args:
+        value: The stored field value.
+        pointer: Where it was found, only to make the reason clearer.
+
+    Raises:
+        InvalidKeyMaterial: The reason names the member, never a value.
+    """
+    where = _where(pointer)
+    if not isinstance(value, dict) or set(value) != _SEALED_KEYS:
+        raise InvalidKeyMaterial(f'sealed value{where} must be an object with fle, rk, n and ct')
+    # APPSEC: versions are an allow-list; 1 is an int, not True.
+    if isinstance(value['fle'], bool) or value['fle'] != FLE_VERSION:
+        raise InvalidKeyMaterial(f"sealed value{where} has an unsupported 'fle' version")
+    try:
+        rkid_bytes(value['rk'])
+    except ValueError:
+        raise InvalidKeyMaterial(f"sealed value{where} has an 'rk' that is not an rkid") from None
+    try:
+        b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
+    except ValueError:
+        raise InvalidKeyMaterial(f"sealed value{where} has an 'n' that is not a 12-byte nonce") from None
+    try:
+        ciphertext = b64url_decode(value['ct'])
+    except ValueError:
+        raise InvalidKeyMaterial(f"sealed value{where} has a 'ct' that is not base64url") from None
+    body = len(ciphertext) - _primitives.TAG_LENGTH
+    if body < PAD_BLOCK or body % PAD_BLOCK or len(ciphertext) > MAX_CIPHERTEXT_LENGTH:
+        raise InvalidKeyMaterial(f"sealed value{where} has a 'ct' of impossible length")
+
+
+def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Check the ``fle`` header; return its ``keys``.
+
+    Raises:
+        InvalidKeyMaterial: The reason names the member.
+    """
+    header = doc.get('fle')
+    if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
+        raise InvalidKeyMaterial("document 'fle' header must be an object with v and keys")
+    if isinstance(header['v'], bool) or header['v'] != FLE_VERSION:
+        raise InvalidKeyMaterial("document 'fle.v' is not a supported version")
+    keys = header['keys']
+    if not isinstance(keys, dict) or not keys:
+        raise InvalidKeyMaterial("document 'fle.keys' must be a non-empty object")
+    for rkid, entry in keys.items():
+        try:
+            rkid_bytes(rkid)
+        except ValueError:
+            raise InvalidKeyMaterial("document 'fle.keys' has a name that is not an rkid") from None
+        if not isinstance(entry, dict):
+            raise InvalidKeyMaterial("document 'fle.keys' entry is not an object")
+        names = set(entry)
+        if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_REQUIRED | _ENTRY_OPTIONAL:
+            raise InvalidKeyMaterial("document 'fle.keys' entry has missing or unknown members")
+        try:
+            b64url_decode(entry['commit'], length=32)
+        except ValueError:
+            raise InvalidKeyMaterial("document 'fle.keys' entry 'commit' is not 32 bytes") from None
+        if not is_identifier(entry['kek']):
+            raise InvalidKeyMaterial("document 'fle.keys' entry 'kek' is not an identifier")
+        if 'dev' in entry and not is_identifier(entry['dev']):
+            raise InvalidKeyMaterial("document 'fle.keys' entry 'dev' is not an identifier")
+        if 'at' in entry and not (isinstance(entry['at'], str) and TIMESTAMP.fullmatch(entry['at'])):
+            raise InvalidKeyMaterial("document 'fle.keys' entry 'at' is not a UTC timestamp")
+    return keys
+
+
+def _parse_paths(paths: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Parse and check identifying-field pointers.
+
+    Raises:
+        InvalidKeyMaterial: A pointer is malformed, targets ``fle`` or a
+            ``_`` member, repeats, or overlaps another.
+    """
+    if isinstance(paths, str):
+        raise InvalidKeyMaterial("'paths' must be a sequence of JSON Pointers, not one string")
+    parsed = []
+    for pointer in paths:
+        try:
+            tokens = parse_pointer(pointer)
+        except ValueError:
+            raise InvalidKeyMaterial('an identifying path is not a JSON Pointer') from None
+        if tokens[0] == 'fle' or tokens[0].startswith('_') or tokens == ['']:
+            raise InvalidKeyMaterial(f"identifying path '{pointer}' targets a reserved member")
+        parsed.append((pointer, tokens))
+    for index, (pointer, tokens) in enumerate(parsed):
+        for other_pointer, other in parsed[index + 1:]:
+            shorter = min(len(tokens), len(other))
+            if tokens[:shorter] == other[:shorter]:
+                raise InvalidKeyMaterial(
+                    f"identifying paths '{pointer}' and '{other_pointer}' overlap")
+    return parsed
+
+
+def validate_sealed_document(doc: Any, *, paths: Sequence[str]) -> None:
+    """Check that every present identifying field of ``doc`` is sealed.
+
+    The server calls this on every pushed record: a plaintext value where a
+    sealed one belongs is refused, as are unknown versions and values that
+    name an ``rkid`` missing from the header. Absent and null fields pass.
+
+    Raises:
+        InvalidKeyMaterial: The reason names the path or member.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidKeyMaterial('document is not an object')
+    keys = _check_header(doc)
+    for pointer, tokens in _parse_paths(paths):
+        found = locate(doc, tokens)
+        if found is None or found[0][found[1]] is None:
+            continue
+        value = found[0][found[1]]
+        validate_sealed_value(value, pointer=pointer)
+        if value['rk'] not in keys:
+            raise InvalidKeyMaterial(f"sealed value at '{pointer}' names an rkid missing from 'fle.keys'")
+
+
+# -- Sealing ------------------------------------------------------------------
+
+
+class _Randomness:
+    """Random bytes from the OS, or from an injected ``rng`` (twins only)."""
+
+    def __init__(self, rng: RNG | None) -> None:
+        self._rng = rng
+
+    def take(self, length: int) -> bytes:
+        data = (self._rng or os.urandom)(length)
+        if not isinstance(data, bytes) or len(data) != length:
+            raise ValueError('rng returned the wrong number of bytes')
+        return data
+
+    def ephemeral_ikm(self) -> bytes | None:
+        # APPSEC: only an injected rng fixes the HPKE ephemeral key; with the
+        # OS CSPRNG, pyca's HPKE generates it internally.
+        return None if self._rng is None else self.take(32)
+
+
+def _seal_into(
+    doc: dict[str, Any],
+    targets: Sequence[tuple[str, Any, Any, Any]],
+    *,
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None,
+    randomness: _Randomness,
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """Seal ``targets`` in ``doc`` (a private copy) under one new RK.
+
+    Randomness is drawn in this order, which the vectors and js/fle.mjs
+    follow: RK (32), rkid (16), one nonce (12) per target in order, then
+    the HPKE ephemeral IKM (32) when an rng is injected.
+
+    Returns:
+        The RK envelope.
+    """
+    if not is_identifier(org):
+        raise InvalidKeyMaterial("'org' is not a valid identifier")
+    if device is not None and not is_identifier(device):
+        raise InvalidKeyMaterial("'device' is not a valid identifier")
+    key = active_key(manifest_body)
+    if manifest_body['org'] != org:
+        raise InvalidKeyMaterial("the manifest belongs to another org")
+    doc_id = doc['_id']
+    at = format_timestamp(now)
+
+    rk = randomness.take(RK_LENGTH)
+    rkid = randomness.take(RKID_LENGTH).hex()
+    header_keys = doc.setdefault('fle', {'v': FLE_VERSION, 'keys': {}})['keys']
+    if rkid in header_keys:
+        raise InvalidKeyMaterial("the new rkid collides with one in 'fle.keys'")
+    _, commit = derive_record_keys(rk, rkid)
+
+    for pointer, container, slot, value in targets:
+        container[slot] = seal_value(
+            value, rk=rk, rkid=rkid, org=org, doc_id=doc_id, pointer=pointer,
+            nonce=randomness.take(_primitives.NONCE_LENGTH))
+
+    entry = {'commit': b64url_encode(commit), 'kek': key['kid']}
+    if device is not None:
+        entry['dev'] = device
+    entry['at'] = at
+    header_keys[rkid] = entry
+    return seal_rk(
+        rk, org=org, doc_id=doc_id, rkid=rkid, kid=key['kid'], public_b64=key['pub'],
+        device=device, at=at, ephemeral_ikm=randomness.ephemeral_ikm())
+
+
+def _seal_document_with(
+    doc: dict[str, Any],
+    *,
+    paths: Sequence[str],
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+    rng: RNG | None,
+    now: datetime.datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Deterministic twin of :func:`seal_document` (tests and vectors only)."""
+    if not isinstance(doc, dict) or not is_doc_id(doc.get('_id')):
+        raise InvalidKeyMaterial("the document needs a valid '_id' before sealing")
+    if 'fle' in doc:
+        raise InvalidKeyMaterial("the document is already sealed; use reseal_fields")
+    sealed = copy.deepcopy(doc)
+    targets = []
+    for pointer, tokens in _parse_paths(paths):
+        found = locate(sealed, tokens)
+        if found is None or found[0][found[1]] is None:
+            continue  # Absent and null values are left alone.
+        container, slot = found
+        targets.append((pointer, container, slot, container[slot]))
+    envelope = _seal_into(
+        sealed, targets, org=org, manifest_body=manifest_body, device=device,
+        randomness=_Randomness(rng), now=now)
+    return sealed, envelope
+
+
+def seal_document_at_time(
+    doc: dict[str, Any],
+    *,
+    paths: Sequence[str],
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+    now: datetime.datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seal like :func:`seal_document`, stamping ``at`` with ``now``."""
+    return _seal_document_with(
+        doc, paths=paths, org=org, manifest_body=manifest_body, device=device, rng=None, now=now)
+
+
+def seal_document(
+    doc: dict[str, Any],
+    *,
+    paths: Sequence[str],
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seal a record's identifying fields under a fresh record key.
+
+    Args:
+        doc: The plaintext record; it must already have its ``_id`` and no
+            ``fle`` header. It is not modified.
+        paths: RFC 6901 JSON Pointers of its identifying fields
+            (``schemas.identifying_paths(type)``). Absent or null values are
+            left alone.
+        org: Org identifier.
+        manifest_body: A verified manifest body; RK is sealed to its
+            ``active`` key.
+        device: The sealing device's id, recorded as ``dev``.
+
+    Returns:
+        ``(sealed_doc, envelope)``: a sealed copy with the ``fle`` header,
+        and the ``rk:<rkid>`` envelope for the ``keyvault``.
+
+    Raises:
+        InvalidKeyMaterial: Missing ``_id``, bad paths, a value that is not
+            JSON, or a manifest for another org.
+        InvalidManifest: ``manifest_body`` is malformed.
+    """
+    return seal_document_at_time(
+        doc, paths=paths, org=org, manifest_body=manifest_body, device=device,
+        now=datetime.datetime.now(datetime.timezone.utc))
+
+
+def _reseal_fields_with(
+    sealed_doc: dict[str, Any],
+    new_values: Mapping[str, Any],
+    *,
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+    rng: RNG | None,
+    now: datetime.datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Deterministic twin of :func:`reseal_fields` (tests and vectors only)."""
+    if not isinstance(sealed_doc, dict) or not is_doc_id(sealed_doc.get('_id')):
+        raise InvalidKeyMaterial("the document needs a valid '_id'")
+    _check_header(sealed_doc)
+    if not new_values:
+        raise InvalidKeyMaterial("'new_values' is empty")
+    updated = copy.deepcopy(sealed_doc)
+    targets = []
+    for pointer, tokens in _parse_paths(list(new_values)):
+        container: Any = updated
+        if len(tokens) > 1:
+            parent = locate(updated, tokens[:-1])
+            container = parent[0][parent[1]] if parent is not None else None
+        if not isinstance(container, dict):
+            raise InvalidKeyMaterial(f"the parent of '{pointer}' is not an object in the document")
+        value = new_values[pointer]
+        if value is None:
+            container[tokens[-1]] = None  # Clearing a field needs no key.
+            continue
+        targets.append((pointer, container, tokens[-1], value))
+    envelope = _seal_into(
+        updated, targets, org=org, manifest_body=manifest_body, device=device,
+        randomness=_Randomness(rng), now=now)
+    return updated, envelope
+
+
+def reseal_fields_at_time(
+    sealed_doc: dict[str, Any],
+    new_values: Mapping[str, Any],
+    *,
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+    now: datetime.datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Reseal like :func:`reseal_fields`, stamping ``at`` with ``now``."""
+    return _reseal_fields_with(
+        sealed_doc, new_values, org=org, manifest_body=manifest_body, device=device,
+        rng=None, now=now)
+
+
+def reseal_fields(
+    sealed_doc: dict[str, Any],
+    new_values: Mapping[str, Any],
+    *,
+    org: str,
+    manifest_body: dict[str, Any],
+    device: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write new values into an already sealed record under a new RK.
+
+    The edited fields get a new record key (a second ``fle.keys`` entry and
+    a second envelope); untouched fields keep their old ``rkid``. A value of
+    ``None`` clears the field. Only object members can be set (a missing
+    parent object is an error).
+
+    Args:
+        sealed_doc: The sealed record (not modified).
+        new_values: ``{JSON Pointer: new plaintext value}``.
+        org: Org identifier.
+        manifest_body: A verified manifest body.
+        device: The sealing device's id.
+
+    Returns:
+        ``(updated_doc, envelope)``.
+
+    Raises:
+        InvalidKeyMaterial: Malformed document, header, paths or values.
+        InvalidManifest: ``manifest_body`` is malformed.
+    """
+    return reseal_fields_at_time(
+        sealed_doc, new_values, org=org, manifest_body=manifest_body, device=device,
+        now=datetime.datetime.now(datetime.timezone.utc))
+
+
+# -- Opening ------------------------------------------------------------------
+
+
+def _recover_rk(
+    rkid: str,
+    commit_b64: str,
+    *,
+    envelopes: Sequence[Any],
+    keyring: Keyring,
+    org: str,
+    doc_id: str,
+) -> bytes:
+    """Find and open the envelope of ``rkid``; check the key commitment.
+
+    Raises:
+        InvalidCiphertext: No envelope opens to an RK matching ``commit``.
+    """
+    expected = b64url_decode(commit_b64, length=32)
+    for envelope in envelopes:
+        if not isinstance(envelope, dict) or envelope.get('rkid') != rkid:
+            continue
+        try:
+            rk = open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
+        except InvalidCiphertext:
+            continue
+        _, commit = derive_record_keys(rk, rkid)
+        # APPSEC: key commitment, compared in constant time before any field
+        # is decrypted; closes the AES-GCM multi-key ("invisible salamanders")
+        # gap and catches a second envelope claiming the same rkid.
+        if hmac.compare_digest(commit, expected):
+            return rk
+    raise InvalidCiphertext from None
+
+
+def open_document(
+    sealed_doc: dict[str, Any],
+    *,
+    envelopes: Sequence[dict[str, Any]],
+    keyring: Keyring,
+    paths: Sequence[str],
+    org: str,
+) -> dict[str, Any]:
+    """Open a sealed record's identifying fields (advocate machine only).
+
+    Args:
+        sealed_doc: The sealed record as stored.
+        envelopes: Its ``rk:`` envelopes (others are ignored).
+        keyring: Unlocked org keys.
+        paths: JSON Pointers of its identifying fields. A present, non-null
+            value at one of them that is not a sealed value is refused.
+        org: Org identifier.
+
+    Returns:
+        A plaintext copy of the record, with the ``fle`` header removed (the
+        result has the plain document shape the schemas describe).
+
+    Raises:
+        InvalidCiphertext: Anything fails to open or verify.
+        InvalidKeyMaterial: ``paths`` itself is malformed (a programming error).
+    """
+    parsed = _parse_paths(paths)
+    if not isinstance(sealed_doc, dict) or not is_doc_id(sealed_doc.get('_id')):
+        raise InvalidCiphertext from None
+    try:
+        header_keys = _check_header(sealed_doc)
+    except InvalidKeyMaterial:
+        raise InvalidCiphertext from None
+    # APPSEC: the AAD and HPKE info are rebuilt from the document's actual
+    # _id and the pointer being opened, never from values stored alongside.
+    doc_id = sealed_doc['_id']
+    opened = copy.deepcopy(sealed_doc)
+    del opened['fle']
+    record_keys: dict[str, bytes] = {}
+    for pointer, tokens in parsed:
+        found = locate(opened, tokens)
+        if found is None or found[0][found[1]] is None:
+            continue
+        container, slot = found
+        sealed = container[slot]
+        try:
+            validate_sealed_value(sealed)
+        except InvalidKeyMaterial:
+            raise InvalidCiphertext from None  # Plaintext where a sealed value belongs.
+        rkid = sealed['rk']
+        if rkid not in header_keys:
+            raise InvalidCiphertext from None
+        if rkid not in record_keys:
+            record_keys[rkid] = _recover_rk(
+                rkid, header_keys[rkid]['commit'], envelopes=envelopes, keyring=keyring,
+                org=org, doc_id=doc_id)
+        container[slot] = open_value(
+            sealed, rk=record_keys[rkid], org=org, doc_id=doc_id, pointer=pointer)
+    return opened

@@ -1,0 +1,518 @@
+"""The CouchDB replication gateway: what each ``/sync/{db}`` request does.
+
+Tablets (PouchDB 9) and the CouchDB replicator talk to the gateway as if it
+were CouchDB. The gateway passes upstream sequences through verbatim, filters
+the real ``_changes`` feed per device, validates every pushed document, and
+stores checkpoints namespaced per device. Methods are named after the steps of
+the CouchDB replication protocol and work on plain data; ``service`` maps them
+to HTTP. See docs/SYNC.md for the rules and what is not covered.
+
+Pull cost: ``changes`` reads the upstream feed from the device's checkpoint
+onwards (with ``include_docs`` to see owners), so it follows the changes since
+the checkpoint, never the size of the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from sync import filtering
+from sync.couch import CouchDBClient, doc_path
+from sync.devices import DeviceIdentity
+from sync.errors import DocumentNotFound
+
+__all__ = ['Gateway', 'RecordRules', 'SYNC_DATABASES', 'UnknownDatabase', 'BadRequest']
+
+#: Logical databases devices replicate.
+SYNC_DATABASES = ('records', 'config')
+
+_SINCE = re.compile(r'now|[0-9]{1,20}|[A-Za-z0-9_.-]{1,512}')
+
+#: Upstream ``_changes`` page size while scanning for visible rows.
+_SCAN_PAGE = 500
+
+#: Largest ``limit`` honoured, so one request cannot ask for the whole db.
+_MAX_LIMIT = 1000
+
+
+class UnknownDatabase(Exception):
+    """The path names a database devices do not replicate."""
+
+
+class BadRequest(Exception):
+    """A malformed replication request; the message names the parameter."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordRules:
+    """Validators the gateway applies to pushed documents (from schemas/keys).
+
+    Attributes:
+        record_types: Types a device may write.
+        validate_document: Schema check of a record without metadata.
+        identifying_paths: JSON pointers of a type's identifying fields.
+        schema_errors: Exceptions meaning "does not match its schema".
+        unknown_schema_errors: Exceptions meaning "unknown type or version".
+        validate_envelope: Structural check of an ``rk:`` envelope.
+        envelope_errors: Exceptions meaning "malformed envelope".
+    """
+
+    record_types: tuple[str, ...]
+    validate_document: Callable[[dict[str, Any]], Any]
+    identifying_paths: Callable[[str], Iterable[str]]
+    schema_errors: tuple[type[Exception], ...]
+    unknown_schema_errors: tuple[type[Exception], ...]
+    validate_envelope: Callable[[dict[str, Any]], Any]
+    envelope_errors: tuple[type[Exception], ...]
+
+
+def _q(db: str) -> str:
+    return quote(db, safe='')
+
+
+class Gateway:
+    """Replication endpoints of one deployment.
+
+    Args:
+        couch: CouchDB client.
+        databases: Physical names by logical name (records, config, keyvault,
+            quarantine).
+        rules: Validators for pushed documents.
+        server_uuid: Stable uuid answered at ``GET /sync/``.
+        max_doc_bytes: Largest accepted pushed document.
+        longpoll_max_seconds: Longest a long-poll is held open.
+        audit: ``record(kind, actor=, subject=, details=)`` callable.
+        clock: Injected time source.
+        monotonic: Injected monotonic clock (long-poll deadlines).
+    """
+
+    def __init__(
+        self,
+        couch: CouchDBClient,
+        databases: dict[str, str],
+        rules: RecordRules,
+        *,
+        server_uuid: str,
+        max_doc_bytes: int,
+        longpoll_max_seconds: int,
+        audit: Callable[..., Any],
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._couch = couch
+        self._dbs = databases
+        self._rules = rules
+        self.server_uuid = server_uuid
+        self._max_doc_bytes = max_doc_bytes
+        self._longpoll_max = longpoll_max_seconds
+        self._audit = audit
+        self._clock = clock
+        self._monotonic = monotonic
+
+    @staticmethod
+    def derive_server_uuid(org: str) -> str:
+        """Return a uuid that is the same on every instance of one org."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f'fieldvault:{org}').hex
+
+    def physical(self, db: str) -> str:
+        """Return the physical name of a replicated logical database.
+
+        Raises:
+            UnknownDatabase: ``db`` is not replicated to devices.
+        """
+        if db not in SYNC_DATABASES:
+            raise UnknownDatabase(db)
+        return self._dbs[db]
+
+    # -- peer information -------------------------------------------------
+
+    def server_info(self) -> dict[str, Any]:
+        """Return the welcome document of ``GET /sync/``."""
+        return {'couchdb': 'Welcome', 'version': '3.3.3', 'vendor': {'name': 'fieldvault'},
+                'uuid': self.server_uuid}
+
+    def db_info(self, db: str) -> dict[str, Any]:
+        """Return ``GET /{db}``: name, upstream update_seq, instance_start_time."""
+        info = self._couch.db_info(self.physical(db))
+        # NOTE: no doc_count: it would tell a device how much other workers hold.
+        return {'db_name': db, 'update_seq': info.get('update_seq', 0),
+                'instance_start_time': '0'}
+
+    # -- checkpoints --------------------------------------------------------
+
+    @staticmethod
+    def _local_id(device: DeviceIdentity, db: str, local_id: str) -> str:
+        # Namespacing by device means one device can neither read nor
+        # overwrite another's checkpoints, whatever replication id it sends.
+        digest = hashlib.sha256(f'{db}\0{local_id}'.encode()).hexdigest()[:40]
+        return f'_local/fv.{device.device_id}.{digest}'
+
+    def read_checkpoint(self, device: DeviceIdentity, db: str, local_id: str) -> dict[str, Any]:
+        """Return a device's ``_local`` document.
+
+        Raises:
+            DocumentNotFound: No such checkpoint.
+        """
+        doc = self._couch.get(self.physical(db), self._local_id(device, db, local_id))
+        doc['_id'] = f'_local/{local_id}'
+        return doc
+
+    def write_checkpoint(
+        self, device: DeviceIdentity, db: str, local_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store a device's ``_local`` document and return ``{ok, id, rev}``.
+
+        Raises:
+            DocumentConflict: ``_rev`` is stale.
+        """
+        if not isinstance(body, dict):
+            raise BadRequest('body')
+        stored = {key: value for key, value in body.items() if key != '_revisions'}
+        stored['_id'] = self._local_id(device, db, local_id)
+        rev = self._couch.put(self.physical(db), stored)
+        return {'ok': True, 'id': f'_local/{local_id}', 'rev': rev}
+
+    # -- pull ---------------------------------------------------------------
+
+    def _visible(self, device: DeviceIdentity, db: str, doc_id: str,
+                 doc: dict[str, Any] | None) -> bool:
+        if db == 'config':
+            return filtering.visible_config_id(doc_id, device.device_id)
+        if doc is not None and doc.get('_deleted') and 'owner' not in doc:
+            # NOTE: an unattributed tombstone carries no data, only an opaque
+            # id; refusing it would abort the device's batch (see docs/SYNC.md).
+            return not doc_id.startswith((filtering.ENVELOPE_PREFIX, '_design/'))
+        return filtering.visible_record(doc, device.worker)
+
+    def _scan(
+        self, device: DeviceIdentity, db: str, since: Any, limit: int, style_all_docs: bool
+    ) -> tuple[list[dict[str, Any]], Any, bool]:
+        """Read upstream changes from ``since`` until ``limit`` visible rows.
+
+        Returns:
+            (visible rows, upstream position scanned, whether the feed ended).
+        """
+        physical = self.physical(db)
+        results: list[dict[str, Any]] = []
+        position = since
+        while True:
+            page = self._couch.changes(physical, since=position, limit=_SCAN_PAGE,
+                                       include_docs=db == 'records',
+                                       style_all_docs=style_all_docs)
+            rows = page.get('results', [])
+            position, full = self._filter_rows(device, db, rows, results, limit, position)
+            if full:
+                return results, position, False
+            if len(rows) < _SCAN_PAGE:
+                return results, page.get('last_seq', position), True
+
+    def _filter_rows(self, device, db, rows, results, limit, position) -> tuple[Any, bool]:
+        """Append the visible ``rows`` to ``results``; stop at ``limit``."""
+        for row in rows:
+            position = row['seq']
+            if self._visible(device, db, row['id'], row.get('doc')):
+                change = {'seq': row['seq'], 'id': row['id'], 'changes': row['changes']}
+                if row.get('deleted'):
+                    change['deleted'] = True
+                results.append(change)
+                if len(results) >= limit:
+                    return position, True
+        return position, False
+
+    def changes(
+        self,
+        device: DeviceIdentity,
+        db: str,
+        *,
+        since: str | None,
+        limit: int | None,
+        feed: str,
+        timeout_ms: int | None,
+        style_all_docs: bool = True,
+    ) -> dict[str, Any]:
+        """Return the device's filtered ``_changes`` (normal or longpoll).
+
+        Every row keeps its upstream ``seq``; ``last_seq`` is the upstream
+        position scanned, so the device checkpoints past invisible changes.
+        A long-poll is answered as soon as a visible change arrives, and
+        empty at ``longpoll_max_seconds`` at the latest.
+        """
+        since = self._check_since(since)
+        if since == 'now':
+            since = self._couch.db_info(self.physical(db)).get('update_seq', 0)
+        limit = min(max(int(limit), 1), _MAX_LIMIT) if limit else _MAX_LIMIT
+        if feed not in ('normal', 'longpoll'):
+            raise BadRequest('feed')
+        results, position, _ended = self._scan(device, db, since, limit, style_all_docs)
+        if results or feed == 'normal':
+            return {'results': results, 'last_seq': position}
+        wait = self._longpoll_max if timeout_ms is None else min(
+            max(timeout_ms / 1000, 0.0), self._longpoll_max)
+        deadline = self._monotonic() + wait
+        physical = self.physical(db)
+        while (remaining := deadline - self._monotonic()) > 0.05:
+            page = self._couch.changes(
+                physical, since=position, limit=_SCAN_PAGE, include_docs=db == 'records',
+                style_all_docs=style_all_docs, feed='longpoll',
+                timeout_ms=max(int(remaining * 1000), 50))
+            rows = page.get('results', [])
+            position, full = self._filter_rows(device, db, rows, results, limit, position)
+            if not full:
+                position = page.get('last_seq', position)
+            if results:
+                return {'results': results, 'last_seq': position}
+        return {'results': [], 'last_seq': position}
+
+    @staticmethod
+    def _check_since(since: str | None) -> Any:
+        if since in (None, ''):
+            return 0
+        if not _SINCE.fullmatch(since):
+            raise BadRequest('since')
+        return int(since) if since.isdigit() else since
+
+    def bulk_get(
+        self, device: DeviceIdentity, db: str, requests: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Return ``_bulk_get`` results, 1:1 and in request order.
+
+        A document the device may not see is answered with a per-document
+        ``forbidden`` error in its slot, never with its body.
+        """
+        if not isinstance(requests, list) or not all(
+                isinstance(item, dict) and isinstance(item.get('id'), str) for item in requests):
+            raise BadRequest('docs')
+        clean = [{key: item[key] for key in ('id', 'rev') if key in item} for item in requests]
+        upstream = self._couch.bulk_get(self.physical(db), clean, revs=True).get('results', [])
+        results = []
+        for index, request in enumerate(clean):
+            entry = upstream[index] if index < len(upstream) else {'docs': []}
+            docs = []
+            for item in entry.get('docs', []):
+                doc = item.get('ok')
+                if doc is not None and not self._visible(device, db, request['id'], doc):
+                    item = {'error': {'id': request['id'], 'rev': request.get('rev') or doc.get('_rev'),
+                                      'error': 'forbidden',
+                                      'reason': 'The document belongs to another worker.'}}
+                docs.append(item)
+            results.append({'id': request['id'], 'docs': docs})
+        return {'results': results}
+
+    def open_revs(
+        self, device: DeviceIdentity, db: str, doc_id: str, open_revs: str | None
+    ) -> Any:
+        """Return ``GET /{db}/{id}`` (with ``open_revs`` as a JSON array).
+
+        Raises:
+            DocumentNotFound: The document does not exist or is not visible.
+        """
+        physical = self.physical(db)
+        if doc_id.startswith(filtering.ENVELOPE_PREFIX):
+            raise DocumentNotFound(404, 'not_found', 'GET doc')
+        if open_revs is None:
+            doc = self._couch.get(physical, doc_id, revs='true')
+            if not self._visible(device, db, doc_id, doc):
+                raise DocumentNotFound(404, 'not_found', 'GET doc')
+            return doc
+        try:
+            revs = 'all' if open_revs == 'all' else json.loads(open_revs)
+        except ValueError:
+            raise BadRequest('open_revs') from None
+        if revs != 'all' and not (isinstance(revs, list) and all(isinstance(r, str) for r in revs)):
+            raise BadRequest('open_revs')
+        answer = []
+        for item in self._couch.open_revs(physical, doc_id, revs):
+            doc = item.get('ok')
+            if doc is not None and not self._visible(device, db, doc_id, doc):
+                item = {'missing': doc.get('_rev')}
+            answer.append(item)
+        return answer
+
+    # -- push ---------------------------------------------------------------
+
+    def revs_diff(self, db: str, revs: dict[str, Any]) -> dict[str, Any]:
+        """Return which revisions the gateway lacks; envelopes via keyvault."""
+        if not isinstance(revs, dict) or not all(
+                isinstance(value, list) for value in revs.values()):
+            raise BadRequest('body')
+        physical = self.physical(db)
+        envelopes = {key: value for key, value in revs.items()
+                     if key.startswith(filtering.ENVELOPE_PREFIX)}
+        others = {key: value for key, value in revs.items() if key not in envelopes}
+        answer: dict[str, Any] = {}
+        if others:
+            answer.update(self._couch.revs_diff(physical, others))
+        if envelopes:
+            if db == 'records':
+                answer.update(self._couch.revs_diff(self._dbs['keyvault'], envelopes))
+            else:
+                answer.update(self._couch.revs_diff(physical, envelopes))
+        return answer
+
+    def bulk_docs(
+        self, device: DeviceIdentity, db: str, docs: list[Any], *, new_edits: bool
+    ) -> list[dict[str, Any]]:
+        """Validate and store pushed documents; return per-document results.
+
+        Refused documents get ``{"id","rev","error":"forbidden","reason"}``
+        in request order while the rest land, and a redacted copy goes to
+        quarantine with who, when and why.
+        """
+        if not isinstance(docs, list):
+            raise BadRequest('docs')
+        physical = self.physical(db)
+        verdicts: list[tuple[str, filtering.Refusal | None]] = []
+        if db == 'config':
+            refusal = filtering.Refusal('read_only', 'The config database is read-only for devices.')
+            verdicts = [('config', refusal) for _doc in docs]
+        else:
+            owners = self._current_owners(physical, docs)
+            for doc in docs:
+                doc_id = doc.get('_id') if isinstance(doc, dict) else None
+                if isinstance(doc_id, str) and doc_id.startswith(filtering.ENVELOPE_PREFIX):
+                    verdicts.append(('keyvault', self._check_envelope(doc)))
+                    continue
+                refusal = filtering.check_pushed_record(
+                    doc, worker=device.worker, record_types=self._rules.record_types,
+                    max_doc_bytes=self._max_doc_bytes,
+                    validate=self._rules.validate_document,
+                    current_owner=owners.get(doc_id) if isinstance(doc_id, str) else None,
+                    schema_errors=self._rules.schema_errors,
+                    unknown_schema_errors=self._rules.unknown_schema_errors)
+                if refusal is None and doc.get('_deleted'):
+                    # Stamp the owner on tombstones so they stay attributable
+                    # (and pullable) once the body is gone. new_edits=false
+                    # keeps the revision id as sent.
+                    doc = dict(doc, owner=device.worker)
+                    doc.pop('_attachments', None)
+                verdicts.append(('records', refusal))
+                if refusal is None:
+                    docs[len(verdicts) - 1] = doc
+        to_store: dict[str, list[tuple[int, dict[str, Any]]]] = {'records': [], 'keyvault': []}
+        answers: dict[int, dict[str, Any]] = {}
+        refused: list[tuple[Any, filtering.Refusal]] = []
+        for index, (target, refusal) in enumerate(verdicts):
+            doc = docs[index]
+            if refusal is None:
+                to_store[target].append((index, doc))
+                continue
+            refused.append((doc, refusal))
+            answer = {'id': doc.get('_id') if isinstance(doc, dict) else None,
+                      'error': 'forbidden', 'reason': refusal.reason}
+            if isinstance(doc, dict) and doc.get('_rev'):
+                answer['rev'] = doc['_rev']
+            answers[index] = answer
+        for target, items in to_store.items():
+            if not items:
+                continue
+            target_db = physical if target == 'records' else self._dbs['keyvault']
+            stored = self._couch.bulk_docs(target_db, [doc for _i, doc in items],
+                                           new_edits=new_edits)
+            self._merge_upstream(items, stored, answers, new_edits)
+        if refused:
+            self._quarantine(device, db, refused)
+        return [answers[index] for index in sorted(answers)]
+
+    @staticmethod
+    def _merge_upstream(items, stored, answers, new_edits) -> None:
+        if new_edits:
+            for (index, _doc), result in zip(items, stored):
+                answers[index] = result
+            return
+        # With new_edits=false CouchDB answers errors only (pouchdb-server
+        # may list successes too): keep the errors, by id.
+        by_id = {result.get('id'): result for result in stored if result.get('error')}
+        for index, doc in items:
+            if doc.get('_id') in by_id:
+                answers[index] = by_id[doc['_id']]
+
+    def _current_owners(self, physical: str, docs: list[Any]) -> dict[str, str | None]:
+        ids = sorted({doc['_id'] for doc in docs if isinstance(doc, dict)
+                      and isinstance(doc.get('_id'), str)
+                      and not doc['_id'].startswith(('_', filtering.ENVELOPE_PREFIX))})
+        if not ids:
+            return {}
+        owners: dict[str, str | None] = {}
+        for row in self._couch.all_docs(physical, keys=ids, include_docs=True):
+            doc = row.get('doc')
+            if doc:
+                owners[row['id']] = doc.get('owner') or ''
+        return owners
+
+    def _check_envelope(self, doc: dict[str, Any]) -> filtering.Refusal | None:
+        if filtering.doc_size(doc) > self._max_doc_bytes:
+            return filtering.Refusal('max_doc_bytes',
+                                     f'The envelope is larger than {self._max_doc_bytes} bytes.')
+        if doc.get('_deleted'):
+            return filtering.Refusal('envelope', 'Devices may not delete envelopes.')
+        try:
+            self._rules.validate_envelope(filtering.strip_meta(doc))
+        except self._rules.envelope_errors:
+            return filtering.Refusal('envelope', 'The record-key envelope is malformed.')
+        return None
+
+    def _quarantine(self, device: DeviceIdentity, db: str,
+                    refused: list[tuple[Any, filtering.Refusal]]) -> None:
+        now = round(self._clock(), 3)
+        entries = []
+        for doc, refusal in refused:
+            doc_type = doc.get('type') if isinstance(doc, dict) else None
+            paths: list[str] | None = None
+            if doc_type in self._rules.record_types:
+                paths = list(self._rules.identifying_paths(doc_type))
+                # Fields the schema refused may hold anything: redact those too.
+                paths += [f'/{name}' for name in refusal.fields if isinstance(name, str)]
+            elif isinstance(doc, dict) and str(doc.get('_id', '')).startswith(
+                    filtering.ENVELOPE_PREFIX):
+                paths = []  # Envelopes hold only ciphertext and key ids.
+            entries.append({
+                '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'device': device.device_id,
+                'worker': device.worker, 'db': db, 'at': now, 'rule': refusal.rule,
+                'reason': refusal.reason, 'fields': refusal.fields,
+                'doc_id': doc.get('_id') if isinstance(doc, dict) else None,
+                'doc': filtering.redact_for_quarantine(doc, paths),
+            })
+        self._couch.bulk_docs(self._dbs['quarantine'], entries)
+        for entry in entries:
+            self._audit('push_refused', actor=f'device:{device.device_id}',
+                        subject=entry['doc_id'],
+                        details={'rule': entry['rule'], 'quarantine': entry['_id'], 'db': db,
+                                 'fields': sorted(str(name) for name in entry['fields'])})
+
+    # -- conflicts ----------------------------------------------------------
+
+    def conflicted_records(self, *, page_size: int = 500) -> list[dict[str, Any]]:
+        """Return ``[{"id", "rev", "conflicts"}]`` of conflicted records (ids only)."""
+        physical = self._dbs['records']
+        found = []
+        start = None
+        while True:
+            params: dict[str, Any] = {'include_docs': 'true', 'conflicts': 'true',
+                                      'limit': page_size}
+            if start is not None:
+                params['startkey'] = json.dumps(start)
+                params['skip'] = 1
+            rows = self._couch.request('GET', f'/{_q(physical)}/_all_docs',
+                                       params=params).json()['rows']
+            for row in rows:
+                doc = row.get('doc') or {}
+                if doc.get('_conflicts') and not row['id'].startswith('_'):
+                    found.append({'id': row['id'], 'rev': doc['_rev'],
+                                  'conflicts': doc['_conflicts']})
+            if len(rows) < page_size:
+                return found
+            start = rows[-1]['id']
+
+    @staticmethod
+    def doc_path(db: str, doc_id: str) -> str:
+        """Return the escaped upstream path of a document (for callers)."""
+        return doc_path(db, doc_id)
+

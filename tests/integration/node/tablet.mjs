@@ -1,0 +1,89 @@
+// A tablet: an unmodified PouchDB 9 (leveldb in a temp dir) replicating with
+// the fieldvault gateway. Driven by the Python integration tests.
+//
+// usage: node tablet.mjs <config.json>
+// config: {dir, url, db, auth: {username, password} | token, docs?: [...],
+//          action: "push" | "pull" | "sync_live", expect?: n, timeout_ms?, batch_size?}
+// Prints one JSON line: {ok, result?, error?, ids, denied}.
+import fs from 'node:fs';
+import PouchDB from 'pouchdb';
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const local = new PouchDB(cfg.dir);
+const remoteOpts = {};
+if (cfg.token) {
+  remoteOpts.fetch = (url, opts) => {
+    opts.headers.set('Authorization', `Bearer ${cfg.token}`);
+    return PouchDB.fetch(url, opts);
+  };
+} else {
+  remoteOpts.auth = cfg.auth;
+}
+const remote = new PouchDB(cfg.url + cfg.db, remoteOpts);
+let denied = 0;
+
+async function ids() {
+  const all = await local.allDocs();
+  return all.rows.map((row) => row.id);
+}
+
+function finish(payload) {
+  // Exit only once the pipe took everything (large id lists exceed 64 KiB).
+  process.stdout.write(JSON.stringify(payload) + '\n', () => process.exit(0));
+}
+
+async function main() {
+  if (cfg.docs && cfg.docs.length) {
+    await local.bulkDocs(cfg.docs);
+  }
+  const opts = { batch_size: cfg.batch_size || 100, retry: !!cfg.retry };
+  if (cfg.action === 'push' || cfg.action === 'pull') {
+    const started = process.hrtime.bigint();
+    const rep = cfg.action === 'push' ? local.replicate.to(remote, opts) : local.replicate.from(remote, opts);
+    rep.on('denied', () => { denied += 1; });
+    try {
+      const result = await rep;
+      const elapsed_ms = Number(process.hrtime.bigint() - started) / 1e6;
+      finish({ ok: result.ok, elapsed_ms, result: { docs_written: result.docs_written, doc_write_failures: result.doc_write_failures, status: result.status }, ids: await ids(), denied });
+    } catch (err) {
+      finish({ ok: false, error: { name: err.name, status: err.status }, ids: await ids(), denied });
+    }
+    return;
+  }
+  if (cfg.action === 'sync_live') {
+    const sync = local.sync(remote, { live: true, retry: true, batch_size: opts.batch_size });
+    let lastError = null;
+    const deadline = setTimeout(async () => {
+      sync.cancel();
+      finish({ ok: false, timeout: true, error: lastError, ids: await ids(), denied });
+    }, cfg.timeout_ms || 60000);
+    // Idle = both directions caught up ('paused' without an error).
+    let idle = false;
+    sync.on('paused', (err) => { idle = !err; });
+    sync.on('active', () => { idle = false; });
+    sync.on('change', () => { idle = false; });
+    sync.on('denied', () => { denied += 1; });
+    sync.on('error', async (err) => {
+      clearTimeout(deadline);
+      finish({ ok: false, error: { name: err.name, status: err.status }, ids: await ids(), denied });
+    });
+    const check = async () => {
+      const current = await ids();
+      if (cfg.expect !== undefined && current.length >= cfg.expect && idle) {
+        // Stay a moment so a surplus (another worker's docs) would show up too.
+        setTimeout(async () => {
+          clearTimeout(deadline);
+          sync.cancel();
+          finish({ ok: true, ids: await ids(), denied });
+        }, 1500);
+        return;
+      }
+      setTimeout(check, 200);
+    };
+    check();
+    return;
+  }
+  throw new Error(`unknown action ${cfg.action}`);
+}
+
+main().catch((err) => finish({ ok: false, error: { name: err.name, status: err.status, message: String(err.message) } }));

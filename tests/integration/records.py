@@ -1,0 +1,52 @@
+"""Sealed test records for sync tests (shared by functional and integration).
+
+Uses ``tests.factories`` and ``keys.seal_document`` when the encryption and
+schema packages provide them; the shapes are fle/1 either way.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import schemas
+
+
+def plain_contact(owner: str, org: str, **overrides) -> dict:
+    """Return an unsealed contact record of ``owner``."""
+    try:
+        from tests import factories
+        doc = factories.make_contact(owner=owner, org=org)
+    except ImportError:
+        doc = {'_id': f'contact:{uuid.uuid4()}', 'type': 'contact', 'schema': 'contact/1',
+               'org': org, 'owner': owner, 'full_name': 'Test Person', 'phone': '555-0100'}
+    doc.update(overrides)
+    return doc
+
+
+def sealed_contact(owner: str, org: str, **overrides) -> tuple[dict, dict]:
+    """Return (sealed contact, its ``rk:`` envelope)."""
+    import keys
+    doc = plain_contact(owner, org, **overrides)
+    paths = list(schemas.identifying_paths(doc['type']))
+    try:
+        return keys.seal_document(doc, paths=paths, org=org, manifest_body=_manifest_body(org))
+    except TypeError:
+        return keys.seal_document(doc, paths=paths, org=org, manifest_body=None)
+
+
+_MANIFESTS: dict[str, dict] = {}
+
+
+def _manifest_body(org: str):
+    """Return a manifest body with one active org key, built once per org."""
+    if org in _MANIFESTS:
+        return _MANIFESTS[org]
+    body = None
+    try:
+        import keys
+        pair = keys.OrgKeyPair.generate('k1')
+        body = keys.build_manifest(org, 1, [pair.manifest_entry('active')])
+    except Exception:  # noqa: BLE001 - the keys API is still settling; stub shapes.
+        body = None
+    _MANIFESTS[org] = body
+    return body
