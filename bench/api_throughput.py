@@ -4,7 +4,7 @@ Both run under the same gunicorn configuration, in the same run, against the
 same pouchdb-server, interleaved in rounds so that drift on this shared
 machine hits both alike. Prints requests per second and their ratio.
 
-    .venv/bin/python bench/http.py [--requests 2000] [--concurrency 8] [--rounds 3]
+    .venv/bin/python bench/api_throughput.py [--requests 2000] [--concurrency 8] [--rounds 3]
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""Cost of sealing and opening a typical intake record against the bare primitives.
+
+A typical record has 8 identifying fields. Sealing it costs one HPKE seal of
+the record key plus 8 AES-256-GCM encryptions (and two HKDF derivations);
+opening costs one HPKE open plus 8 AES-GCM decryptions. The baseline runs
+exactly those primitives on the same sizes, interleaved with the fle/1 calls in
+the same run, so the printed ratio is the format's own overhead (JSON,
+padding, PAE, base64url, checks). Also reports one Argon2id unlock of an
+advocate key at the default parameters (19 MiB, t=2).
+
+    .venv/bin/python bench/crypto.py [--rounds 5] [--iterations 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The baseline needs the primitives themselves; bench/ is outside the
+# packages whose hazmat imports the boundary test polices.
+from cryptography.hazmat.primitives import hashes, hpke  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: E402
+
+import keys  # noqa: E402
+
+ORG = 'org-bench'
+FIELDS = {
+    'legal_first_name': 'Maria', 'legal_last_name': 'Example-Lastname',
+    'preferred_name': 'Mari', 'date_of_birth': '2009-04-02',
+    'phones': ['+15555550123'], 'email': 'someone@example.org',
+    'current_location_or_address': '1200 Example Avenue, Apt 4, Los Angeles',
+    'aliases': ['M', 'Mimi'],
+}
+PATHS = [f'/{name}' for name in FIELDS]
+
+
+def _record() -> dict:
+    return {'_id': 'identity:0190f6a2-5b7e-7c1a-9d1e-4b0c2d7f8a11', 'type': 'identity',
+            'schema': 'identity/1', 'org': ORG, 'owner': 'worker-1', **FIELDS}
+
+
+def _time(fn, iterations: int) -> float:
+    started = time.perf_counter()
+    for _ in range(iterations):
+        fn()
+    return (time.perf_counter() - started) / iterations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--iterations', type=int, default=300)
+    args = parser.parse_args()
+
+    org_key = keys.OrgKeyPair.generate('oek-bench')
+    signing = keys.SigningKey.generate()
+    manifest = keys.build_manifest(ORG, 1, [org_key.manifest_entry('active')])
+    advocate = keys.AdvocateKey.generate('adv-bench')
+    grant = keys.seal_grant(org_key, advocate.public_record(), org=ORG, granted_by='admin-1',
+                            signing_key=signing)
+    keyring = keys.Keyring.from_grants([grant], advocate, org=ORG,
+                                       pinned_public_b64=signing.public_b64())
+    record = _record()
+    sealed, envelope = keys.seal_document(record, paths=PATHS, org=ORG, manifest_body=manifest)
+
+    # The bare primitives on the same sizes.
+    suite = hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+    recipient = ec.generate_private_key(ec.SECP256R1())
+    recipient_public = recipient.public_key()
+    plaintexts = [os.urandom(32) for _ in FIELDS]  # each padded value fits 32 bytes
+
+    # Keep the nonce with each blob so the bare open does real decryptions.
+    nonces = [os.urandom(12) for _ in FIELDS]
+
+    def bare_seal_with_nonces():
+        rk = os.urandom(32)
+        aead = AESGCM(HKDF(hashes.SHA256(), 32, b'salt', b'info').derive(rk))
+        return suite.encrypt(rk, recipient_public, info=b'info'), [
+            aead.encrypt(nonce, value, b'aad') for nonce, value in zip(nonces, plaintexts)]
+
+    bare_envelope, bare_blobs = bare_seal_with_nonces()
+
+    def bare_open_real():
+        rk = suite.decrypt(bare_envelope, recipient, info=b'info')
+        aead = AESGCM(HKDF(hashes.SHA256(), 32, b'salt', b'info').derive(rk))
+        return [aead.decrypt(nonce, blob, b'aad') for nonce, blob in zip(nonces, bare_blobs)]
+
+    def fle_seal():
+        return keys.seal_document(record, paths=PATHS, org=ORG, manifest_body=manifest)
+
+    def fle_open():
+        return keys.open_document(sealed, envelopes=[envelope], keyring=keyring, paths=PATHS,
+                                  org=ORG)
+
+    assert fle_open()['legal_first_name'] == 'Maria'
+    results = {name: [] for name in ('fle_seal', 'bare_seal', 'fle_open', 'bare_open')}
+    for _ in range(args.rounds):
+        results['bare_seal'].append(_time(bare_seal_with_nonces, args.iterations))
+        results['fle_seal'].append(_time(fle_seal, args.iterations))
+        results['bare_open'].append(_time(bare_open_real, args.iterations))
+        results['fle_open'].append(_time(fle_open, args.iterations))
+    median = {name: statistics.median(values) for name, values in results.items()}
+    print(f'record with {len(FIELDS)} identifying fields, {args.rounds} rounds x '
+          f'{args.iterations} iterations (medians)')
+    for name in ('fle_seal', 'bare_seal', 'fle_open', 'bare_open'):
+        print(f'  {name:10s} {median[name] * 1e6:9.1f} us')
+    print(f'seal overhead  fle/1 : bare primitives = {median["fle_seal"] / median["bare_seal"]:.2f}')
+    print(f'open overhead  fle/1 : bare primitives = {median["fle_open"] / median["bare_open"]:.2f}')
+
+    wrapped = advocate.wrap('a long benchmark passphrase')
+    unlocks = []
+    for _ in range(3):
+        started = time.perf_counter()
+        keys.AdvocateKey.unwrap(wrapped, 'a long benchmark passphrase')
+        unlocks.append(time.perf_counter() - started)
+    print(f'Argon2id unlock (m=19 MiB, t=2, p=1): {statistics.median(unlocks) * 1000:.0f} ms '
+          f'(median of 3)')
+
+
+if __name__ == '__main__':
+    main()
