@@ -459,7 +459,8 @@ function headerKeys(sealed) {
 /** Open a sealed record; returns the plaintext copy without the `fle` header. */
 export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
   const parsed = parsePaths(paths);
-  if (sealed === null || typeof sealed !== "object" || typeof sealed._id !== "string" || sealed._id === "") {
+  if (sealed === null || typeof sealed !== "object" || typeof sealed._id !== "string"
+      || sealed._id === "" || sealed._id.startsWith("_")) {
     throw new InvalidCiphertext();
   }
   const keys = headerKeys(sealed);

@@ -223,7 +223,8 @@ def check_public_record(record: Any) -> None:
         InvalidKeyMaterial: The reason names the member.
     """
     if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
-        raise InvalidKeyMaterial('advocate key record must have advocate, apk, suite, pub, fingerprint')
+        raise InvalidKeyMaterial(
+            'advocate key record must have advocate, apk, suite, pub, fingerprint')
     for name in ('advocate', 'apk'):
         if not is_identifier(record[name]):
             raise InvalidKeyMaterial(f"advocate key record '{name}' is not a valid identifier")
@@ -273,7 +274,8 @@ def verify_certificate(cert: dict[str, Any], pinned_public_b64: str) -> dict[str
     except SignatureRefused:
         load_public_key(pinned_public_b64, field='pinned public key')
         raise InvalidKeyMaterial(refused) from None
-    if set(body) != _CERT_KEYS or body['type'] != CERT_TYPE or not is_identifier(body['certified_by']):
+    well_formed = set(body) == _CERT_KEYS and body['type'] == CERT_TYPE
+    if not well_formed or not is_identifier(body['certified_by']):
         raise InvalidKeyMaterial(refused)
     try:
         check_public_record({name: body[name] for name in _RECORD_KEYS})

@@ -157,7 +157,12 @@ def seal_value(
     k_enc, _ = derive_record_keys(rk, rkid)
     ciphertext = _primitives.aes_gcm_seal(
         k_enc, nonce, plaintext, field_aad(org, doc_id, pointer, rkid))
-    return {'fle': FLE_VERSION, 'rk': rkid, 'n': b64url_encode(nonce), 'ct': b64url_encode(ciphertext)}
+    return {
+        'fle': FLE_VERSION,
+        'rk': rkid,
+        'n': b64url_encode(nonce),
+        'ct': b64url_encode(ciphertext),
+    }
 
 
 def open_value(
@@ -210,7 +215,8 @@ def validate_sealed_value(value: Any, *, pointer: str | None = None) -> None:
     try:
         b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
     except ValueError:
-        raise InvalidKeyMaterial(f"sealed value{where} has an 'n' that is not a 12-byte nonce") from None
+        raise InvalidKeyMaterial(
+            f"sealed value{where} has an 'n' that is not a 12-byte nonce") from None
     try:
         ciphertext = b64url_decode(value['ct'])
     except ValueError:
@@ -252,7 +258,8 @@ def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise InvalidKeyMaterial("document 'fle.keys' entry 'kek' is not an identifier")
         if 'dev' in entry and not is_identifier(entry['dev']):
             raise InvalidKeyMaterial("document 'fle.keys' entry 'dev' is not an identifier")
-        if 'at' in entry and not (isinstance(entry['at'], str) and TIMESTAMP.fullmatch(entry['at'])):
+        if 'at' in entry and not (
+                isinstance(entry['at'], str) and TIMESTAMP.fullmatch(entry['at'])):
             raise InvalidKeyMaterial("document 'fle.keys' entry 'at' is not a UTC timestamp")
     return keys
 
@@ -304,7 +311,8 @@ def validate_sealed_document(doc: Any, *, paths: Sequence[str]) -> None:
         value = found[0][found[1]]
         validate_sealed_value(value, pointer=pointer)
         if value['rk'] not in keys:
-            raise InvalidKeyMaterial(f"sealed value at '{pointer}' names an rkid missing from 'fle.keys'")
+            raise InvalidKeyMaterial(
+                f"sealed value at '{pointer}' names an rkid missing from 'fle.keys'")
 
 
 # -- Sealing ------------------------------------------------------------------

@@ -132,7 +132,8 @@ class SigningKey:
         try:
             message = canonical_json(body)
         except ValueError:
-            raise InvalidKeyMaterial('the signed body holds a value canonical JSON does not allow') from None
+            raise InvalidKeyMaterial(
+                'the signed body holds a value canonical JSON does not allow') from None
         return b64url_encode(_primitives.ecdsa_sign(self._private_key, message))
 
     def __repr__(self) -> str:

@@ -122,12 +122,13 @@ class FullMatch(validate.Regexp):
     """Regexp validator that must match the whole string.
 
     Patterns are written ``^...$`` so the JSON Schema export, whose
-    ``pattern`` is unanchored ECMA-262, means the same thing.
+    ``pattern`` is unanchored ECMA-262, means the same thing. The message is
+    used as given, never formatted, so it cannot interpolate ``{input}``.
     """
 
     def __call__(self, value: str) -> str:
         if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
+            raise ValidationError(self.error)
         return value
 
 

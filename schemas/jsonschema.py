@@ -19,7 +19,6 @@ from schemas.errors import SchemasError
 from schemas.fields import UUID4
 from schemas.fields import CalendarDate
 from schemas.fields import ExactInteger
-from schemas.fields import SealedValue
 from schemas.fields import Timestamp
 from schemas.pointers import identifying_pointers
 from schemas.pointers import is_identifying
@@ -35,7 +34,6 @@ _OPENAPI_TYPES: dict[type[fields.Field], tuple[str, str | None]] = {
     CalendarDate: ('string', 'date'),
     UUID4: ('string', 'uuid'),
     ExactInteger: ('integer', None),
-    SealedValue: ('object', None),
 }
 
 _SEALED_NOTE = ('Properties marked x-identifying hold an fle/1 sealed value '

@@ -47,10 +47,11 @@ __all__ = [
     'FleKeySchema',
     'GeoPointSchema',
     'GuardianContactSchema',
-    'IdNumberSchema',
-    'ImageSchema',
     'ITEM_CODE_PATTERN',
     'PACK_ID_PATTERN',
+    'IdNumberSchema',
+    'ImageSchema',
+    'Location',
     'RecordKeyTable',
     'ResponseNoteSchema',
     'RevisionsSchema',
@@ -86,7 +87,7 @@ class StrictSchema(Schema):
         Args:
             key: Key of the message in ``error_messages``.
             *locations: Field names, or tuples of names and list indexes for
-                nested fields. None files the message under ``_schema``.
+                nested fields. With none, the message goes under ``_schema``.
         """
         return self.rule_errors([(key, location) for location in locations or [()]])
 

@@ -101,7 +101,11 @@ RECOVERY = AdvocateKey._from_scalar('recovery', 'apk-recovery-1', fixed_scalar('
 
 
 def org_key_json(org_key: OrgKeyPair) -> dict[str, str]:
-    return {'kid': org_key.kid, 'private_hex': org_key._scalar().hex(), 'public': org_key.public_b64()}
+    return {
+        'kid': org_key.kid,
+        'private_hex': org_key._scalar().hex(),
+        'public': org_key.public_b64(),
+    }
 
 
 def manifest_body(seq: int = 1) -> dict[str, Any]:
@@ -317,7 +321,8 @@ def build_manifests() -> dict[str, Any]:
             'canonical': canonical_json(body).decode('utf-8'),
             'signed': sign_manifest(body, SIGNING_KEY),
         })
-    certificate = certify_advocate_key(ADVOCATE.public_record(), SIGNING_KEY, certified_by='admin-2')
+    certificate = certify_advocate_key(
+        ADVOCATE.public_record(), SIGNING_KEY, certified_by='admin-2')
     return {
         'kind': 'fle1_manifest',
         'description': 'Manifests and an advocate certificate signed ES256 (RFC 6979 '
@@ -413,7 +418,8 @@ def build_negative(envelopes_file: dict[str, Any], manifests_file: dict[str, Any
     rkid = envelope['rkid']
 
     document_case('wrong org key (same kid, other private key)', sealed, [envelope],
-                  org_keys=[{'kid': ORG_KEY.kid, 'private_hex': OTHER_KEY_SAME_KID._scalar().hex()}])
+                  org_keys=[{'kid': ORG_KEY.kid,
+                             'private_hex': OTHER_KEY_SAME_KID._scalar().hex()}])
     document_case('no key for the envelope kek', sealed, [envelope],
                   org_keys=[{'kid': NEXT_ORG_KEY.kid, 'private_hex': NEXT_ORG_KEY._scalar().hex()}])
     document_case('wrong org', sealed, [envelope], org='org-other')
@@ -555,7 +561,8 @@ def build_negative(envelopes_file: dict[str, Any], manifests_file: dict[str, Any
     for name, candidate, who, org in [
         ('grant: bad signature', {**grant, 'sig': _flip(grant['sig'])}, advocate, ORG),
         ('grant: signed by another key (planted)', forged_grant, advocate, ORG),
-        ('grant: ciphertext swapped after signing', {**grant, 'ct': _flip(grant['ct'])}, advocate, ORG),
+        ('grant: ciphertext swapped after signing', {**grant, 'ct': _flip(grant['ct'])},
+         advocate, ORG),
         ('grant: opened by another APK of the same advocate', grant, other_apk, ORG),
         ('grant: wrong org', grant, advocate, 'org-other'),
     ]:
@@ -588,7 +595,8 @@ def build_negative(envelopes_file: dict[str, Any], manifests_file: dict[str, Any
         ('manifest: body altered after signing', tampered_body, None),
         ('manifest: signed by another key', sign_manifest(signed['body'], OTHER_SIGNING_KEY), None),
         ('manifest: alg changed', {**signed, 'alg': 'none'}, None),
-        ('manifest: signer fingerprint mismatch', {**signed, 'signer': OTHER_SIGNING_KEY.fingerprint()}, None),
+        ('manifest: signer fingerprint mismatch',
+         {**signed, 'signer': OTHER_SIGNING_KEY.fingerprint()}, None),
         ('manifest: extra member', {**signed, 'kid': 'x'}, None),
     ]:
         cases.append({'name': name, 'kind': 'manifest', 'expect': 'InvalidManifest',

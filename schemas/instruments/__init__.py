@@ -193,7 +193,8 @@ class PackSchema(StrictSchema):
             yield 'rule_unknown_item', (*where, 'items')
             return
         answer_sets = [data['answer_sets'].get(by_code[code]['answers']) for code in codes_named]
-        answer_sets = [answer_set for answer_set in answer_sets if answer_set is not None]
+        if None in answer_sets:
+            return  # The item's unknown answer set is reported on the item.
         allowed = {value for answer_set in answer_sets for value in answer_set['values']}
         if set(condition.get('answers') or ()) - allowed:
             yield 'rule_unknown_answer', (*where, 'answers')

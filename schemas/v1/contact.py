@@ -27,7 +27,7 @@ from schemas.fields import Timestamp
 from schemas.parts import EnvelopeSchema
 from schemas.parts import GeoPointSchema
 
-__all__ = ['ContactSchema', 'YOUTH_CODE_PATTERN']
+__all__ = ['SERVICE_AREA_PATTERN', 'YOUTH_CODE_PATTERN', 'ContactSchema']
 
 #: A device-generated word pair, never typed from a name (e.g. ``quiet-river-07``).
 YOUTH_CODE_PATTERN = r'^[a-z]{1,16}-[a-z]{1,16}-[0-9]{2}$'

@@ -13,6 +13,7 @@ requires one; the default policy is not to collect it.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from marshmallow import fields
@@ -44,7 +45,7 @@ _NOT_REPORTED = frozenset(codes.HMIS_DATA_QUALITY)
 _AGE_TOLERANCE_YEARS = 1
 
 
-def _age_on(birth: Any, day: Any) -> int:
+def _age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 

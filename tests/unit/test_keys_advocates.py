@@ -63,7 +63,8 @@ def test_wrap_unwrap_with_the_default_parameters():
 
 def test_wrapped_blob_holds_no_private_key_bytes():
     blob = ADVOCATE.wrap(PASSPHRASE, params=CHEAP)
-    scalar = b64url_encode(ADVOCATE._private_key.private_numbers().private_value.to_bytes(32, 'big'))
+    scalar = b64url_encode(
+        ADVOCATE._private_key.private_numbers().private_value.to_bytes(32, 'big'))
     assert scalar not in str(blob)
 
 
@@ -164,7 +165,8 @@ def test_grant_shape_and_round_trip():
 def test_a_grant_opened_key_opens_documents():
     manifest = keys.build_manifest(ORG, 1, [ORG_KEY.manifest_entry()])
     doc = {'_id': 'contact:9', 'full_name': 'Jane Q. Example'}
-    sealed, envelope = keys.seal_document(doc, paths=['/full_name'], org=ORG, manifest_body=manifest)
+    sealed, envelope = keys.seal_document(
+        doc, paths=['/full_name'], org=ORG, manifest_body=manifest)
     keyring = Keyring.from_grants([grant_for()], ADVOCATE, org=ORG,
                                   pinned_public_b64=ADMIN.public_b64())
     assert keyring.kids == (ORG_KEY.kid,) and ORG_KEY.kid in keyring and len(keyring) == 1

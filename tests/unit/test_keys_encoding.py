@@ -100,7 +100,8 @@ def test_rkid_bytes_wants_lowercase_hex():
 
 
 def test_timestamps_are_utc_whole_seconds():
-    moment = datetime.datetime(2026, 3, 2, 12, 15, 7, 999, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    moment = datetime.datetime(2026, 3, 2, 12, 15, 7, 999, tzinfo=plus_two)
     assert _encoding.format_timestamp(moment) == '2026-03-02T10:15:07Z'
     with pytest.raises(ValueError):
         _encoding.format_timestamp(datetime.datetime(2026, 3, 2))

@@ -49,7 +49,8 @@ def test_open_envelope_of_another_org_fails():
 
 def test_validate_envelope_accepts_couchdb_members():
     _, envelope = sealed_pair()
-    keys.validate_envelope({**envelope, '_rev': '1-abc', '_revisions': {'start': 1, 'ids': ['abc']}})
+    keys.validate_envelope(
+        {**envelope, '_rev': '1-abc', '_revisions': {'start': 1, 'ids': ['abc']}})
 
 
 @pytest.mark.parametrize(('change', 'member'), [

@@ -142,7 +142,8 @@ def test_seal_document_at_time_stamps_at():
 
 
 def test_array_elements_and_escaped_pointers_can_be_sealed():
-    doc = {'_id': 'identity:1', 'documents': [{'number': 'X1'}, {'number': 'X2'}], 'a/b': {'m~n': 'v'}}
+    doc = {'_id': 'identity:1', 'documents': [{'number': 'X1'}, {'number': 'X2'}],
+           'a/b': {'m~n': 'v'}}
     paths = ['/documents/1/number', '/a~1b/m~0n']
     sealed, envelope = seal(doc, paths=paths)
     assert sealed['documents'][0] == {'number': 'X1'}
@@ -337,7 +338,10 @@ def _truncated_envelope(sealed, envelopes):
 
 def _malformed_base64(sealed, envelopes):
     standard = base64.b64encode(b64url_decode(sealed['full_name']['ct'])).decode()
-    sealed['full_name']['ct'] = standard  # Padding and/or the +/ alphabet.
+    if '+' not in standard and '/' not in standard:
+        # About 13% of 48-byte ciphertexts encode alike in both alphabets.
+        standard = '+' + standard[1:]
+    sealed['full_name']['ct'] = standard
     return sealed, envelopes, KEYRING
 
 

@@ -83,7 +83,8 @@ def test_any_tampering_is_the_same_opaque_error(tamper):
 def test_a_validly_signed_but_malformed_body_is_refused():
     body = rotated_body()
     body['keys'].append(copy.deepcopy(body['keys'][0]))  # Two active keys, same kid.
-    signed = {'body': body, 'sig': SIGNER.sign(body), 'alg': 'ES256', 'signer': SIGNER.fingerprint()}
+    signed = {'body': body, 'sig': SIGNER.sign(body), 'alg': 'ES256',
+              'signer': SIGNER.fingerprint()}
     with pytest.raises(InvalidManifest):
         keys.verify_manifest(signed, SIGNER.public_b64())
 

@@ -58,7 +58,8 @@ def test_signing_key_pem_round_trip():
 
 @pytest.mark.parametrize(('data', 'passphrase'), [
     (None, 'wrong passphrase!'),
-    (b'-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n', PASSWORD),
+    (b'-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n',
+     PASSWORD),
     ('text, not bytes', PASSWORD),
 ])
 def test_signing_key_from_pem_fails_opaquely(data, passphrase):

@@ -100,7 +100,8 @@ def test_sealed_variant_replaces_exactly_the_identifying_fields(doc_type):
     for pointer in EXPECTED_PATHS[doc_type]:
         field = schema
         for token in split(pointer):
-            field = field.fields[token] if isinstance(field, Schema) else field.schema.fields[token]
+            owner = field if isinstance(field, Schema) else field.schema
+            field = owner.fields[token]
         assert isinstance(field, SealedValue), pointer
         assert field.pointer == pointer
     sealed_count = sum(isinstance(field, SealedValue) for field in schema.fields.values())

@@ -9,7 +9,6 @@ import pytest
 
 import schemas
 from tests.factories import OMIT
-from tests.factories import make_consent
 from tests.factories import make_contact
 from tests.factories import make_identity
 from tests.factories import make_record

@@ -93,7 +93,8 @@ def test_to_dict_is_a_copy():
 @pytest.mark.parametrize(('answers', 'expected'), [
     ([('QYIT_1', 'no'), ('QYIT_2', 'no'), ('QYIT_3', 'no'), ('QYIT_4', 'no')],
      {'positive_screen': False, 'rules_matched': []}),
-    ([('QYIT_1', 'no'), ('QYIT_3', 'yes')], {'positive_screen': True, 'rules_matched': ['any_yes']}),
+    ([('QYIT_1', 'no'), ('QYIT_3', 'yes')],
+     {'positive_screen': True, 'rules_matched': ['any_yes']}),
     ([('QYIT_1', 'unsure'), ('QYIT_2', 'declined')],
      {'positive_screen': False, 'rules_matched': []}),
 ])
@@ -136,8 +137,11 @@ def test_pack_from_extra_dir_is_installed_and_scores_sums(tmp_path):
     packs = instruments.load_packs(str(tmp_path))
     assert set(packs) == {'QYIT', 'TVIT_SHORT', 'HMIS_R15_R16', 'LOCAL_CONCERN'}
     pack = instruments.get_pack('LOCAL_CONCERN')
-    assert instruments.score(pack, responses(('IND_1', '1')))['concern_level'] == 'no_concern'
-    assert instruments.score(pack, responses(('IND_1', '2')))['concern_level'] == 'possible_concern'
+    def concern(*answers):
+        return instruments.score(pack, responses(*answers))['concern_level']
+
+    assert concern(('IND_1', '1')) == 'no_concern'
+    assert concern(('IND_1', '2')) == 'possible_concern'
     clear = instruments.score(pack, responses(('IND_1', '2'), ('IND_2', '2'), ('IND_3', '1')))
     assert clear == {'concern_level': 'clear_concern', 'positive_screen': True,
                      'rules_matched': ['possible', 'clear']}
@@ -209,7 +213,8 @@ BAD_PACKS = [
 ]
 
 
-@pytest.mark.parametrize(('case', 'pack', 'expected'), BAD_PACKS, ids=[row[0] for row in BAD_PACKS])
+@pytest.mark.parametrize(('case', 'pack', 'expected'), BAD_PACKS,
+                         ids=[row[0] for row in BAD_PACKS])
 def test_bad_pack_file_is_refused_clearly(tmp_path, case, pack, expected):
     path = write_pack(tmp_path, 'bad.json', pack)
     with pytest.raises(InvalidPack) as caught:
