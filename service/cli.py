@@ -79,6 +79,46 @@ def bootstrap_admin(username: str, password: str) -> None:
     click.echo(f'admin {username} created')
 
 
+@users.command('create')
+@click.argument('username')
+@click.option('--role', 'roles', multiple=True, required=True,
+              type=click.Choice(['worker', 'advocate', 'supervisor', 'admin', 'liaison']))
+@click.option('--team', default=None, help='Team (caseload) of the user.')
+@click.password_option(help='Password (at least 12 characters); prompted when omitted.')
+def users_create(username: str, roles: tuple[str, ...], team: str | None, password: str) -> None:
+    """Create a user with one or more roles (operator command)."""
+    from service.accounts import AccountError
+    services = build_services(_config())
+    try:
+        services.accounts.create_user(username, password, roles, team=team)
+    except AccountError as ex:
+        raise click.ClickException(ex.description) from None
+    services.audit.record('user_created', actor='cli:operator', subject=f'user:{username}',
+                          details={'roles': list(roles)})
+    click.echo(f'user {username} created with roles {", ".join(roles)}')
+
+
+@users.command('set')
+@click.argument('username')
+@click.option('--role', 'roles', multiple=True,
+              type=click.Choice(['worker', 'advocate', 'supervisor', 'admin', 'liaison']),
+              help='Replace the roles (repeat for several).')
+@click.option('--disable/--enable', 'disabled', default=None,
+              help='Disable (ends every session at once) or re-enable the user.')
+def users_set(username: str, roles: tuple[str, ...], disabled: bool | None) -> None:
+    """Change a user's roles, or disable or enable them (operator command)."""
+    from service.accounts import AccountError
+    services = build_services(_config())
+    try:
+        user = services.accounts.update_user(username, roles=roles or None, disabled=disabled)
+    except AccountError as ex:
+        raise click.ClickException(ex.description) from None
+    services.audit.record('user_updated', actor='cli:operator', subject=f'user:{username}',
+                          details={'roles': user['roles'], 'disabled': user['disabled']})
+    click.echo(f'user {username}: roles {", ".join(user["roles"])}, '
+               f'{"disabled" if user["disabled"] else "enabled"}')
+
+
 @cli.group('schemas')
 def schemas_group() -> None:
     """Record schemas."""
