@@ -126,7 +126,7 @@ class Accounts:
         lockout_seconds: Length of the throttling window.
         password_params: Argon2id (memory KiB, iterations) for password hashes.
         clock: Injected time source (seconds since the epoch).
-        token_factory: Injected source of new secret tokens.
+        token_factory: Injected source of the secret part of new tokens.
     """
 
     def __init__(
@@ -149,9 +149,18 @@ class Accounts:
         self._password_params = password_params
         self._clock = clock
         self._new_token = token_factory
-        # A fixed hash to verify against when the user does not exist, so a
-        # wrong user name costs the same time as a wrong password.
-        self._dummy_hash = hash_password('not-a-real-password-0000', *self._password_params)
+        self._dummy_hash_value: str | None = None
+
+    @property
+    def _dummy_hash(self) -> str:
+        # A hash to verify against when the user does not exist, so a wrong
+        # user name costs the same time as a wrong password. Made on first
+        # use, not at start-up: CLI commands and workers that never see a
+        # failed login skip the Argon2id work.
+        if self._dummy_hash_value is None:
+            self._dummy_hash_value = hash_password('not-a-real-password-0000',
+                                                   *self._password_params)
+        return self._dummy_hash_value
 
     # -- users -----------------------------------------------------------
 
@@ -293,7 +302,7 @@ class Accounts:
                 self._couch.put(self._db, throttle)
             except DocumentConflict:
                 pass
-        token = self._new_token()
+        token = f'usr.{username}.{self._new_token()}'
         expires_at = int(now + self._token_ttl)
         self._couch.put(self._db, {
             '_id': f'token:{_sha256(token)}',
@@ -315,13 +324,20 @@ class Accounts:
         Raises:
             NotAuthenticated: Unknown, expired or revoked token, or a disabled user.
         """
-        token_id = f'token:{_sha256(token)}'
-        session = self._couch.get_or_none(self._db, token_id)
-        if session is None or session.get('expires_at', 0) <= self._clock():
+        # The token names its user (``usr.<name>.<secret>``), so the session
+        # and the user come back in one ``_all_docs`` round trip.
+        scheme, _, rest = token.partition('.')
+        username = rest.rpartition('.')[0]
+        if scheme != 'usr' or not _USERNAME.fullmatch(username):
             raise NotAuthenticated()
-        user = self._couch.get_or_none(self._db, f'user:{session["username"]}')
+        rows = self._couch.all_docs(
+            self._db, keys=[f'token:{_sha256(token)}', f'user:{username}'], include_docs=True)
+        session, user = (row.get('doc') for row in rows)
         if (
-            user is None
+            session is None
+            or session.get('username') != username
+            or session.get('expires_at', 0) <= self._clock()
+            or user is None
             or user.get('disabled')
             or user.get('generation', 0) != session.get('generation', 0)
         ):

@@ -56,11 +56,8 @@ class AuditLog:
         self._clock = clock
 
     def _tail(self) -> tuple[int, str]:
-        rows = self._couch.request(
-            'GET', f'/{self._db}/_all_docs',
-            params={'descending': 'true', 'limit': 1, 'include_docs': 'true',
-                    'startkey': json.dumps(_PREFIX + '\ufff0'), 'endkey': json.dumps(_PREFIX)},
-        ).json()['rows']
+        rows = self._couch.all_docs(self._db, include_docs=True, descending=True, limit=1,
+                                    start_key=_PREFIX + '\ufff0', end_key=_PREFIX)
         if not rows:
             return 0, GENESIS
         doc = rows[0]['doc']

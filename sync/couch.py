@@ -219,9 +219,12 @@ class CouchDBClient:
         end_key: str | None = None,
         limit: int | None = None,
         skip: int | None = None,
+        descending: bool = False,
     ) -> list[dict[str, Any]]:
         """Return ``_all_docs`` rows, by ``keys`` or by key range."""
         params: dict[str, Any] = {'include_docs': _json_param(include_docs)}
+        if descending:
+            params['descending'] = 'true'
         if start_key is not None:
             params['startkey'] = _json_param(start_key)
         if end_key is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from service.accounts import Principal
 from service.audit import AuditLog
 from service.errors import ApiError
-from service.resources import ADMIN
+from service.resources import ADMIN, json_object
 from sync.couch import CouchDBClient
 from sync.devices import DeviceError, DeviceNotAuthenticated, Devices
 
@@ -20,14 +20,6 @@ __all__ = ['DeviceAuthenticator', 'DeviceResource', 'DeviceRevokeResource', 'Dev
 
 def _device_error(ex: DeviceError) -> ApiError:
     return ApiError(ex.status, ex.code, ex.description)
-
-
-def _object_body(req) -> dict[str, Any]:
-    body = req.get_media()
-    if not isinstance(body, dict):
-        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
-                       fields={'_schema': ['Send a JSON object.']})
-    return body
 
 
 class DeviceAuthenticator:
@@ -83,7 +75,7 @@ class DevicesResource:
         resp.media = {'devices': self._devices.list()}
 
     def on_post(self, req, resp):
-        body = _object_body(req)
+        body = json_object(req)
         unknown = set(body) - {'worker', 'label'}
         worker = body.get('worker')
         label = body.get('label')
@@ -156,7 +148,7 @@ class EnrollResource:
         return doc['public'] if doc else None
 
     def on_post(self, req, resp):
-        body = _object_body(req)
+        body = json_object(req)
         if not isinstance(body.get('code'), str) or set(body) != {'code'}:
             raise ApiError(422, 'validation_failed', 'The request body is not valid.',
                            fields={'code': ['Send exactly the enrollment code.']})

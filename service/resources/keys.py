@@ -15,24 +15,11 @@ from typing import Any
 import keys
 from keys.advocates import check_public_record
 from service.errors import ApiError
-from service.resources import ADMIN, ALL_STAFF, CASE_STAFF
+from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
 from sync.errors import DocumentConflict
 
 SIGNER_ID = 'org-signer'
 MANIFEST_ID = 'key-manifest'
-
-
-def _object(req, required: set[str], allowed: set[str] | None = None) -> dict[str, Any]:
-    body = req.get_media()
-    if not isinstance(body, dict):
-        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
-                       fields={'_schema': ['Send a JSON object.']})
-    allowed = required if allowed is None else allowed
-    fields = {name: ['Unknown field.'] for name in set(body) - allowed}
-    fields.update({name: ['Missing data for required field.'] for name in required - set(body)})
-    if fields:
-        raise ApiError(422, 'validation_failed', 'The request body is not valid.', fields=fields)
-    return body
 
 
 class KeyStore:
@@ -114,7 +101,7 @@ class SignerResource:
         resp.media = {'public': signer['public'], 'fingerprint': signer['fingerprint']}
 
     def on_put(self, req, resp):
-        body = _object(req, {'public'})
+        body = json_object(req, allowed={'public'}, required={'public'})
         if not isinstance(body['public'], str):
             raise ApiError(422, 'validation_failed', 'public must be a string.',
                            fields={'public': ['Not a valid string.']})
@@ -149,7 +136,7 @@ class ManifestResource:
         resp.media = {'signed': current['signed'], 'signer': self._store.signer_public()}
 
     def on_put(self, req, resp):
-        body = _object(req, {'signed'})
+        body = json_object(req, allowed={'signed'}, required={'signed'})
         signer = self._store.signer_public()
         current = self._store.manifest()
         min_seq = None
@@ -183,7 +170,7 @@ class AdvocateKeysResource:
             for doc in self._store.advocate_keys()]}
 
     def on_post(self, req, resp):
-        body = _object(req, {'public', 'wrapped'})
+        body = json_object(req, allowed={'public', 'wrapped'}, required={'public', 'wrapped'})
         me = req.context.principal.id
         public, wrapped = body['public'], body['wrapped']
         if not isinstance(public, dict) or not isinstance(wrapped, dict):
@@ -233,7 +220,7 @@ class CertificateResource:
         self._audit = audit
 
     def on_put(self, req, resp, advocate):
-        body = _object(req, {'certificate'})
+        body = json_object(req, allowed={'certificate'}, required={'certificate'})
         doc = self._store.advocate_key(advocate)
         if doc is None:
             raise ApiError(404, 'not_found', 'No key is enrolled for that advocate.')
@@ -290,7 +277,7 @@ class GrantsResource:
         self._audit = audit
 
     def on_post(self, req, resp):
-        body = _object(req, {'grants'})
+        body = json_object(req, allowed={'grants'}, required={'grants'})
         grants = body['grants']
         if not isinstance(grants, list) or not grants:
             raise ApiError(422, 'validation_failed', 'grants must be a non-empty list.',

@@ -5,22 +5,10 @@ from __future__ import annotations
 from service.accounts import Accounts
 from service.audit import AuditLog
 from service.errors import ApiError
-from service.resources import ADMIN
+from service.resources import ADMIN, json_object
 
 _CREATE_FIELDS = {'username', 'password', 'roles', 'team'}
 _UPDATE_FIELDS = {'roles', 'disabled', 'team', 'password'}
-
-
-def _object_body(req, allowed: set[str], required: set[str] = frozenset()) -> dict:
-    body = req.get_media()
-    if not isinstance(body, dict):
-        raise ApiError(422, 'validation_failed', 'A JSON object is required.',
-                       fields={'_schema': ['Send a JSON object.']})
-    fields = {name: ['Unknown field.'] for name in set(body) - allowed}
-    fields.update({name: ['Missing data for required field.'] for name in required - set(body)})
-    if fields:
-        raise ApiError(422, 'validation_failed', 'The request body is not valid.', fields=fields)
-    return body
 
 
 class UsersResource:
@@ -36,7 +24,7 @@ class UsersResource:
         resp.media = {'users': self._accounts.list_users()}
 
     def on_post(self, req, resp):
-        body = _object_body(req, _CREATE_FIELDS, {'username', 'password', 'roles'})
+        body = json_object(req, allowed=_CREATE_FIELDS, required={'username', 'password', 'roles'})
         if not isinstance(body['roles'], list) or not all(isinstance(r, str) for r in body['roles']):
             raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
                            fields={'roles': ['Not a valid list of roles.']})
@@ -62,7 +50,7 @@ class UserResource:
         resp.media = self._accounts.get_user(username)
 
     def on_patch(self, req, resp, username):
-        body = _object_body(req, _UPDATE_FIELDS)
+        body = json_object(req, allowed=_UPDATE_FIELDS)
         if 'disabled' in body and not isinstance(body['disabled'], bool):
             raise ApiError(422, 'validation_failed', 'disabled must be true or false.',
                            fields={'disabled': ['Not a valid boolean.']})

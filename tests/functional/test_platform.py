@@ -62,7 +62,7 @@ def test_authenticated_request_gets_503_with_retry_after_when_couchdb_is_down():
     config = Config({}, couchdb_url=f'http://127.0.0.1:{free_port()}', couchdb_timeout=2,
                     **TEST_PASSWORD_PARAMS)
     result = testing.TestClient(create_app(config)).simulate_get(
-        '/auth/me', headers={'Authorization': 'Bearer whatever'})
+        '/auth/me', headers={'Authorization': 'Bearer usr.someone.well-formed-secret'})
     assert_error(result, 503, 'database_unavailable')
     assert result.headers['Retry-After'] == '30'
 
