@@ -3,6 +3,7 @@ a disabled user. A new route joins the matrix by being mounted."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 
@@ -92,3 +93,39 @@ def test_disabled_user_is_401_everywhere(app, client, users, services):
             continue
         result = _call(client, method, concrete, {'Authorization': f'Bearer {token}'})
         assert result.status_code == 401, (path, method)
+
+
+def _device_credentials(client, users, role_tokens, worker):
+    users.create(worker, ['worker'])
+    admin = {'Authorization': f'Bearer {role_tokens["admin"]}'}
+    code = client.simulate_post('/devices', json={'worker': worker},
+                                headers=admin).json['enrollment_code']
+    creds = client.simulate_post('/devices/enroll', json={'code': code}).json
+    basic = base64.b64encode(f'{creds["device_id"]}:{creds["secret"]}'.encode()).decode()
+    return creds, admin, ({'Authorization': f'Basic {basic}'},
+                          {'Authorization': f'Bearer {creds["token"]}'})
+
+
+def test_a_device_is_allowed_exactly_where_declared(app, client, users, role_tokens):
+    _creds, _admin, headers = _device_credentials(client, users, role_tokens, 'w-matrix')
+    for path, concrete, method, allowed in _cases(app):
+        if path == '/auth/logout':
+            continue
+        for header in headers:
+            result = _call(client, method, concrete, header)
+            if allowed == 'public' or 'device' in allowed:
+                assert result.status_code not in (401, 403), (path, method, result.text)
+            else:
+                assert result.status_code == 403, (path, method, result.status_code)
+
+
+def test_a_revoked_device_is_401_everywhere(app, client, users, role_tokens):
+    creds, admin, headers = _device_credentials(client, users, role_tokens, 'w-revoked')
+    assert client.simulate_post(f'/devices/{creds["device_id"]}/revoke',
+                                headers=admin).status_code in (200, 201)
+    for path, concrete, method, allowed in _cases(app):
+        if allowed == 'public':
+            continue
+        for header in headers:
+            result = _call(client, method, concrete, header)
+            assert result.status_code == 401, (path, method, result.status_code)
