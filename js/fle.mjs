@@ -9,6 +9,10 @@
 // CLI (JSON on stdin or a vector file, JSON on stdout):
 //   node js/fle.mjs seal   < {"doc","paths","org","manifest_body","device"?,"now"?,"rng_hex"?}
 //   node js/fle.mjs open   < {"sealed","envelopes","org_keys":[{"kid","private_hex"}],"paths","org"}
+//   node js/fle.mjs open   < {"sealed","envelopes","grants":[...],"pinned_public",
+//                             "advocate":{"advocate","apk","private_jwk" | "private_hex"},"paths","org"}
+//     (the advocate's flow: open the grants with the unlocked APK, then the
+//     record; unwrapping the APK blob needs Argon2id and stays in Python)
 //   node js/fle.mjs verify-manifest < {"signed","pinned_public","min_seq"?}
 //   node js/fle.mjs vectors tests/vectors/<file>.json
 // Exit status: 0 success, 3 InvalidCiphertext/InvalidManifest, 1 vector
@@ -499,6 +503,119 @@ export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
   return opened;
 }
 
+// -- Grants (advocate side) --------------------------------------------------
+//
+// A grant is an org private scalar HPKE-sealed to an advocate's APK and
+// signed by an admin (docs/ENCRYPTION.md section 14). Opening one needs the
+// APK private key already unlocked: unwrapping the passphrase-protected APK
+// blob (section 12) needs Argon2id, which WebCrypto lacks and no package in
+// node_modules provides, so that step stays in Python (AdvocateKey.unwrap).
+
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const GRANT_REQUIRED = ["_id", "type", "kek", "advocate", "apk", "suite", "enc", "ct", "granted_by", "sig"];
+const GRANT_ALLOWED = new Set([...GRANT_REQUIRED, "_rev", "_revisions"]);
+
+/**
+ * Import an unlocked APK private key for opening grants: `{ private_jwk }`
+ * (a P-256 JWK with `d`) or `{ private_hex }` (the 32-byte scalar).
+ */
+export async function importAdvocatePrivateKey({ private_jwk: jwk, private_hex: privateHex }) {
+  const kem = hpkeSuite().kem;
+  try {
+    if (jwk !== undefined) {
+      if (jwk === null || typeof jwk !== "object" || jwk.kty !== "EC" || jwk.crv !== "P-256") throw new Error("not a P-256 JWK");
+      return await kem.importKey("jwk", jwk, false);
+    }
+    return await kem.deserializePrivateKey(checkedScalar(hexDecode(privateHex)));
+  } catch {
+    throw new InvalidKeyMaterial("the advocate private key is not a P-256 private key");
+  }
+}
+
+function checkedScalar(bytes) {
+  if (bytes.length !== 32) throw new Error("wrong scalar length");
+  const value = BigInt("0x" + (hexEncode(bytes) || "0"));
+  if (value === 0n || value >= P256_ORDER) throw new Error("scalar out of range");
+  return bytes;
+}
+
+function isGrant(grant) {
+  if (grant === null || typeof grant !== "object" || Array.isArray(grant)) return false;
+  return GRANT_REQUIRED.every((key) => Object.hasOwn(grant, key))
+    && Object.keys(grant).every((key) => GRANT_ALLOWED.has(key))
+    && grant.type === "grant" && grant.suite === SUITE
+    && ["kek", "advocate", "apk", "granted_by"].every((key) => typeof grant[key] === "string" && IDENTIFIER.test(grant[key]))
+    && grant._id === `grant:${grant.kek}:${grant.advocate}`;
+}
+
+// Returns the org private scalar; only openGrant and the vector runner see it.
+async function openGrantScalar(grant, { advocate, org, pinnedPublicB64 }) {
+  let pinned;
+  try {
+    pinned = b64urlDecode(pinnedPublicB64, 65);
+    await subtle.importKey("raw", pinned, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+    if (pinned[0] !== 4) throw new Error("compressed");
+  } catch {
+    // A malformed pinned key is a configuration error, not a bad grant.
+    throw new InvalidKeyMaterial("'pinned public key' is not a P-256 public key");
+  }
+  try {
+    if (!isGrant(grant)) throw new Error("malformed grant");
+    const enc = b64urlDecode(grant.enc, 65);
+    const ct = b64urlDecode(grant.ct, 48);
+    b64urlDecode(grant.sig, 64);
+    // APPSEC: invalid-curve defence, as validate_grant: enc must be an
+    // uncompressed point on P-256 (WebCrypto's import checks the curve).
+    if (enc[0] !== 4) throw new Error("compressed enc");
+    await subtle.importKey("raw", enc, { name: "ECDH", namedCurve: "P-256" }, false, []);
+    // APPSEC: authenticity first; nothing from an unsigned grant is used.
+    // The signature covers the grant without sig, _rev and _revisions.
+    const { sig, _rev: _ignoredRev, _revisions: _ignoredRevisions, ...signedPart } = grant;
+    if (!(await verifySignature(signedPart, sig, pinnedPublicB64))) throw new Error("bad signature");
+    if (grant.advocate !== advocate.advocate || grant.apk !== advocate.apk) throw new Error("not ours");
+    const scalar = new Uint8Array(await hpkeSuite().open(
+      { recipientKey: advocate.privateKey, enc, info: grantInfo(org, grant.kek, grant.advocate, grant.apk) }, ct));
+    return checkedScalar(scalar);
+  } catch {
+    throw new InvalidCiphertext();
+  }
+}
+
+/**
+ * Open a grant with the advocate's unlocked APK: verify the admin signature
+ * against the pinned key first, check the grant is this advocate's and APK's,
+ * HPKE-open it with the reader's org in `info`, check 0 < scalar < n.
+ * `advocate` is `{ advocate, apk, privateKey }` (see importAdvocatePrivateKey).
+ * Returns `{ kid, privateKey }`, the org key version as an HPKE CryptoKey.
+ * Every failure is InvalidCiphertext (a malformed pinned key is InvalidKeyMaterial).
+ */
+export async function openGrant(grant, { advocate, org, pinnedPublicB64 }) {
+  const scalar = await openGrantScalar(grant, { advocate, org, pinnedPublicB64 });
+  try {
+    return { kid: grant.kek, privateKey: await importOrgPrivateKey(scalar) };
+  } catch {
+    throw new InvalidCiphertext();
+  } finally {
+    scalar.fill(0);
+  }
+}
+
+/** Open every grant into an `orgKeys` map (kid -> CryptoKey) for openDocument. */
+export async function orgKeysFromGrants(grants, { advocate, org, pinnedPublicB64 }) {
+  if (!Array.isArray(grants) || grants.length === 0) throw new InvalidKeyMaterial("no grants to open");
+  const orgKeys = {};
+  for (const grant of grants) {
+    const { kid, privateKey } = await openGrant(grant, { advocate, org, pinnedPublicB64 });
+    if (Object.hasOwn(orgKeys, kid)) throw new InvalidKeyMaterial("two grants for the same kid");
+    orgKeys[kid] = privateKey;
+  }
+  return orgKeys;
+}
+
+async function advocateFrom({ advocate, apk, private_hex: privateHex, private_jwk: privateJwk }) {
+  return { advocate, apk, privateKey: await importAdvocatePrivateKey({ private_hex: privateHex, private_jwk: privateJwk }) };
+}
+
 async function orgKeysFrom(list) {
   const orgKeys = {};
   for (const { kid, private_hex: privateHex } of list) orgKeys[kid] = await importOrgPrivateKey(hexDecode(privateHex));
@@ -576,6 +693,9 @@ const vectorCheckers = {
       report(`${vector.name}: ct`, b64urlEncode(ct) === vector.grant.ct);
       const { sig, ...signedPart } = vector.grant;
       report(`${vector.name}: signature`, await verifySignature(signedPart, sig, vector.signing_public));
+      const advocate = await advocateFrom({ ...record, private_hex: vector.advocate_private_hex });
+      const scalar = await openGrantScalar(vector.grant, { advocate, org: vector.org, pinnedPublicB64: vector.signing_public });
+      report(`${vector.name}: opened`, hexEncode(scalar) === vector.org_key.private_hex);
     }
     for (const vector of data.documents) {
       const { sealed, envelope } = await sealDocument(vector.doc, {
@@ -626,8 +746,15 @@ const vectorCheckers = {
         report(vector.name, await expectThrows(verifyManifest(vector.signed, vector.pinned_public, {
           minSeq: vector.min_seq,
         }), InvalidManifest));
+      } else if (vector.kind === "grant") {
+        const advocate = await advocateFrom(vector.advocate);
+        report(vector.name, await expectThrows(openGrant(vector.grant, {
+          advocate, org: vector.org, pinnedPublicB64: vector.pinned_public,
+        }), InvalidCiphertext));
       } else {
-        skip(vector.name);  // Grants and wrapped APKs are opened by the Python CLI only.
+        // Wrapped APK blobs need Argon2id: WebCrypto has none and no package
+        // in node_modules provides it, so APK unwrapping stays in Python.
+        skip(vector.name);
       }
     }
   },
@@ -674,8 +801,13 @@ async function main(argv) {
       }));
     } else if (command === "open") {
       const input = await readStdin();
+      const orgKeys = input.grants !== undefined
+        ? await orgKeysFromGrants(input.grants, {
+          advocate: await advocateFrom(input.advocate), org: input.org, pinnedPublicB64: input.pinned_public,
+        })
+        : await orgKeysFrom(input.org_keys);
       print({ doc: await openDocument(input.sealed, {
-        envelopes: input.envelopes, orgKeys: await orgKeysFrom(input.org_keys), paths: input.paths, org: input.org,
+        envelopes: input.envelopes, orgKeys, paths: input.paths, org: input.org,
       }) });
     } else if (command === "verify-manifest") {
       const input = await readStdin();

@@ -7,7 +7,6 @@ timestamps and JSON Pointers. ``docs/ENCRYPTION.md`` specifies each one.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime
 import json
@@ -25,16 +24,30 @@ TIMESTAMP = re.compile(r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z')
 #: ``accept_until`` dates.
 DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
 
-_B64URL = re.compile(r'[A-Za-z0-9_-]*')
+_BAD_ESCAPE = re.compile(r'~(?![01])')
 #: Longest CouchDB ``_id`` we seal into (a bound, not a CouchDB limit).
 MAX_DOC_ID_LENGTH = 512
 #: Largest safe integer in JSON for JavaScript readers (2**53 - 1).
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
+# base64url is standard base64 with ``-_`` for ``+/``; binascii is the C
+# codec behind ``base64`` without its per-call argument conversions.
+_TO_URLSAFE = bytes.maketrans(b'+/', b'-_')
+_FROM_URLSAFE = bytes.maketrans(b'-_', b'+/')
+#: Canonical unpadded base64url: groups of 4, then optionally 2 or 3 more
+#: characters (never 1) whose last one leaves the unused low bits zero
+#: (4 bits after 2 characters: ``AQgw``; 2 bits after 3: every 4th letter of
+#: the alphabet). Re-encoding the bytes and comparing would check the same.
+_B64URL_CANONICAL = re.compile(
+    r'(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?')
+_PADDING = ('', '', '==', '=')
+
+
 def b64url_encode(data: bytes) -> str:
     """Encode bytes as base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b'=').decode('ascii')
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b'=').decode(
+        'ascii')
 
 
 def b64url_decode(text: Any, *, length: int | None = None) -> bytes:
@@ -52,24 +65,28 @@ def b64url_decode(text: Any, *, length: int | None = None) -> bytes:
             outside the URL-safe alphabet, is not the canonical encoding of
             its bytes (non-zero trailing bits), or has the wrong length.
     """
-    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise ValueError('not base64url')
-    try:
-        data = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
-    except (binascii.Error, ValueError) as ex:
-        raise ValueError('not base64url') from ex
     # APPSEC: refuse non-canonical encodings so one byte string has exactly
     # one spelling; otherwise "tampered" text could still open.
-    if b64url_encode(data) != text:
+    if not isinstance(text, str) or _B64URL_CANONICAL.fullmatch(text) is None:
         raise ValueError('not canonical base64url')
+    try:
+        # The text is ASCII in the URL-safe alphabet, so translated and
+        # padded it is plain, valid base64.
+        padded = (text + _PADDING[len(text) % 4]).encode('ascii')
+        data = binascii.a2b_base64(padded.translate(_FROM_URLSAFE))
+    except (binascii.Error, ValueError) as ex:
+        raise ValueError('not base64url') from ex
     if length is not None and len(data) != length:
         raise ValueError('wrong length')
     return data
 
 
+_LE64 = struct.Struct('<Q').pack
+
+
 def le64(number: int) -> bytes:
     """Encode a non-negative integer as 8 bytes, little-endian."""
-    return struct.pack('<Q', number)
+    return _LE64(number)
 
 
 def pae(*parts: str | bytes) -> bytes:
@@ -78,10 +95,10 @@ def pae(*parts: str | bytes) -> bytes:
     ``PAE(x1..xn) = LE64(n) || LE64(len x1) || x1 || ... || LE64(len xn) || xn``,
     strings as UTF-8. Used for every AAD and HPKE ``info``.
     """
-    out = [le64(len(parts))]
+    out = [_LE64(len(parts))]
     for part in parts:
         data = part.encode('utf-8') if isinstance(part, str) else bytes(part)
-        out.append(le64(len(data)))
+        out.append(_LE64(len(data)))
         out.append(data)
     return b''.join(out)
 
@@ -170,7 +187,7 @@ def parse_pointer(pointer: Any) -> list[str]:
         raise ValueError('not a JSON Pointer')
     tokens = pointer[1:].split('/')
     for token in tokens:
-        if re.search(r'~(?![01])', token):
+        if _BAD_ESCAPE.search(token):
             raise ValueError('bad escape in JSON Pointer')
     return [token.replace('~1', '/').replace('~0', '~') for token in tokens]
 
@@ -194,6 +211,8 @@ def locate(document: Any, tokens: Sequence[str]) -> tuple[Any, str | int] | None
         ``(container, key)`` with ``container[key]`` present, or ``None``
         when any step of the path is missing.
     """
+    if len(tokens) == 1 and type(document) is dict:  # noqa: E721 - the common case.
+        return (document, tokens[0]) if tokens[0] in document else None
     container = document
     for token in tokens[:-1]:
         found, container = _child(container, token)

@@ -20,6 +20,7 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 from cryptography.exceptions import InvalidKey, InvalidSignature, InvalidTag, UnsupportedAlgorithm
@@ -32,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+
+from keys._encoding import b64url_decode
 
 #: Length of a P-256 private scalar.
 SCALAR_LENGTH = 32
@@ -109,6 +112,34 @@ def load_public_sec1(data: bytes) -> ec.EllipticCurvePublicKey:
         raise PrimitiveFailure from ex
 
 
+def load_public_b64(text: str) -> ec.EllipticCurvePublicKey:
+    """Load a base64url SEC1 P-256 point (see :func:`load_public_sec1`).
+
+    Long-lived keys (the manifest's org keys, pinned signing keys, advocate
+    keys) are parsed again on every seal or verification, so recently loaded
+    keys are remembered by their base64url text: only successful loads are
+    cached, and a pyca public key object is immutable, so sharing it is safe.
+
+    Raises:
+        PrimitiveFailure: Not strict base64url, not 65 bytes, not
+            uncompressed, or not on P-256.
+    """
+    if type(text) is str:  # noqa: E721 - exact type: hashable and immutable.
+        return _load_public_b64_cached(text)
+    return _load_public_b64_uncached(text)
+
+
+def _load_public_b64_uncached(text: str) -> ec.EllipticCurvePublicKey:
+    try:
+        data = b64url_decode(text, length=SEC1_LENGTH)
+    except ValueError as ex:
+        raise PrimitiveFailure from ex
+    return load_public_sec1(data)
+
+
+_load_public_b64_cached = functools.lru_cache(maxsize=256)(_load_public_b64_uncached)
+
+
 # -- HKDF and AES-GCM ---------------------------------------------------------
 
 
@@ -131,8 +162,33 @@ def aes_gcm_open(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
     Raises:
         PrimitiveFailure: The tag does not verify or the input is malformed.
     """
+    return aes_gcm_open_with(AESGCM(key), nonce, ciphertext, aad)
+
+
+def aes_gcm_key(key: bytes) -> AESGCM:
+    """Return an AES-GCM object for ``key``, to seal or open many values with.
+
+    The object holds the key: keep it no longer than the key itself.
+    """
+    return AESGCM(key)
+
+
+def aes_gcm_seal_with(aead: AESGCM, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """:func:`aes_gcm_seal` with an object from :func:`aes_gcm_key`.
+
+    NEVER REUSE A NONCE with a key. Callers draw it fresh from a CSPRNG.
+    """
+    return aead.encrypt(nonce, plaintext, aad)
+
+
+def aes_gcm_open_with(aead: AESGCM, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """:func:`aes_gcm_open` with an object from :func:`aes_gcm_key`.
+
+    Raises:
+        PrimitiveFailure: The tag does not verify or the input is malformed.
+    """
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, aad)
+        return aead.decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError) as ex:
         raise PrimitiveFailure from ex
 

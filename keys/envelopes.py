@@ -48,6 +48,7 @@ _REQUIRED = frozenset({'_id', 'type', 'org', 'doc', 'rkid', 'kek', 'suite', 'enc
 _OPTIONAL = frozenset({'dev', 'at'})
 #: Members CouchDB and PouchDB add; tolerated, never interpreted.
 _COUCHDB = frozenset({'_rev', '_revisions'})
+_ALLOWED = _REQUIRED | _OPTIONAL | _COUCHDB
 
 
 def envelope_info(org: str, kek: str, doc_id: str, rkid: str) -> bytes:
@@ -102,14 +103,25 @@ def validate_envelope(doc: Any) -> None:
     Raises:
         InvalidKeyMaterial: The reason names the failing member, never its value.
     """
+    _envelope_parts(doc)
+
+
+def _envelope_parts(doc: Any) -> tuple[bytes, bytes]:
+    """Check an envelope like :func:`validate_envelope`.
+
+    Returns:
+        ``(enc, ct)`` decoded, so the opener checks and decodes them once.
+
+    Raises:
+        InvalidKeyMaterial: The reason names the failing member, never its value.
+    """
     if not isinstance(doc, dict):
         raise InvalidKeyMaterial('envelope is not an object')
-    names = set(doc)
-    missing = sorted(_REQUIRED - names)
-    if missing:
-        raise InvalidKeyMaterial(f"envelope member '{missing[0]}' is missing")
-    unknown = sorted(names - _REQUIRED - _OPTIONAL - _COUCHDB)
-    if unknown:
+    names = doc.keys()
+    if not (_REQUIRED <= names and names <= _ALLOWED):
+        missing = sorted(_REQUIRED - names)
+        if missing:
+            raise InvalidKeyMaterial(f"envelope member '{missing[0]}' is missing")
         raise InvalidKeyMaterial('envelope has an unknown member')
     if doc['type'] != 'rk':
         raise InvalidKeyMaterial("envelope 'type' must be rk")
@@ -129,17 +141,19 @@ def validate_envelope(doc: Any) -> None:
     if doc['suite'] != SUITE:
         raise InvalidKeyMaterial("envelope 'suite' is not an allowed suite")
     try:
-        _primitives.load_public_sec1(b64url_decode(doc['enc'], length=_primitives.SEC1_LENGTH))
+        enc = b64url_decode(doc['enc'], length=_primitives.SEC1_LENGTH)
+        _primitives.load_public_sec1(enc)
     except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidKeyMaterial("envelope 'enc' is not a valid P-256 point") from None
     try:
-        b64url_decode(doc['ct'], length=ENVELOPE_CT_LENGTH)
+        ciphertext = b64url_decode(doc['ct'], length=ENVELOPE_CT_LENGTH)
     except ValueError:
         raise InvalidKeyMaterial("envelope 'ct' is not 48 bytes of base64url") from None
     if 'dev' in doc and not is_identifier(doc['dev']):
         raise InvalidKeyMaterial("envelope 'dev' is not a valid identifier")
     if 'at' in doc and not (isinstance(doc['at'], str) and TIMESTAMP.fullmatch(doc['at'])):
         raise InvalidKeyMaterial("envelope 'at' is not a UTC timestamp")
+    return enc, ciphertext
 
 
 def open_rk(
@@ -154,7 +168,7 @@ def open_rk(
         InvalidCiphertext: Any failure at all.
     """
     try:
-        validate_envelope(envelope)
+        enc, ciphertext = _envelope_parts(envelope)
     except InvalidKeyMaterial:
         raise InvalidCiphertext from None
     if envelope['rkid'] != rkid or envelope['doc'] != doc_id or envelope['org'] != org:
@@ -164,10 +178,7 @@ def open_rk(
         raise InvalidCiphertext from None
     try:
         rk = org_key._hpke_open(
-            b64url_decode(envelope['enc']),
-            b64url_decode(envelope['ct']),
-            envelope_info(org, envelope['kek'], doc_id, rkid),
-        )
+            enc, ciphertext, envelope_info(org, envelope['kek'], doc_id, rkid))
     except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidCiphertext from None
     if len(rk) != RK_LENGTH:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import hmac
 import json
 import os
@@ -38,6 +39,7 @@ from keys._encoding import (
     format_timestamp,
     is_doc_id,
     is_identifier,
+    le64,
     locate,
     pae,
     parse_pointer,
@@ -96,6 +98,47 @@ def field_aad(org: str, doc_id: str, pointer: str, rkid: str) -> bytes:
     return pae(FIELD_TAG, org, doc_id, pointer, rkid_bytes(rkid))
 
 
+def _pae_item(data: bytes) -> bytes:
+    return le64(len(data)) + data
+
+
+@functools.lru_cache(maxsize=512)
+def _pointer_item(pointer: str) -> bytes:
+    """The PAE item of a pointer (a schema's pointers recur on every record)."""
+    return _pae_item(pointer.encode('utf-8'))
+
+
+def _aad_head(org: str, doc_id: str) -> bytes:
+    """The part of every field AAD of one record that precedes the pointer.
+
+    ``_aad_head(org, doc_id) + _pae_item(pointer) + _RecordKey.aad_tail``
+    is byte for byte :func:`field_aad` (PAE of five elements), built once per
+    record instead of once per field.
+    """
+    return (le64(5) + _pae_item(FIELD_TAG.encode('utf-8')) + _pae_item(org.encode('utf-8'))
+            + _pae_item(doc_id.encode('utf-8')))
+
+
+class _RecordKey:
+    """What one RK yields, derived once and reused for every field it seals.
+
+    ``aead`` is the AES-GCM object of ``K_enc``; ``commit`` the key
+    commitment; ``aad_tail`` the PAE item of the 16 rkid bytes that ends every
+    field AAD under this RK. APPSEC: holds key material; it lives only for one
+    seal or open call and is never stored.
+    """
+
+    __slots__ = ('aad_tail', 'aead', 'commit', 'rkid')
+
+    def __init__(self, rk: bytes, rkid: str) -> None:
+        raw = rkid_bytes(rkid)
+        k_enc = _primitives.hkdf_sha256(rk, salt=raw, info=ENC_INFO, length=32)
+        self.commit = _primitives.hkdf_sha256(rk, salt=raw, info=COMMIT_INFO, length=32)
+        self.aead = _primitives.aes_gcm_key(k_enc)
+        self.aad_tail = _pae_item(raw)
+        self.rkid = rkid
+
+
 def pad(data: bytes) -> bytes:
     """Append 0x80 and zeros up to the next multiple of 32 bytes."""
     padded = data + b'\x80'
@@ -116,6 +159,11 @@ def unpad(padded: bytes) -> bytes:
     return stripped[:-1]
 
 
+#: What ``json.dumps(value, ensure_ascii=False, separators=(',', ':'),
+#: allow_nan=False)`` builds on every call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+
+
 def encode_value(value: Any) -> bytes:
     """Serialise a field value as compact UTF-8 JSON.
 
@@ -123,12 +171,16 @@ def encode_value(value: Any) -> bytes:
         ValueError: The value holds NaN, infinity or a lone surrogate.
         TypeError: The value holds something JSON has no type for.
     """
-    return json.dumps(
-        value, ensure_ascii=False, separators=(',', ':'), allow_nan=False).encode('utf-8')
+    return _ENCODER.encode(value).encode('utf-8')
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError('non-finite number')
+
+
+#: What ``json.loads(text, parse_constant=_refuse_constant)`` builds per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_SCAN = _DECODER.scan_once
 
 
 def decode_value(data: bytes) -> Any:
@@ -137,7 +189,53 @@ def decode_value(data: bytes) -> Any:
     Raises:
         ValueError: Not strict UTF-8 JSON.
     """
-    return json.loads(data.decode('utf-8'), parse_constant=_refuse_constant)
+    text = data.decode('utf-8')
+    if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
+        raise ValueError('byte order mark')
+    # What sealers write is one JSON value with no surrounding whitespace:
+    # the C scanner alone parses it. Anything else (whitespace, garbage,
+    # trailing data) goes through the full decoder, which accepts or refuses
+    # exactly as json.loads does.
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)
+    if end != len(text):
+        return _DECODER.decode(text)
+    return value
+
+
+def _copy_json(value: Any) -> Any:
+    """Deep copy of a JSON-shaped value (dicts, lists, scalars).
+
+    ``copy.deepcopy`` does the same with a memo and a dispatch per object;
+    anything that is not a plain dict, list or JSON scalar still goes to it.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
+def _copy_document(
+    doc: dict[str, Any], parsed: _ParsedPaths, *, drop: str | None = None,
+) -> dict[str, Any]:
+    """Copy a record before sealing or opening its identifying fields.
+
+    A top-level identifying member is not copied: the caller replaces it
+    (or it is ``None``, or the call fails and the copy is discarded), so the
+    result shares nothing mutable with ``doc`` once the caller is done.
+    ``drop`` names a member left out (the ``fle`` header when opening).
+    """
+    replaced = parsed.top_level
+    return {
+        name: value if name in replaced else _copy_json(value)
+        for name, value in doc.items() if name != drop
+    }
 
 
 def seal_value(
@@ -148,18 +246,29 @@ def seal_value(
     Raises:
         InvalidKeyMaterial: The value is not JSON or is too large.
     """
+    return _seal_with(
+        value, _RecordKey(rk, rkid), aad=field_aad(org, doc_id, pointer, rkid), pointer=pointer,
+        nonce=nonce)
+
+
+def _seal_with(
+    value: Any, record_key: _RecordKey, *, aad: bytes, pointer: str, nonce: bytes,
+) -> dict[str, Any]:
+    """Seal one value under an already derived record key.
+
+    Raises:
+        InvalidKeyMaterial: The value is not JSON or is too large.
+    """
     try:
         plaintext = pad(encode_value(value))
     except (ValueError, TypeError):
         raise InvalidKeyMaterial(f"the value at '{pointer}' is not valid JSON") from None
     if len(plaintext) + _primitives.TAG_LENGTH > MAX_CIPHERTEXT_LENGTH:
         raise InvalidKeyMaterial(f"the value at '{pointer}' is too large to seal")
-    k_enc, _ = derive_record_keys(rk, rkid)
-    ciphertext = _primitives.aes_gcm_seal(
-        k_enc, nonce, plaintext, field_aad(org, doc_id, pointer, rkid))
+    ciphertext = _primitives.aes_gcm_seal_with(record_key.aead, nonce, plaintext, aad)
     return {
         'fle': FLE_VERSION,
-        'rk': rkid,
+        'rk': record_key.rkid,
         'n': b64url_encode(nonce),
         'ct': b64url_encode(ciphertext),
     }
@@ -174,14 +283,24 @@ def open_value(
         InvalidCiphertext: Any failure.
     """
     try:
-        validate_sealed_value(sealed)
-        nonce = b64url_decode(sealed['n'])
-        ciphertext = b64url_decode(sealed['ct'])
-        k_enc, _ = derive_record_keys(rk, sealed['rk'])
-        plaintext = _primitives.aes_gcm_open(
-            k_enc, nonce, ciphertext, field_aad(org, doc_id, pointer, sealed['rk']))
+        nonce, ciphertext = _sealed_parts(sealed)
+        record_key = _RecordKey(rk, sealed['rk'])
+    except (InvalidKeyMaterial, ValueError):
+        raise InvalidCiphertext from None
+    return _open_with(
+        record_key, nonce, ciphertext, aad=field_aad(org, doc_id, pointer, sealed['rk']))
+
+
+def _open_with(record_key: _RecordKey, nonce: bytes, ciphertext: bytes, *, aad: bytes) -> Any:
+    """Decrypt, unpad and parse one value whose parts are already checked.
+
+    Raises:
+        InvalidCiphertext: Any failure.
+    """
+    try:
+        plaintext = _primitives.aes_gcm_open_with(record_key.aead, nonce, ciphertext, aad)
         return decode_value(unpad(plaintext))
-    except (InvalidKeyMaterial, ValueError, _primitives.PrimitiveFailure):
+    except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidCiphertext from None
 
 
@@ -202,18 +321,45 @@ def validate_sealed_value(value: Any, *, pointer: str | None = None) -> None:
     Raises:
         InvalidKeyMaterial: The reason names the member, never a value.
     """
+    _sealed_parts(value, pointer=pointer)
+
+
+def _sealed_parts(
+    value: Any, *, pointer: str | None = None, rkids: Mapping[str, Any] | None = None,
+) -> tuple[bytes, bytes]:
+    """Check a sealed value like :func:`validate_sealed_value`.
+
+    Args:
+        value: The stored field value.
+        pointer: Where it was found, only to make the reason clearer.
+        rkids: The document's checked ``fle.keys``, when the caller already
+            has them: ``rk`` must then be one of them (which implies it is a
+            well-formed rkid). Without it, only the rkid format is checked.
+
+    Returns:
+        ``(nonce, ciphertext)``, decoded, so openers check and decode once.
+
+    Raises:
+        InvalidKeyMaterial: The reason names the member, never a value.
+    """
     where = _where(pointer)
-    if not isinstance(value, dict) or set(value) != _SEALED_KEYS:
+    if not isinstance(value, dict) or value.keys() != _SEALED_KEYS:
         raise InvalidKeyMaterial(f'sealed value{where} must be an object with fle, rk, n and ct')
     # APPSEC: versions are an allow-list; 1 is an int, not True.
     if isinstance(value['fle'], bool) or value['fle'] != FLE_VERSION:
         raise InvalidKeyMaterial(f"sealed value{where} has an unsupported 'fle' version")
+    if rkids is not None:
+        if not isinstance(value['rk'], str) or value['rk'] not in rkids:
+            raise InvalidKeyMaterial(
+                f"sealed value{where} names an rkid missing from 'fle.keys'")
+    else:
+        try:
+            rkid_bytes(value['rk'])
+        except ValueError:
+            raise InvalidKeyMaterial(
+                f"sealed value{where} has an 'rk' that is not an rkid") from None
     try:
-        rkid_bytes(value['rk'])
-    except ValueError:
-        raise InvalidKeyMaterial(f"sealed value{where} has an 'rk' that is not an rkid") from None
-    try:
-        b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
+        nonce = b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
     except ValueError:
         raise InvalidKeyMaterial(
             f"sealed value{where} has an 'n' that is not a 12-byte nonce") from None
@@ -224,6 +370,7 @@ def validate_sealed_value(value: Any, *, pointer: str | None = None) -> None:
     body = len(ciphertext) - _primitives.TAG_LENGTH
     if body < PAD_BLOCK or body % PAD_BLOCK or len(ciphertext) > MAX_CIPHERTEXT_LENGTH:
         raise InvalidKeyMaterial(f"sealed value{where} has a 'ct' of impossible length")
+    return nonce, ciphertext
 
 
 def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -264,8 +411,21 @@ def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return keys
 
 
-def _parse_paths(paths: Sequence[str]) -> list[tuple[str, list[str]]]:
+class _ParsedPaths(tuple):
+    """``((pointer, tokens), ...)``, plus ``top_level``: the member names of
+    the one-token pointers (members replaced in place at the top level)."""
+
+    top_level: frozenset[str]
+
+
+def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
     """Parse and check identifying-field pointers.
+
+    A schema's list is the same on every call, so the result is cached (it
+    is immutable; a failure is never cached and is raised every time).
+
+    Returns:
+        ``((pointer, tokens), ...)`` in the order given.
 
     Raises:
         InvalidKeyMaterial: A pointer is malformed, targets ``fle`` or a
@@ -273,6 +433,18 @@ def _parse_paths(paths: Sequence[str]) -> list[tuple[str, list[str]]]:
     """
     if isinstance(paths, str):
         raise InvalidKeyMaterial("'paths' must be a sequence of JSON Pointers, not one string")
+    frozen = tuple(paths)
+    if all(type(pointer) is str for pointer in frozen):
+        return _parse_paths_cached(frozen)
+    return _parse_paths_uncached(frozen)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_paths_cached(paths: tuple[str, ...]) -> _ParsedPaths:
+    return _parse_paths_uncached(paths)
+
+
+def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
     parsed = []
     for pointer in paths:
         try:
@@ -281,14 +453,16 @@ def _parse_paths(paths: Sequence[str]) -> list[tuple[str, list[str]]]:
             raise InvalidKeyMaterial('an identifying path is not a JSON Pointer') from None
         if tokens[0] == 'fle' or tokens[0].startswith('_') or tokens == ['']:
             raise InvalidKeyMaterial(f"identifying path '{pointer}' targets a reserved member")
-        parsed.append((pointer, tokens))
+        parsed.append((pointer, tuple(tokens)))
     for index, (pointer, tokens) in enumerate(parsed):
         for other_pointer, other in parsed[index + 1:]:
             shorter = min(len(tokens), len(other))
             if tokens[:shorter] == other[:shorter]:
                 raise InvalidKeyMaterial(
                     f"identifying paths '{pointer}' and '{other_pointer}' overlap")
-    return parsed
+    result = _ParsedPaths(parsed)
+    result.top_level = frozenset(tokens[0] for _, tokens in parsed if len(tokens) == 1)
+    return result
 
 
 def validate_sealed_document(doc: Any, *, paths: Sequence[str]) -> None:
@@ -323,8 +497,22 @@ class _Randomness:
 
     def __init__(self, rng: RNG | None) -> None:
         self._rng = rng
+        self._pool = b''
+
+    def reserve(self, length: int) -> None:
+        """Draw ``length`` bytes from the OS CSPRNG at once for later ``take``s.
+
+        One ``os.urandom`` call instead of one per chunk; the chunks are the
+        same fresh bytes in the same order. An injected ``rng`` is still
+        called once per chunk (the vectors list the chunks).
+        """
+        if self._rng is None:
+            self._pool = os.urandom(length)
 
     def take(self, length: int) -> bytes:
+        if self._rng is None and len(self._pool) >= length:
+            data, self._pool = self._pool[:length], self._pool[length:]
+            return data
         data = (self._rng or os.urandom)(length)
         if not isinstance(data, bytes) or len(data) != length:
             raise ValueError('rng returned the wrong number of bytes')
@@ -365,19 +553,23 @@ def _seal_into(
     doc_id = doc['_id']
     at = format_timestamp(now)
 
+    randomness.reserve(RK_LENGTH + RKID_LENGTH + _primitives.NONCE_LENGTH * len(targets))
     rk = randomness.take(RK_LENGTH)
     rkid = randomness.take(RKID_LENGTH).hex()
     header_keys = doc.setdefault('fle', {'v': FLE_VERSION, 'keys': {}})['keys']
     if rkid in header_keys:
         raise InvalidKeyMaterial("the new rkid collides with one in 'fle.keys'")
-    _, commit = derive_record_keys(rk, rkid)
+    # K_enc, its AES-GCM object and commit are derived once per RK, and the
+    # AAD prefix once per record; every field reuses them.
+    record_key = _RecordKey(rk, rkid)
+    head = _aad_head(org, doc_id)
 
     for pointer, container, slot, value in targets:
-        container[slot] = seal_value(
-            value, rk=rk, rkid=rkid, org=org, doc_id=doc_id, pointer=pointer,
-            nonce=randomness.take(_primitives.NONCE_LENGTH))
+        container[slot] = _seal_with(
+            value, record_key, aad=head + _pointer_item(pointer) + record_key.aad_tail,
+            pointer=pointer, nonce=randomness.take(_primitives.NONCE_LENGTH))
 
-    entry = {'commit': b64url_encode(commit), 'kek': key['kid']}
+    entry = {'commit': b64url_encode(record_key.commit), 'kek': key['kid']}
     if device is not None:
         entry['dev'] = device
     entry['at'] = at
@@ -402,9 +594,10 @@ def _seal_document_with(
         raise InvalidKeyMaterial("the document needs a valid '_id' before sealing")
     if 'fle' in doc:
         raise InvalidKeyMaterial("the document is already sealed; use reseal_fields")
-    sealed = copy.deepcopy(doc)
+    parsed = _parse_paths(paths)
+    sealed = _copy_document(doc, parsed)
     targets = []
-    for pointer, tokens in _parse_paths(paths):
+    for pointer, tokens in parsed:
         found = locate(sealed, tokens)
         if found is None or found[0][found[1]] is None:
             continue  # Absent and null values are left alone.
@@ -481,7 +674,7 @@ def _reseal_fields_with(
     _check_header(sealed_doc)
     if not new_values:
         raise InvalidKeyMaterial("'new_values' is empty")
-    updated = copy.deepcopy(sealed_doc)
+    updated = _copy_json(sealed_doc)
     targets = []
     for pointer, tokens in _parse_paths(list(new_values)):
         container: Any = updated
@@ -561,8 +754,11 @@ def _recover_rk(
     keyring: Keyring,
     org: str,
     doc_id: str,
-) -> bytes:
+) -> _RecordKey:
     """Find and open the envelope of ``rkid``; check the key commitment.
+
+    Returns:
+        The record key's derived material (K_enc's AES-GCM object, commit).
 
     Raises:
         InvalidCiphertext: No envelope opens to an RK matching ``commit``.
@@ -575,12 +771,12 @@ def _recover_rk(
             rk = open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
         except InvalidCiphertext:
             continue
-        _, commit = derive_record_keys(rk, rkid)
+        record_key = _RecordKey(rk, rkid)
         # APPSEC: key commitment, compared in constant time before any field
         # is decrypted; closes the AES-GCM multi-key ("invisible salamanders")
         # gap and catches a second envelope claiming the same rkid.
-        if hmac.compare_digest(commit, expected):
-            return rk
+        if hmac.compare_digest(record_key.commit, expected):
+            return record_key
     raise InvalidCiphertext from None
 
 
@@ -620,9 +816,9 @@ def open_document(
     # APPSEC: the AAD and HPKE info are rebuilt from the document's actual
     # _id and the pointer being opened, never from values stored alongside.
     doc_id = sealed_doc['_id']
-    opened = copy.deepcopy(sealed_doc)
-    del opened['fle']
-    record_keys: dict[str, bytes] = {}
+    opened = _copy_document(sealed_doc, parsed, drop='fle')
+    head = _aad_head(org, doc_id)
+    record_keys: dict[str, _RecordKey] = {}
     for pointer, tokens in parsed:
         found = locate(opened, tokens)
         if found is None or found[0][found[1]] is None:
@@ -630,16 +826,19 @@ def open_document(
         container, slot = found
         sealed = container[slot]
         try:
-            validate_sealed_value(sealed)
+            # Its rk must be a key of fle.keys (whose names are checked rkids).
+            nonce, ciphertext = _sealed_parts(sealed, rkids=header_keys)
         except InvalidKeyMaterial:
             raise InvalidCiphertext from None  # Plaintext where a sealed value belongs.
         rkid = sealed['rk']
-        if rkid not in header_keys:
-            raise InvalidCiphertext from None
-        if rkid not in record_keys:
-            record_keys[rkid] = _recover_rk(
+        record_key = record_keys.get(rkid)
+        if record_key is None:
+            # Once per rkid: open the envelope, derive K_enc and commit, and
+            # check the commitment before any field under it is decrypted.
+            record_key = record_keys[rkid] = _recover_rk(
                 rkid, header_keys[rkid]['commit'], envelopes=envelopes, keyring=keyring,
                 org=org, doc_id=doc_id)
-        container[slot] = open_value(
-            sealed, rk=record_keys[rkid], org=org, doc_id=doc_id, pointer=pointer)
+        container[slot] = _open_with(
+            record_key, nonce, ciphertext,
+            aad=head + _pointer_item(pointer) + record_key.aad_tail)
     return opened

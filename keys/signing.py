@@ -36,9 +36,8 @@ def load_public_key(public_b64: Any, *, field: str = 'pub') -> Any:
         InvalidKeyMaterial: Not base64url, not 65 bytes, or not on P-256.
     """
     try:
-        return _primitives.load_public_sec1(
-            b64url_decode(public_b64, length=_primitives.SEC1_LENGTH))
-    except (ValueError, _primitives.PrimitiveFailure):
+        return _primitives.load_public_b64(public_b64)
+    except _primitives.PrimitiveFailure:
         raise InvalidKeyMaterial(f"'{field}' is not a P-256 public key") from None
 
 

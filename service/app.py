@@ -16,16 +16,19 @@ import falcon.media
 
 import schemas
 from service.accounts import Accounts
-from service.audit import AuditLog
+from service.audit import AuditLog, directory_team_of
 from service.config import Config
 from service.errors import install_error_handling
 from service.logs import configure_logging
 from service.middleware import AccessLogMiddleware, AuthMiddleware, CORSMiddleware, SafeJSONHandler
 from service.openapi import Operation, build_spec
+from service.resources.audit import AuditResource
+from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
 from service.resources.keys import KeyStore, key_routes
+from service.resources.lifecycle import lifecycle_routes
 from service.resources.records import RecordOpenResource, RecordsResource, ValidateResource
 from service.resources.sync import SyncWiring
 from service.resources.users import UserResource, UsersResource
@@ -77,7 +80,8 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
         lockout_seconds=config.login_lockout_seconds,
         password_params=(config.password_hash_memory_kib, config.password_hash_iterations),
     )
-    audit = AuditLog(couch, config.db_name('audit'))
+    audit = AuditLog(couch, config.db_name('audit'),
+                     team_of=directory_team_of(couch, config.db_name('directory')))
     return Services(config=config, couch=couch, accounts=accounts, audit=audit)
 
 
@@ -101,11 +105,13 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     ]
     key_store = KeyStore(services)
     routes += key_routes(services)
+    routes += lifecycle_routes(services, key_store)
     routes += [
         ('/records', RecordsResource(services, key_store)),
         ('/records/{record_id}/open', RecordOpenResource(services)),
     ]
     routes += sync_wiring.routes
+    routes += [('/audit', AuditResource(services))] + sealing_routes(services)
     return routes
 
 

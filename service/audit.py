@@ -19,7 +19,7 @@ from typing import Any
 from sync.couch import CouchDBClient
 from sync.errors import DocumentConflict
 
-__all__ = ['AuditLog', 'event_hash', 'GENESIS']
+__all__ = ['AuditLog', 'event_hash', 'GENESIS', 'directory_team_of']
 
 #: The ``prev`` of the first event.
 GENESIS = '0' * 64
@@ -40,6 +40,28 @@ def event_hash(event: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(content)).hexdigest()
 
 
+def directory_team_of(couch: CouchDBClient,
+                      directory_db: str) -> Callable[[str | None], str | None]:
+    """Return a resolver of ``user:<name>`` and ``device:<id>`` to a team.
+
+    A device belongs to its worker's team. Anything else (a record id, a
+    sealing, ``cli:...``) has no team.
+    """
+
+    def team_of(who: str | None) -> str | None:
+        if not isinstance(who, str):
+            return None
+        if who.startswith('device:'):
+            device = couch.get_or_none(directory_db, who)
+            who = f'user:{device["worker"]}' if device and device.get('worker') else None
+        if not who or not who.startswith('user:'):
+            return None
+        user = couch.get_or_none(directory_db, who)
+        return user.get('team') if user else None
+
+    return team_of
+
+
 class AuditLog:
     """Writer and reader of the audit chain.
 
@@ -50,10 +72,14 @@ class AuditLog:
     """
 
     def __init__(self, couch: CouchDBClient, db: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 team_of: Callable[[str | None], str | None] | None = None) -> None:
         self._couch = couch
         self._db = db
         self._clock = clock
+        # Resolves ``user:<name>`` / ``device:<id>`` to a team, so an event
+        # whose caller passed no team still reaches that team's supervisors.
+        self._team_of = team_of
 
     def _tail(self) -> tuple[int, str]:
         rows = self._couch.all_docs(self._db, include_docs=True, descending=True, limit=1,
@@ -78,9 +104,15 @@ class AuditLog:
             kind: Event kind, such as ``login`` or ``record_opened``.
             actor: ``user:<name>`` or ``device:<id>``; None when unknown.
             subject: What the event is about (a record id, a user), never a value.
-            team: Team of the actor, so supervisors can see their team's events.
+            team: Team the event belongs to, so supervisors see their team's
+                events; when omitted, the team of a ``user:``/``device:``
+                subject, else of the actor (see ``team_of``).
             details: Small non-identifying facts (counts, purpose, versions).
         """
+        if team is None and self._team_of is not None:
+            # The subject's team first (a grant to, or a device of, a team
+            # member), then the actor's (a login, a push).
+            team = self._team_of(subject) or self._team_of(actor)
         for _attempt in range(50):
             seq, prev = self._tail()
             event = {

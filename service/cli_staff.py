@@ -201,6 +201,9 @@ def register(cli: click.Group) -> None:
         grants = [keys.seal_grant(org_key, public, org=org, granted_by=me,
                                   signing_key=signing_key) for public in recipients]
         api.call('POST', '/keys/grants', {'grants': grants})
+        # Registered (certified by the signing key) so `keys rotate` finds it again.
+        from service.cli_lifecycle import register_recovery
+        register_recovery(api, signing_key, recovery, me)
         try:
             current = api.call('GET', '/keys/manifest')
             seq = keys.verify_manifest(current['signed'], pinned)['seq'] + 1
@@ -275,6 +278,48 @@ def register(cli: click.Group) -> None:
         except keys.errors.KeysError:
             raise click.ClickException('the record could not be opened with your keys') from None
         click.echo(json.dumps(plain, indent=2, ensure_ascii=False, sort_keys=True))
+
+    @advocate.command('open-many')
+    @click.argument('record_ids', nargs=-1)
+    @click.option('--ids-file', type=click.Path(exists=True, dir_okay=False),
+                  help='A file with one record id per line (added to RECORD_IDS).')
+    @click.option('--purpose', required=True, help='Why you open these records (audited).')
+    @click.pass_context
+    def advocate_open_many(ctx: click.Context, record_ids: tuple[str, ...], ids_file: str | None,
+                           purpose: str) -> None:
+        """Open many records, unlocking your key once; prints one JSON line per record.
+
+        Each record is released (and audited) separately, with the same purpose.
+        """
+        home = _home(ctx)
+        api = Api(home)
+        pinned = _pinned_signer(home)
+        ids = list(record_ids)
+        if ids_file:
+            ids += [line.strip() for line in pathlib.Path(ids_file).read_text().splitlines()
+                    if line.strip()]
+        mine = api.call('GET', '/advocates/me')
+        passphrase = click.prompt('Key passphrase', hide_input=True)
+        try:
+            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
+        except keys.errors.KeysError:
+            raise click.ClickException('the record could not be opened with your keys') from None
+        keyrings: dict[str, Any] = {}
+        for record_id in ids:
+            released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
+            document = released['document']
+            try:
+                if document['org'] not in keyrings:
+                    keyrings[document['org']] = keys.Keyring.from_grants(
+                        mine['grants'], personal, org=document['org'], pinned_public_b64=pinned)
+                plain = keys.open_document(document, envelopes=released['envelopes'],
+                                           keyring=keyrings[document['org']],
+                                           paths=schemas.identifying_paths(document['type']),
+                                           org=document['org'])
+            except keys.errors.KeysError:
+                raise click.ClickException(
+                    f'record {record_id} could not be opened with your keys') from None
+            click.echo(json.dumps(plain, ensure_ascii=False, sort_keys=True))
 
     @cli.group()
     @click.option('--home', default='~/.fieldvault', show_default=True)

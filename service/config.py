@@ -109,6 +109,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting('enrollment_ttl', 900, _positive_int, 'seconds a device enrollment code lives'),
     _Setting('instrument_dir', None, _optional_text,
              'directory with extra screening instrument packs (e.g. a licensed CSE-IT)'),
+    _Setting('keyvault_backup_retention_days', 30, _positive_int,
+             'days a key-vault backup stays restorable; shredding is only as good as the oldest'),
     _Setting('keyvault_db', 'keyvault', _identifier, 'database of envelopes and grants'),
     _Setting('log_level', 'INFO', _log_level, 'log level of the JSON log lines'),
     _Setting('login_lockout_seconds', 300, _positive_int,

@@ -99,8 +99,9 @@ class CouchDBClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         ok: Iterable[int] = (),
+        idle_answer: Any = None,
     ) -> httpx.Response:
         """Send one request and map failures to domain errors.
 
@@ -111,6 +112,8 @@ class CouchDBClient:
             json_body: Body to send as JSON.
             timeout: Seconds for this request (long-polls need more).
             ok: Error statuses the caller handles itself.
+            idle_answer: For long-polls: the JSON to answer when the read
+                times out (the server sent nothing in time).
 
         Returns:
             The response, with a 2xx status or one listed in ``ok``.
@@ -133,6 +136,10 @@ class CouchDBClient:
                 headers=headers,
                 timeout=self.timeout if timeout is None else timeout,
             )
+        except httpx.ReadTimeout:
+            if idle_answer is None:
+                raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: ReadTimeout') from None
+            return httpx.Response(200, json=idle_answer)
         except httpx.HTTPError as ex:
             raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {type(ex).__name__}') from None
         if response.status_code < 400 or response.status_code in set(ok):
@@ -288,18 +295,25 @@ class CouchDBClient:
             params['include_docs'] = 'true'
         if style_all_docs:
             params['style'] = 'all_docs'
-        request_timeout = None
+        request_timeout: httpx.Timeout | None = None
+        idle_answer = None
         if feed == 'longpoll':
             params['timeout'] = timeout_ms or 10000
-            request_timeout = (timeout_ms or 10000) / 1000 + self.timeout
+            # CouchDB answers an idle long-poll itself at ``timeout``;
+            # pouchdb-server ignores ``timeout`` and holds it until a change.
+            # So the read timeout bounds the wait (plus a grace), and an idle
+            # read is the empty answer CouchDB would have sent.
+            request_timeout = httpx.Timeout(self.timeout, read=(timeout_ms or 10000) / 1000 + 0.25)
+            idle_answer = {'results': [], 'last_seq': since}
         path = f'/{quote(db, safe="")}/_changes'
         if doc_ids is not None:
             params['filter'] = '_doc_ids'
             return self.request(
                 'POST', path, params=params, json_body={'doc_ids': doc_ids},
-                timeout=request_timeout,
+                timeout=request_timeout, idle_answer=idle_answer,
             ).json()
-        return self.request('GET', path, params=params, timeout=request_timeout).json()
+        return self.request('GET', path, params=params, timeout=request_timeout,
+                            idle_answer=idle_answer).json()
 
     def revs_diff(self, db: str, revs: dict[str, list[str]]) -> dict[str, Any]:
         """Return which of the given revisions the database lacks."""

@@ -16,6 +16,7 @@ import keys
 from keys.advocates import check_public_record
 from service.errors import ApiError
 from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
+from service.resources.lifecycle import manifest_events
 from sync.errors import DocumentConflict
 
 SIGNER_ID = 'org-signer'
@@ -151,6 +152,9 @@ class ManifestResource:
         self._audit.record('manifest_published', actor=f'user:{req.context.principal.id}',
                            details={'seq': manifest['seq'],
                                     'keys': [(k['kid'], k['status']) for k in manifest['keys']]})
+        previous = keys.verify_manifest(current['signed'], signer) if current else None
+        for kind, details in manifest_events(previous, manifest):
+            self._audit.record(kind, actor=f'user:{req.context.principal.id}', details=details)
         resp.media = {'seq': manifest['seq']}
 
 

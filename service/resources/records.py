@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import keys
 import schemas
 from service.errors import ApiError
 from service.resources import ALL_STAFF
+from sync import key_policy
 
 
 class ValidateResource:
@@ -61,6 +64,7 @@ class RecordsResource:
         manifest = self._key_store.manifest_body()
         accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
                     if entry['status'] in ('active', 'decrypt-only')}
+        now = time.time()
         for index, envelope in enumerate(body['envelopes']):
             keys.validate_envelope(envelope)
             problems = []
@@ -70,6 +74,10 @@ class RecordsResource:
                 problems.append('The envelope is not listed in the document header.')
             if envelope['kek'] not in accepted:
                 problems.append('The envelope is sealed to a key the manifest does not accept.')
+            else:
+                late = key_policy.check_envelope_key(envelope, manifest, now)
+                if late is not None:
+                    problems.append(str(late))
             if problems:
                 raise ApiError(422, 'invalid_envelope', 'An envelope was refused.',
                                fields={'envelopes': {str(index): problems}})

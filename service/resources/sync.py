@@ -4,6 +4,7 @@ and the conflict listing for case staff. Thin: ``sync.gateway`` does the work.""
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from service.errors import ApiError
 from service.resources import CASE_STAFF
@@ -105,6 +106,21 @@ class SyncChangesResource(_SyncResource):
 
     def on_get(self, req, resp, db):
         style = req.get_param('style') or 'main_only'
+        heartbeat = _int_param(req, 'heartbeat')
+        if req.get_param('feed') == 'longpoll' and heartbeat:
+            # PouchDB's live pull: newlines while waiting, streamed unbuffered
+            # (a generator; nothing on the path compresses /sync responses).
+            with _gateway_errors():
+                answer = self._gateway.changes_stream(
+                    _device(req), db, since=req.get_param('since'),
+                    limit=_int_param(req, 'limit'), timeout_ms=_int_param(req, 'timeout'),
+                    heartbeat_ms=heartbeat, style_all_docs=style == 'all_docs')
+            if isinstance(answer, dict):
+                resp.media = answer
+            else:
+                resp.content_type = 'application/json'
+                resp.stream = answer
+            return
         with _gateway_errors():
             resp.media = self._gateway.changes(
                 _device(req), db,
@@ -151,6 +167,19 @@ class SyncBulkGetResource(_SyncResource):
         with _gateway_errors():
             resp.media = self._gateway.bulk_get(_device(req), db,
                                                 _json_object(req).get('docs'))
+
+
+class SyncAllDocsResource(_SyncResource):
+    """``POST /sync/{db}/_all_docs`` by ``keys`` (PouchDB 7 replicators)."""
+
+    auth = {'POST': DEVICE}
+
+    def on_post(self, req, resp, db):
+        body = _json_object(req)
+        include_docs = req.get_param_as_bool('include_docs') or body.get('include_docs') is True
+        with _gateway_errors():
+            resp.media = self._gateway.all_docs_by_keys(_device(req), db, body.get('keys'),
+                                                        include_docs=include_docs)
 
 
 class SyncEnsureFullCommitResource(_SyncResource):
@@ -202,6 +231,7 @@ def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
         ('/sync/{db}/_revs_diff', SyncRevsDiffResource(gateway)),
         ('/sync/{db}/_bulk_docs', SyncBulkDocsResource(gateway)),
         ('/sync/{db}/_bulk_get', SyncBulkGetResource(gateway)),
+        ('/sync/{db}/_all_docs', SyncAllDocsResource(gateway)),
         ('/sync/{db}/_ensure_full_commit', SyncEnsureFullCommitResource(gateway)),
         ('/sync/{db}/{doc_id}', SyncDocumentResource(gateway)),
     ]
@@ -238,6 +268,7 @@ class SyncWiring:
             unknown_schema_errors=(schemas.errors.UnknownSchema,),
             validate_envelope=keys.validate_envelope,
             envelope_errors=(keys.errors.InvalidKeyMaterial, keys.errors.KeysError),
+            manifest_body=_manifest_reader(services),
         )
         self.gateway = Gateway(
             services.couch,
@@ -266,3 +297,27 @@ class SyncWiring:
             ('/records/conflicts', ConflictsResource(self.gateway)),
             *sync_routes(self.gateway),
         ]
+
+
+def _manifest_reader(services):
+    """Return a callable giving the verified key manifest body, or None.
+
+    The verified body is cached by the manifest document's ``_rev``, so a
+    push batch costs one small read and no signature check once warm.
+    """
+    from service.resources.keys import KeyStore
+
+    store = KeyStore(services)
+    cache: dict[str, Any] = {}
+
+    def read():
+        current = store.manifest()
+        if current is None:
+            return None
+        if cache.get('rev') != current['_rev']:
+            body = store.manifest_body()
+            cache.clear()
+            cache.update(rev=current['_rev'], body=body)
+        return cache['body']
+
+    return read

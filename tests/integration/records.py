@@ -23,11 +23,20 @@ def plain_contact(owner: str, org: str, **overrides) -> dict:
     return doc
 
 
-def sealed_contact(owner: str, org: str, **overrides) -> tuple[dict, dict]:
-    """Return (sealed contact, its ``rk:`` envelope)."""
+def sealed_contact(owner: str, org: str, *, manifest_body: dict | None = None,
+                   plain: dict | None = None, **overrides) -> tuple[dict, dict]:
+    """Return (sealed contact, its ``rk:`` envelope).
+
+    Args:
+        manifest_body: The verified manifest to seal to (a published one);
+            a throwaway org key of this module when omitted.
+        plain: The plaintext record to seal; a fresh contact when omitted.
+    """
     import keys
-    doc = plain_contact(owner, org, **overrides)
+    doc = plain if plain is not None else plain_contact(owner, org, **overrides)
     paths = list(schemas.identifying_paths(doc['type']))
+    if manifest_body is not None:
+        return keys.seal_document(doc, paths=paths, org=org, manifest_body=manifest_body)
     try:
         return keys.seal_document(doc, paths=paths, org=org, manifest_body=_manifest_body(org))
     except TypeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -15,20 +16,87 @@ pytestmark = pytest.mark.integration
 PER_DEVICE = 200
 
 
-def _sealed_batch(worker: str, count: int) -> tuple[list[dict], list[dict]]:
+def _sealed_batch(worker: str, count: int, manifest_body: dict | None = None,
+                  plaintexts: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     records, envelopes = [], []
     for _index in range(count):
-        doc, envelope = sealed_contact(worker, ORG)
+        plain = plain_contact(worker, ORG)
+        if plaintexts is not None:
+            plaintexts.append(plain)
+        doc, envelope = sealed_contact(worker, ORG, manifest_body=manifest_body, plain=plain)
         records.append(doc)
         envelopes.append(envelope)
     return records, envelopes
 
 
-def test_two_devices_sync_live_and_each_gets_only_its_own(stack):
+PASSWORD = 'correct horse battery staple'
+SIGNER_PASS = 'signer passphrase long enough'
+ADVOCATE_PASS = 'advocate passphrase long enough'
+
+
+def _cli(args, input_text=None):
+    from click.testing import CliRunner
+
+    from service.cli import cli
+    result = CliRunner().invoke(cli, args, input=input_text, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _org_key_ceremony(stack, tmp_path) -> tuple[dict, str]:
+    """Run the real CLI key ceremony against the gunicorn service.
+
+    Returns:
+        (the verified published manifest body, the advocate's CLI home).
+    """
+    import httpx
+
+    import keys
+    url = stack.service.url
+    admin_home, adv_home = str(tmp_path / 'cli-admin'), str(tmp_path / 'cli-adv')
+    for home, name in ((admin_home, 'admin-1'), (adv_home, 'adv-1')):
+        _cli(['login', '--server', url, '--username', name, '--home', home,
+              '--password', PASSWORD])
+    out = _cli(['admin', '--home', admin_home, 'init-signer'], f'{SIGNER_PASS}\n{SIGNER_PASS}\n')
+    signer_fingerprint = out.split('fingerprint: ')[1].splitlines()[0]
+    out = _cli(['advocate', '--home', adv_home, 'enroll'], f'{ADVOCATE_PASS}\n{ADVOCATE_PASS}\n')
+    _cli(['admin', '--home', admin_home, 'certify', 'adv-1', '--fingerprint',
+          out.split('admin: ')[1].strip()], f'{SIGNER_PASS}\n')
+    recovery_file = tmp_path / 'recovery.json'
+    _cli(['recovery', 'create', '--out', str(recovery_file)],
+         'recovery passphrase long enough\n' * 2)
+    _cli(['keys', '--home', admin_home, 'init', '--kid', 'oek-1', '--org', ORG,
+          '--recovery', str(recovery_file)], f'{SIGNER_PASS}\n')
+    _cli(['pin', '--home', adv_home, '--fingerprint', signer_fingerprint])
+    # What a tablet does: fetch the manifest (public) and verify it against
+    # the signing key pinned at enrollment.
+    signed = httpx.get(url + '/keys/manifest', timeout=10).json()['signed']
+    pinned = httpx.get(url + '/keys/signer', timeout=10,
+                       headers={'Authorization': 'Bearer ' + _token(url, 'adv-1')}).json()
+    return keys.verify_manifest(signed, pinned['public']), adv_home
+
+
+def _token(url: str, username: str) -> str:
+    import httpx
+    answer = httpx.post(url + '/auth/login', json={'username': username, 'password': PASSWORD},
+                        timeout=10)
+    return answer.json()['token']
+
+
+def test_two_devices_sync_live_and_each_gets_only_its_own(stack, tmp_path):
+    accounts = stack.services.accounts
+    accounts.create_user('admin-1', PASSWORD, ['admin'])
+    accounts.create_user('adv-1', PASSWORD, ['advocate'], team='team-a')
+    for worker in ('w-alice', 'w-bob'):
+        accounts.create_user(worker, PASSWORD, ['worker'], team='team-a')
+    # Keys first, through the CLI and the service's HTTP API; the tablets
+    # then seal to the published org key.
+    manifest, adv_home = _org_key_ceremony(stack, tmp_path)
     stack.services.couch.put(stack.services.db('config'), {'_id': 'service-areas', 'areas': []})
     alice, bob = stack.enroll('w-alice'), stack.enroll('w-bob')
-    alice_docs, alice_env = _sealed_batch('w-alice', PER_DEVICE)
-    bob_docs, bob_env = _sealed_batch('w-bob', PER_DEVICE)
+    plaintexts: list[dict] = []
+    alice_docs, alice_env = _sealed_batch('w-alice', PER_DEVICE, manifest, plaintexts)
+    bob_docs, bob_env = _sealed_batch('w-bob', PER_DEVICE, manifest, plaintexts)
     # Both tablets sync live at once: alice with Basic, bob with a bearer token.
     runs = [
         stack.tablet(alice, 'sync_live', name='alice', docs=alice_docs + alice_env,
@@ -36,10 +104,10 @@ def test_two_devices_sync_live_and_each_gets_only_its_own(stack):
         stack.tablet(bob, 'sync_live', name='bob', docs=bob_docs + bob_env, bearer=True,
                      expect=PER_DEVICE * 2, background=True, timeout_ms=120000),
     ]
-    import json
     results = [json.loads(proc.communicate(timeout=180)[0].decode().splitlines()[-1])
                for proc in runs]
-    assert all(result['ok'] for result in results), results
+    assert all(result["ok"] and not result["denied"] for result in results), [
+        (r["ok"], r.get("denied"), r.get("error")) for r in results]
     stored = stack.records()
     assert sorted(doc['_id'] for doc in stored) == sorted(
         doc['_id'] for doc in alice_docs + bob_docs)
@@ -53,6 +121,21 @@ def test_two_devices_sync_live_and_each_gets_only_its_own(stack):
         config = stack.tablet(creds, 'pull', name=name + '-config', db='config')
         assert 'service-areas' in config['ids']
         assert not any(doc_id.startswith('device-control:') for doc_id in config['ids'])
+    # An advocate opens all 400 with the CLI (one key unlock, one audited
+    # release per record) and reads back every plaintext value.
+    ids_file = tmp_path / 'ids.txt'
+    ids_file.write_text('\n'.join(doc['_id'] for doc in alice_docs + bob_docs))
+    out = _cli(['advocate', '--home', adv_home, 'open-many', '--ids-file', str(ids_file),
+                '--purpose', 'quarterly case review'], f'{ADVOCATE_PASS}\n')
+    opened = {doc['_id']: doc for doc in
+              (json.loads(line) for line in out.splitlines() if line.startswith('{'))}
+    assert len(opened) == PER_DEVICE * 2
+    for plain in plaintexts:
+        got = opened[plain['_id']]
+        for key, value in plain.items():
+            assert got.get(key) == value, (plain['_id'], key)
+    audit = stack.services.couch.all_docs(stack.services.db('audit'), include_docs=True)
+    assert sum(row['doc'].get('kind') == 'record_opened' for row in audit) == PER_DEVICE * 2
 
 
 def test_bad_documents_are_refused_per_doc_and_quarantined(stack):

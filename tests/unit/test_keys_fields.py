@@ -446,3 +446,36 @@ def test_validate_sealed_document_refuses_plaintext_and_unknown_rkids():
     del headerless['fle']
     with pytest.raises(InvalidKeyMaterial):
         keys.validate_sealed_document(headerless, paths=PATHS)
+
+
+def test_fast_field_aad_is_the_pae_of_the_spec():
+    # Sealing and opening build the AAD from a per-record head, a cached
+    # pointer item and a per-RK tail; it must be byte for byte field_aad.
+    from keys.fields import _aad_head, _pointer_item, _RecordKey, field_aad
+    rkid = '6f6785aa5f4dde7a04c603b047652340'
+    record_key = _RecordKey(bytes(32), rkid)
+    for pointer in ('/full_name', '/a~1b', '/documents/0/number', '/é'):
+        built = _aad_head('org-acme', 'contact:é-1') + _pointer_item(pointer) + record_key.aad_tail
+        assert built == field_aad('org-acme', 'contact:é-1', pointer, rkid)
+
+
+def test_sealed_and_opened_copies_share_nothing_mutable_with_their_input():
+    from keys.fields import open_document as open_doc
+    doc = {'_id': 'contact:1', 'full_name': ['A', 'B'], 'meta': {'tags': ['x']},
+           'address': {'street': '1 Main', 'city': 'LA'}}
+    paths = ['/full_name', '/address/street']
+    org_key = keys.OrgKeyPair.generate('oek-1')
+    manifest = keys.build_manifest('org-acme', 1, [org_key.manifest_entry()])
+    sealed, envelope = keys.seal_document(doc, paths=paths, org='org-acme', manifest_body=manifest)
+    assert doc == {'_id': 'contact:1', 'full_name': ['A', 'B'], 'meta': {'tags': ['x']},
+                   'address': {'street': '1 Main', 'city': 'LA'}}
+    sealed['meta']['tags'].append('y')
+    sealed['address']['city'] = 'SF'
+    assert doc['meta']['tags'] == ['x'] and doc['address']['city'] == 'LA'
+    before = copy.deepcopy(sealed)
+    opened = open_doc(sealed, envelopes=[envelope], keyring=keys.Keyring([org_key]), paths=paths,
+                      org='org-acme')
+    assert opened['full_name'] == ['A', 'B'] and opened['address']['street'] == '1 Main'
+    opened['meta']['tags'].append('z')
+    opened['address']['city'] = 'NY'
+    assert sealed == before

@@ -67,11 +67,25 @@ async function main() {
       clearTimeout(deadline);
       finish({ ok: false, error: { name: err.name, status: err.status }, ids: await ids(), denied });
     });
+    // 'paused' also fires when the pull pauses before the push has started
+    // (both start paused), so "done" is proved: the gateway's _revs_diff
+    // must lack none of the local revisions.
+    const pushed = async () => {
+      const all = await local.allDocs();
+      const revs = {};
+      for (const row of all.rows) revs[row.id] = [row.value.rev];
+      try {
+        return Object.keys(await remote.revsDiff(revs)).length === 0;
+      } catch (err) {
+        return false;
+      }
+    };
     const check = async () => {
       const current = await ids();
-      if (cfg.expect !== undefined && current.length >= cfg.expect && idle) {
+      if (cfg.expect !== undefined && current.length >= cfg.expect && idle && await pushed()) {
         // Stay a moment so a surplus (another worker's docs) would show up too.
         setTimeout(async () => {
+          if (!idle || !(await pushed())) { setTimeout(check, 200); return; }
           clearTimeout(deadline);
           sync.cancel();
           finish({ ok: true, ids: await ids(), denied });

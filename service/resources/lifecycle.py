@@ -1,0 +1,369 @@
+"""Key lifecycle endpoints: recovery key record, envelope paging and rewrap
+write-back, census, grant deletion (retire, revoke), rewrap-run audit.
+
+The server still never opens anything. Rewrap happens on a supervisor's own
+machine (it needs the old org key version, which only grants give back):
+the server pages out ``rk:`` envelopes of one ``kek`` and accepts them back
+re-sealed, with the ``_rev`` the supervisor read, through ``_bulk_docs`` so
+a concurrent change answers a per-document conflict instead of being
+overwritten. Record documents are never read or written here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import keys
+from keys._encoding import is_identifier
+from keys.advocates import RECOVERY_ADVOCATE
+from service.errors import ApiError
+from service.resources import ADMIN, json_object
+from sync import key_policy
+from sync.errors import DocumentConflict
+
+__all__ = ['lifecycle_routes', 'manifest_events', 'census']
+
+RECOVERY_ID = 'recovery-key'
+ENVELOPE_PREFIX = 'rk:'
+#: Largest page of envelopes a supervisor may ask for or send back.
+MAX_PAGE = 1000
+#: Most keyvault rows one ``GET /keys/envelopes`` scans before answering.
+MAX_SCAN = 5000
+#: Envelope members a rewrap may change; every other member must stay as stored.
+_REWRAPPED = frozenset({'kek', 'suite', 'enc', 'ct', '_rev'})
+CUSTODIANS = ('supervisor',)
+
+
+def census(couch, keyvault_db: str, *, page_size: int = 1000) -> dict[str, int]:
+    """Count ``rk:`` envelopes per ``kek``, paging with bounded memory."""
+    counts: Counter[str] = Counter()
+    for doc in couch.iter_prefix(keyvault_db, ENVELOPE_PREFIX, page_size=page_size):
+        counts[str(doc.get('kek'))] += 1
+    return dict(sorted(counts.items()))
+
+
+def manifest_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, dict]]:
+    """Return the lifecycle audit events a manifest change amounts to.
+
+    ``key_rotated`` when the active key changes (with the old key's
+    ``accept_until``), ``key_retired`` for each key that becomes retired.
+    """
+    events: list[tuple[str, dict]] = []
+    if old is None:
+        return events
+    old_status = {entry['kid']: entry for entry in old['keys']}
+    old_active = next(entry['kid'] for entry in old['keys'] if entry['status'] == 'active')
+    new_active = next(entry['kid'] for entry in new['keys'] if entry['status'] == 'active')
+    if old_active != new_active:
+        demoted = next((entry for entry in new['keys'] if entry['kid'] == old_active), {})
+        events.append(('key_rotated', {'from': old_active, 'to': new_active,
+                                       'seq': new['seq'],
+                                       'accept_until': demoted.get('accept_until')}))
+    for entry in new['keys']:
+        before = old_status.get(entry['kid'])
+        if entry['status'] == 'retired' and (before is None or before['status'] != 'retired'):
+            events.append(('key_retired', {'kid': entry['kid'], 'seq': new['seq']}))
+    return events
+
+
+def _kid(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not is_identifier(value):
+        raise ApiError(422, 'validation_failed', f'{name} must be a key id.',
+                       fields={name: ['Not a valid key id.']})
+    return value
+
+
+class _Base:
+    def __init__(self, services, store) -> None:
+        self._couch = services.couch
+        self._keyvault_db = services.db('keyvault')
+        self._directory_db = services.db('directory')
+        self._store = store
+        self._audit = services.audit
+
+    def _manifest_or_409(self) -> dict[str, Any]:
+        body = self._store.manifest_body()
+        if body is None:
+            raise ApiError(409, 'no_manifest', 'No key manifest is published yet.')
+        return body
+
+
+class RecoveryResource(_Base):
+    """``GET``/``PUT /keys/recovery``: the recovery key's public record,
+    certified by the org signing key (so a server cannot substitute its own:
+    the admin's CLI verifies the certificate against the pinned signer)."""
+
+    auth = {'GET': ADMIN, 'PUT': ADMIN}
+
+    def on_get(self, req, resp):
+        doc = self._couch.get_or_none(self._directory_db, RECOVERY_ID)
+        if doc is None:
+            raise ApiError(404, 'not_found', 'No recovery key is registered.')
+        resp.media = {'certificate': doc['certificate']}
+
+    def on_put(self, req, resp):
+        body = json_object(req, allowed={'certificate'}, required={'certificate'})
+        if not isinstance(body['certificate'], dict):
+            raise ApiError(422, 'validation_failed', 'certificate must be an object.',
+                           fields={'certificate': ['Send a signed certificate.']})
+        certified = keys.verify_certificate(body['certificate'], self._store.signer_public())
+        if certified['advocate'] != RECOVERY_ADVOCATE:
+            raise ApiError(422, 'key_mismatch', 'The certificate is not for the recovery key.')
+        existing = self._couch.get_or_none(self._directory_db, RECOVERY_ID)
+        doc = {'_id': RECOVERY_ID, 'type': 'recovery-key', 'certificate': body['certificate']}
+        if existing is not None:
+            doc['_rev'] = existing['_rev']
+        try:
+            self._couch.put(self._directory_db, doc)
+        except DocumentConflict:
+            raise ApiError(409, 'conflict', 'The recovery key changed concurrently; retry.') \
+                from None
+        self._audit.record('recovery_key_registered', actor=f'user:{req.context.principal.id}',
+                           details={'apk': certified['apk'],
+                                    'fingerprint': certified['fingerprint']})
+        resp.media = {'apk': certified['apk'], 'fingerprint': certified['fingerprint']}
+
+
+class EnvelopesResource(_Base):
+    """``GET /keys/envelopes?kek=K&limit=N&after=ID``: one page of envelopes
+    sealed to ``kek``, in ``_id`` order after ``after``, for rewrap.
+
+    At most ``MAX_SCAN`` keyvault rows are scanned per call, so a page may
+    hold fewer than ``limit`` envelopes; ``next`` is the cursor to pass as
+    ``after`` and is null once the key vault is exhausted.
+    """
+
+    auth = {'GET': CUSTODIANS}
+
+    def on_get(self, req, resp):
+        kek = _kid(req.get_param('kek'), 'kek')
+        try:
+            limit = int(req.get_param('limit') or 500)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_PAGE:
+            raise ApiError(422, 'validation_failed', f'limit must be 1 to {MAX_PAGE}.',
+                           fields={'limit': [f'Send 1 to {MAX_PAGE}.']})
+        after = req.get_param('after')
+        if after is not None and not after.startswith(ENVELOPE_PREFIX):
+            raise ApiError(422, 'validation_failed', 'after must be an envelope id.',
+                           fields={'after': ['Send the "next" cursor of the previous page.']})
+        found: list[dict[str, Any]] = []
+        scanned = 0
+        start, skip = (after, 1) if after else (ENVELOPE_PREFIX, 0)
+        cursor: str | None = after
+        exhausted = False
+        while len(found) < limit and scanned < MAX_SCAN:
+            chunk = min(MAX_PAGE, MAX_SCAN - scanned)
+            rows = self._couch.all_docs(self._keyvault_db, include_docs=True, start_key=start,
+                                        end_key=ENVELOPE_PREFIX + '\ufff0', limit=chunk,
+                                        skip=skip)
+            for row in rows:
+                scanned += 1
+                cursor = row['id']
+                doc = row.get('doc')
+                if doc and doc.get('kek') == kek:
+                    found.append(doc)
+                    if len(found) >= limit:
+                        break
+            if len(rows) < chunk and (not rows or cursor == rows[-1]['id']):
+                exhausted = True
+                break
+            start, skip = cursor, 1
+        resp.media = {'envelopes': found, 'next': None if exhausted else cursor,
+                      'scanned': scanned}
+
+
+class RewrappedResource(_Base):
+    """``POST /keys/envelopes/rewrapped``: write back re-sealed envelopes.
+
+    Body ``{"from": OLD, "to": NEW, "envelopes": [...]}``. Each envelope must
+    carry the ``_rev`` it was read at, be sealed to the manifest's active key
+    ``to``, and differ from the stored one only in ``kek``, ``suite``,
+    ``enc`` and ``ct``; the stored one must still be sealed to ``from``.
+    Writing goes through ``_bulk_docs`` with those ``_rev``s, so a document
+    changed meanwhile is answered as a conflict, never overwritten.
+    """
+
+    auth = {'POST': CUSTODIANS}
+
+    def on_post(self, req, resp):
+        body = json_object(req, allowed={'from', 'to', 'envelopes'},
+                           required={'from', 'to', 'envelopes'})
+        old, new = _kid(body['from'], 'from'), _kid(body['to'], 'to')
+        envelopes = body['envelopes']
+        if not isinstance(envelopes, list) or not 1 <= len(envelopes) <= MAX_PAGE:
+            raise ApiError(422, 'validation_failed', f'envelopes must list 1 to {MAX_PAGE}.',
+                           fields={'envelopes': [f'Send 1 to {MAX_PAGE} envelopes.']})
+        manifest = self._manifest_or_409()
+        status = {entry['kid']: entry['status'] for entry in manifest['keys']}
+        if status.get(new) != 'active':
+            raise ApiError(422, 'not_active', 'Rewrap must seal to the active key version.',
+                           fields={'to': ['Not the active key of the manifest.']})
+        if status.get(old) not in ('decrypt-only', 'retired') or old == new:
+            raise ApiError(422, 'validation_failed', 'from must be a demoted key version.',
+                           fields={'from': ['Not a decrypt-only key of the manifest.']})
+        problems: dict[str, list[str]] = {}
+        for index, envelope in enumerate(envelopes):
+            try:
+                keys.validate_envelope(envelope)
+            except keys.errors.KeysError as ex:
+                problems[str(index)] = [str(ex)]
+                continue
+            if not isinstance(envelope.get('_rev'), str) or envelope['kek'] != new:
+                problems[str(index)] = ['Send the _rev read, sealed to the "to" key.']
+        ids = [envelope['_id'] for envelope in envelopes if isinstance(envelope, dict)
+               and isinstance(envelope.get('_id'), str)]
+        if not problems and len(set(ids)) != len(ids):
+            problems['_schema'] = ['An envelope is listed twice.']
+        if problems:
+            raise ApiError(422, 'invalid_envelope', 'Some envelopes were refused.',
+                           fields={'envelopes': problems})
+        stored = {row['id']: row.get('doc') for row in self._couch.all_docs(
+            self._keyvault_db, keys=ids, include_docs=True)}
+        to_write, conflicts, mismatched = [], [], []
+        for envelope in envelopes:
+            current = stored.get(envelope['_id'])
+            if current is None or current['_rev'] != envelope['_rev'] \
+                    or current.get('kek') != old:
+                conflicts.append(envelope['_id'])
+                continue
+            same = {k: v for k, v in current.items() if k not in _REWRAPPED}
+            if same != {k: v for k, v in envelope.items() if k not in _REWRAPPED}:
+                mismatched.append(envelope['_id'])
+                continue
+            to_write.append(envelope)
+        written = 0
+        if to_write:
+            for result in self._couch.bulk_docs(self._keyvault_db, to_write):
+                if result.get('error'):
+                    conflicts.append(result.get('id'))
+                else:
+                    written += 1
+        resp.media = {'written': written, 'conflicts': conflicts, 'refused': mismatched}
+
+
+class CensusResource(_Base):
+    """``GET /keys/census``: envelopes per key version (counts only)."""
+
+    auth = {'GET': ('supervisor', 'admin')}
+
+    def on_get(self, req, resp):
+        counts = census(self._couch, self._keyvault_db)
+        resp.media = {'census': counts, 'total': sum(counts.values())}
+
+
+class RewrapRunsResource(_Base):
+    """``POST /keys/rewrap-runs``: a custodian's CLI reports a rewrap run's
+    start or end for the audit log (counts and key ids only)."""
+
+    auth = {'POST': CUSTODIANS}
+    _COUNTS = ('rewrapped', 'conflicts', 'failed', 'already')
+
+    def on_post(self, req, resp):
+        body = json_object(req, allowed={'from', 'to', 'phase', 'counts', 'census'},
+                           required={'from', 'to', 'phase'})
+        old, new = _kid(body['from'], 'from'), _kid(body['to'], 'to')
+        if body['phase'] not in ('started', 'finished'):
+            raise ApiError(422, 'validation_failed', 'phase must be started or finished.',
+                           fields={'phase': ['Send started or finished.']})
+        counts = body.get('counts') or {}
+        census_ = body.get('census') or {}
+        if not isinstance(counts, dict) or not set(counts) <= set(self._COUNTS) \
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+            raise ApiError(422, 'validation_failed', 'counts must map known names to integers.',
+                           fields={'counts': [f'Use {", ".join(self._COUNTS)}.']})
+        if not isinstance(census_, dict) or len(census_) > 64 or not all(
+                is_identifier(k) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in census_.items()):
+            raise ApiError(422, 'validation_failed', 'census must map key ids to integers.',
+                           fields={'census': ['Map key ids to counts.']})
+        principal = req.context.principal
+        self._audit.record('rewrap_run', actor=f'user:{principal.id}', team=principal.team,
+                           details={'from': old, 'to': new, 'phase': body['phase'],
+                                    'counts': counts, 'census': census_})
+        resp.status = 201
+        resp.media = {'recorded': True}
+
+
+class KeyGrantsResource(_Base):
+    """``DELETE /keys/grants/{kek}``: retire step, delete every grant of a
+    key version. Refused while the key is active, while its
+    ``accept_until`` has not passed, or while any envelope is still sealed
+    to it (deleting its grants then would lose those records)."""
+
+    auth = {'DELETE': ADMIN}
+
+    def on_delete(self, req, resp, kek):
+        kek = _kid(kek, 'kek')
+        manifest = self._manifest_or_409()
+        entry = next((item for item in manifest['keys'] if item['kid'] == kek), None)
+        if entry is None:
+            raise ApiError(404, 'not_found', 'The manifest lists no such key version.')
+        if entry['status'] == 'active':
+            raise ApiError(409, 'key_active', 'The active key version cannot be retired.')
+        if entry['status'] == 'decrypt-only' and (
+                'accept_until' not in entry
+                or not key_policy.accept_until_passed(entry['accept_until'], time.time())):
+            raise ApiError(409, 'still_accepting',
+                           'The key version still accepts new envelopes (accept_until).')
+        remaining = census(self._couch, self._keyvault_db).get(kek, 0)
+        if remaining:
+            raise ApiError(409, 'envelopes_remain',
+                           f'{remaining} envelopes are still sealed to this key version; '
+                           'run `fieldvault keys rewrap` first.')
+        grants = list(self._couch.iter_prefix(self._keyvault_db, f'grant:{kek}:'))
+        deleted = _delete_docs(self._couch, self._keyvault_db, grants)
+        self._audit.record('grants_deleted', actor=f'user:{req.context.principal.id}',
+                           details={'kek': kek, 'count': deleted, 'reason': 'retire'})
+        resp.media = {'kek': kek, 'deleted': deleted}
+
+
+class AdvocateGrantsResource(_Base):
+    """``DELETE /advocates/keys/{advocate}/grants``: revocation step, delete
+    every grant of one advocate (all versions) and mark their key revoked so
+    the next rotation seals no grant to it."""
+
+    auth = {'DELETE': ADMIN}
+
+    def on_delete(self, req, resp, advocate):
+        if advocate == RECOVERY_ADVOCATE:
+            raise ApiError(422, 'validation_failed', 'The recovery key cannot be revoked here.',
+                           fields={'advocate': ['Not an advocate.']})
+        grants = self._store.grants_for(advocate)
+        deleted = _delete_docs(self._couch, self._keyvault_db, grants)
+        key_doc = self._store.advocate_key(advocate)
+        if key_doc is not None and key_doc.get('status') != 'revoked':
+            key_doc['status'] = 'revoked'
+            self._store.put_directory(key_doc)
+        self._audit.record('grants_deleted', actor=f'user:{req.context.principal.id}',
+                           subject=f'user:{advocate}',
+                           details={'count': deleted, 'keks': sorted(g['kek'] for g in grants),
+                                    'reason': 'revoke'})
+        resp.media = {'advocate': advocate, 'deleted': deleted,
+                      'key': 'revoked' if key_doc is not None else None}
+
+
+def _delete_docs(couch, db: str, docs: list[dict[str, Any]]) -> int:
+    if not docs:
+        return 0
+    results = couch.bulk_docs(db, [{'_id': doc['_id'], '_rev': doc['_rev'], '_deleted': True}
+                                   for doc in docs])
+    if any(result.get('error') for result in results):
+        raise ApiError(409, 'conflict', 'Some grants changed concurrently; retry.')
+    return len(results)
+
+
+def lifecycle_routes(services, store) -> list[tuple[str, Any]]:
+    """Return the key lifecycle routes."""
+    return [
+        ('/keys/recovery', RecoveryResource(services, store)),
+        ('/keys/envelopes', EnvelopesResource(services, store)),
+        ('/keys/envelopes/rewrapped', RewrappedResource(services, store)),
+        ('/keys/census', CensusResource(services, store)),
+        ('/keys/rewrap-runs', RewrapRunsResource(services, store)),
+        ('/keys/grants/{kek}', KeyGrantsResource(services, store)),
+        ('/advocates/keys/{advocate}/grants', AdvocateGrantsResource(services, store)),
+    ]

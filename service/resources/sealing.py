@@ -1,0 +1,284 @@
+"""Sealing a youth's records (crypto-shredding), by two people.
+
+``POST /sealings`` proposes sealing every record of one youth, named by a
+non-identifying linking key: ``client_id`` (the random UUID that identity and
+consent records require and contact and screening records may carry) and/or
+``youth_code`` (the generated pseudonym such as ``quiet-river-07`` that
+contact and screening records carry before an identity exists).
+``POST /sealings/{id}/approve`` by a *different* person holding the *other*
+role (admin proposes and supervisor approves, or the other way round)
+carries it out:
+
+1. a ``shredded:<rkid>`` tombstone per record key is written to ``keyvault``
+   first (so a key-vault restore, even of a backup taken a minute earlier,
+   skips those envelopes; the sealing document in ``directory`` lists them
+   too);
+2. every leaf revision of every ``rk:`` envelope of those records is deleted
+   (found by the envelope's own ``doc`` member, so envelopes of conflicting
+   record revisions are caught as well as those listed in ``fle.keys``);
+3. quarantined copies of those envelopes are deleted;
+4. ``keyvault`` and ``quarantine`` are compacted, which drops the bodies of
+   the deleted revisions.
+
+Record documents are not touched: they keep their non-identifying fields
+for aggregate counts, and their sealed fields stay as ciphertext nobody can
+open. Stripping the ciphertext would add nothing: copies of it exist on
+tablets, in old revisions and in backups anyway, and the guarantee has to
+hold for those; it also would create record edits racing tablets' own.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from service.errors import ApiError
+from service.resources import json_object
+from sync.couch import doc_path
+
+__all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
+           'shredded_rkids']
+
+SEALERS = ('supervisor', 'admin')
+#: Why a youth is sealed: codes, never free text (the audit log holds it).
+REASONS = ('erasure_request', 'retention_expired', 'legal_order')
+_UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
+_YOUTH_CODE = re.compile(r'^[a-z]{1,16}-[a-z]{1,16}-[0-9]{2}$')
+TOMBSTONE_PREFIX = 'shredded:'
+_ENVELOPE_PREFIX = 'rk:'
+
+
+def shredded_rkids(couch, keyvault_db: str, directory_db: str) -> set[str]:
+    """Return every rkid a sealing shredded (key-vault tombstones and sealing docs)."""
+    found = {doc['_id'][len(TOMBSTONE_PREFIX):]
+             for doc in couch.iter_prefix(keyvault_db, TOMBSTONE_PREFIX)}
+    for doc in couch.iter_prefix(directory_db, 'sealing:'):
+        found.update(doc.get('rkids') or ())
+    return found
+
+
+def _sealer_roles(principal) -> set[str]:
+    return set(principal.roles) & set(SEALERS)
+
+
+class _Sealer:
+    """The shared work of both resources."""
+
+    def __init__(self, services) -> None:
+        self.couch = services.couch
+        self.audit = services.audit
+        self.records_db = services.db('records')
+        self.keyvault_db = services.db('keyvault')
+        self.directory_db = services.db('directory')
+        self.quarantine_db = services.db('quarantine')
+
+    def team_of_user(self, username: str | None) -> str | None:
+        if not username:
+            return None
+        user = self.couch.get_or_none(self.directory_db, f'user:{username}')
+        return user.get('team') if user else None
+
+    def matching_records(self, client_id: str | None, youth_code: str | None,
+                         principal) -> list[str]:
+        """Return the ids of the youth's records; 404 for a supervisor outside them.
+
+        A paged scan of ``records`` (bounded memory); a sealing is rare.
+        """
+        found = []
+        teams = set()
+        for doc in self.couch.iter_prefix(self.records_db, ''):
+            if doc['_id'].startswith('_'):
+                continue
+            if (client_id and doc.get('client_id') == client_id) or \
+                    (youth_code and doc.get('youth_code') == youth_code):
+                found.append(doc['_id'])
+                teams.add(self.team_of_user(doc.get('owner')))
+        # APPSEC: a supervisor (who is not also an admin) seals only their
+        # own team's youth; anything else answers as if nothing matched.
+        if 'admin' not in principal.roles and (not principal.team or teams - {principal.team}):
+            return []
+        return found
+
+    def envelope_ids(self, record_ids: list[str]) -> set[str]:
+        wanted = set(record_ids)
+        ids = set()
+        for record_id in record_ids:
+            doc = self.couch.get_or_none(self.records_db, record_id)
+            for rkid in ((doc or {}).get('fle') or {}).get('keys', {}):
+                ids.add(f'{_ENVELOPE_PREFIX}{rkid}')
+        for envelope in self.couch.iter_prefix(self.keyvault_db, _ENVELOPE_PREFIX):
+            if envelope.get('doc') in wanted:
+                ids.add(envelope['_id'])
+        return ids
+
+    def delete_every_leaf(self, db: str, doc_id: str) -> bool:
+        """Delete a document and every conflicting leaf; True when it existed."""
+        existed = False
+        for _attempt in range(20):
+            response = self.couch.request('GET', doc_path(db, doc_id),
+                                          params={'conflicts': 'true'}, ok=(404,))
+            if response.status_code == 404:
+                return existed
+            doc = response.json()
+            existed = True
+            revs = [doc['_rev'], *doc.get('_conflicts', [])]
+            self.couch.bulk_docs(db, [{'_id': doc_id, '_rev': rev, '_deleted': True}
+                                      for rev in revs])
+        raise ApiError(409, 'conflict', 'An envelope kept changing; retry the approval.')
+
+    def compact(self, db: str, *, wait_seconds: float = 60) -> None:
+        self.couch.compact(db)
+        deadline = time.monotonic() + wait_seconds
+        while self.couch.db_info(db).get('compact_running') and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def shred(self, sealing: dict[str, Any], record_ids: list[str]) -> dict[str, int]:
+        envelope_ids = self.envelope_ids(record_ids)
+        rkids = sorted(envelope_id[len(_ENVELOPE_PREFIX):] for envelope_id in envelope_ids)
+        # Tombstones and the list first: a crash after this point leaves a
+        # sealing that a restore already honours, and approving it again
+        # finishes the job.
+        sealing.update({'status': 'approving', 'records_sealed': sorted(record_ids),
+                        'rkids': sorted(set(sealing.get('rkids') or ()) | set(rkids))})
+        sealing['_rev'] = self.couch.put(self.directory_db, sealing)
+        existing = {row['id'] for row in self.couch.all_docs(
+            self.keyvault_db, keys=[TOMBSTONE_PREFIX + rkid for rkid in rkids])
+            if 'value' in row and not row['value'].get('deleted')}
+        tombstones = [{'_id': TOMBSTONE_PREFIX + rkid, 'type': 'shredded',
+                       'sealing': sealing['_id']}
+                      for rkid in rkids if TOMBSTONE_PREFIX + rkid not in existing]
+        if tombstones:
+            self.couch.bulk_docs(self.keyvault_db, tombstones)
+        deleted = sum(self.delete_every_leaf(self.keyvault_db, envelope_id)
+                      for envelope_id in sorted(envelope_ids))
+        wanted = set(record_ids)
+        quarantined = [doc['_id'] for doc in self.couch.iter_prefix(self.quarantine_db, 'q:')
+                       if doc.get('doc_id') in envelope_ids
+                       or (isinstance(doc.get('doc'), dict) and doc['doc'].get('doc') in wanted
+                           and str(doc.get('doc_id', '')).startswith(_ENVELOPE_PREFIX))]
+        for quarantine_id in quarantined:
+            self.delete_every_leaf(self.quarantine_db, quarantine_id)
+        self.compact(self.keyvault_db)
+        if quarantined:
+            self.compact(self.quarantine_db)
+        return {'records': len(record_ids), 'envelopes': deleted,
+                'quarantined': len(quarantined)}
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {'id': doc['_id'][len('sealing:'):], 'status': doc['status'],
+            'client_id': doc.get('client_id'), 'youth_code': doc.get('youth_code'),
+            'reason': doc['reason'], 'proposed_by': doc['proposed_by'],
+            'approved_by': doc.get('approved_by'), 'records': doc.get('records', 0),
+            'envelopes': doc.get('envelopes_deleted')}
+
+
+class SealingsResource:
+    """``POST /sealings`` proposes sealing a youth; ``GET`` lists sealings."""
+
+    auth = {'GET': SEALERS, 'POST': SEALERS}
+
+    def __init__(self, sealer: _Sealer) -> None:
+        self._sealer = sealer
+
+    def on_get(self, req, resp):
+        principal = req.context.principal
+        docs = self._sealer.couch.iter_prefix(self._sealer.directory_db, 'sealing:')
+        resp.media = {'sealings': [
+            _public(doc) for doc in docs
+            if 'admin' in principal.roles
+            or (principal.team and doc.get('team') == principal.team)]}
+
+    def on_post(self, req, resp):
+        body = json_object(req, allowed={'client_id', 'youth_code', 'reason'},
+                           required={'reason'})
+        fields = {}
+        client_id, youth_code = body.get('client_id'), body.get('youth_code')
+        if client_id is not None and not (isinstance(client_id, str) and _UUID4.match(client_id)):
+            fields['client_id'] = ['Must be a lowercase version 4 UUID.']
+        if youth_code is not None and not (isinstance(youth_code, str)
+                                           and _YOUTH_CODE.match(youth_code)):
+            fields['youth_code'] = ['Must be a generated code such as quiet-river-07.']
+        if client_id is None and youth_code is None:
+            fields['client_id'] = ['Give client_id or youth_code to say whose records.']
+        if body['reason'] not in REASONS:
+            fields['reason'] = [f'Must be one of: {", ".join(REASONS)}.']
+        if fields:
+            raise ApiError(422, 'validation_failed', 'The request body is not valid.',
+                           fields=fields)
+        principal = req.context.principal
+        records = self._sealer.matching_records(client_id, youth_code, principal)
+        if not records:
+            raise ApiError(404, 'not_found', 'No records of that youth on your caseload.')
+        sealing_id = uuid.uuid4().hex
+        doc = {'_id': f'sealing:{sealing_id}', 'type': 'sealing', 'status': 'proposed',
+               'client_id': client_id, 'youth_code': youth_code, 'reason': body['reason'],
+               'proposed_by': principal.id, 'proposed_roles': sorted(_sealer_roles(principal)),
+               'proposed_at': round(time.time(), 3), 'team': principal.team,
+               'records': len(records)}
+        self._sealer.couch.put(self._sealer.directory_db, doc)
+        # The audit names the sealing, never the youth's linking keys.
+        self._sealer.audit.record('sealing_proposed', actor=f'user:{principal.id}',
+                                  subject=f'sealing:{sealing_id}', team=principal.team,
+                                  details={'reason': body['reason'], 'records': len(records)})
+        resp.status = 201
+        resp.location = f'/sealings/{sealing_id}'
+        resp.media = _public(doc)
+
+
+class SealingApproveResource:
+    """``POST /sealings/{sealing_id}/approve``: the second person carries the sealing out."""
+
+    auth = {'POST': SEALERS}
+
+    def __init__(self, sealer: _Sealer) -> None:
+        self._sealer = sealer
+
+    def on_post(self, req, resp, sealing_id):
+        if req.content_length:
+            json_object(req, allowed={'confirm'})
+        principal = req.context.principal
+        doc = None
+        if re.fullmatch(r'[0-9a-f]{32}', sealing_id):
+            doc = self._sealer.couch.get_or_none(self._sealer.directory_db,
+                                                 f'sealing:{sealing_id}')
+        if doc is None or ('admin' not in principal.roles and doc.get('team') != principal.team):
+            raise ApiError(404, 'not_found', 'No such sealing.')
+        if doc['status'] == 'sealed':
+            raise ApiError(409, 'already_sealed', 'This sealing was already carried out.')
+        if doc['status'] == 'approving' and doc.get('approved_by') != principal.id:
+            raise ApiError(409, 'approval_running', 'Another approver is carrying this out.')
+        mine = _sealer_roles(principal)
+        theirs = set(doc.get('proposed_roles') or ())
+        # APPSEC: two people, two roles: admin + supervisor in either order.
+        if principal.id == doc['proposed_by'] or not any(
+                a != b for a in mine for b in theirs):
+            raise ApiError(403, 'second_person_required',
+                           'A different person with the other role (admin or supervisor) '
+                           'must approve a sealing.')
+        records = self._sealer.matching_records(doc.get('client_id'), doc.get('youth_code'),
+                                                principal)
+        if not records:
+            raise ApiError(404, 'not_found', 'No such sealing.')
+        doc['approved_by'] = principal.id
+        counts = self._sealer.shred(doc, records)
+        doc.update({'status': 'sealed', 'sealed_at': round(time.time(), 3),
+                    'envelopes_deleted': counts['envelopes'] + (doc.get('envelopes_deleted') or 0),
+                    'records': counts['records']})
+        self._sealer.couch.put(self._sealer.directory_db, doc)
+        self._sealer.audit.record('youth_sealed', actor=f'user:{principal.id}',
+                                  subject=f'sealing:{sealing_id}', team=doc.get('team'),
+                                  details={'reason': doc['reason'],
+                                           'proposed_by': doc['proposed_by'], **counts})
+        resp.media = _public(doc)
+
+
+def sealing_routes(services) -> list[tuple[str, Any]]:
+    """Return the sealing routes."""
+    sealer = _Sealer(services)
+    return [
+        ('/sealings', SealingsResource(sealer)),
+        ('/sealings/{sealing_id}/approve', SealingApproveResource(sealer)),
+    ]

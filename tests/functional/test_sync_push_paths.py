@@ -1,0 +1,78 @@
+"""Gateway paths added for throughput and replicator coverage: the owner
+check that runs beside validation, ``_all_docs`` by keys, and a streamed
+long-poll (in-process; tests/integration covers it under gunicorn)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.functional.test_sync_gateway import ORG, _basic, _enroll, _push, _with_rev
+from tests.integration.records import plain_contact, sealed_contact
+
+pytestmark = pytest.mark.functional
+
+
+@pytest.fixture
+def admin(users):
+    return users.bearer(users.token('admin-sync2', ['admin']))
+
+
+def test_a_stored_foreign_owner_wins_over_later_rules_and_own_updates_land(
+        client, users, admin, services):
+    alice = _enroll(client, users, admin, 'w-alice')
+    bob = _enroll(client, users, admin, 'w-bob')
+    bobs = sealed_contact('w-bob', ORG)[0]
+    assert _push(client, bob, [_with_rev(bobs)]).json == []
+    # Alice claims bob's id: once as her own valid record, once as plaintext
+    # (which would fail the schema): both are refused for the owner rule.
+    claim = _with_rev(dict(sealed_contact('w-alice', ORG)[0], _id=bobs['_id']), 2, 'b' * 32)
+    plain_claim = _with_rev(dict(plain_contact('w-alice', ORG), _id=bobs['_id']), 2, 'c' * 32)
+    tombstone = {'_id': bobs['_id'], '_rev': '2-' + 'd' * 32, '_deleted': True,
+                 '_revisions': {'start': 2, 'ids': ['d' * 32, 'a' * 32]}}
+    mine = sealed_contact('w-alice', ORG)[0]
+    result = _push(client, alice, [claim, plain_claim, tombstone, _with_rev(mine)])
+    assert result.status_code == 201
+    assert [entry['reason'] for entry in result.json] == [
+        'The stored document belongs to another worker.'] * 3
+    assert services.couch.get(services.db('records'), bobs['_id'])['owner'] == 'w-bob'
+    # Her own record updates normally.
+    update = _with_rev(dict(mine, status='closed') if 'status' in mine else mine, 2, 'e' * 32)
+    update['_revisions'] = {'start': 2, 'ids': ['e' * 32, 'a' * 32]}
+    assert _push(client, alice, [update]).json == []
+    quarantine = services.couch.all_docs(services.db('quarantine'), include_docs=True)
+    assert sorted(row['doc']['rule'] for row in quarantine) == ['owner'] * 3
+
+
+def test_all_docs_by_keys_answers_only_visible_documents(client, users, admin, services):
+    alice = _enroll(client, users, admin, 'w-alice')
+    mine, envelope = sealed_contact('w-alice', ORG)
+    theirs = sealed_contact('w-bob', ORG)[0]
+    services.couch.bulk_docs(services.db('records'), [mine, theirs])
+    services.couch.bulk_docs(services.db('keyvault'), [envelope])
+    keys = [mine['_id'], theirs['_id'], envelope['_id'], 'contact:missing']
+    answer = client.simulate_post('/sync/records/_all_docs', params={'include_docs': 'true'},
+                                  json={'keys': keys}, headers=_basic(alice))
+    assert answer.status_code == 200, answer.text
+    rows = answer.json['rows']
+    assert [row['key'] for row in rows] == keys
+    assert rows[0]['doc']['_id'] == mine['_id'] and rows[0]['value']['rev']
+    assert rows[1:] == [{'key': key, 'error': 'not_found'} for key in keys[1:]]
+    assert theirs['owner'] not in answer.text.replace('w-alice', '')
+    bad = client.simulate_post('/sync/records/_all_docs', json={'keys': 'x'},
+                               headers=_basic(alice))
+    assert bad.status_code == 400
+
+
+def test_longpoll_with_heartbeat_streams_newlines_then_the_json(client, users, admin, app):
+    alice = _enroll(client, users, admin, 'w-alice')
+    gateway = next(resource for path, resource in app.fieldvault_routes
+                   if path == '/sync/{db}/_changes')._gateway
+    gateway._longpoll_max = 1
+    since = client.simulate_get('/sync/records/', headers=_basic(alice)).json['update_seq']
+    result = client.simulate_get('/sync/records/_changes', headers=_basic(alice), params={
+        'feed': 'longpoll', 'heartbeat': '200', 'since': str(since), 'style': 'all_docs'})
+    assert result.status_code == 200
+    assert result.text.startswith('\n')
+    assert json.loads(result.text) == {'results': [], 'last_seq': since}
