@@ -19,6 +19,7 @@ from service.cli import ensure_databases
 from service.config import Config
 from service.embedded_db import EmbeddedDB, free_port
 from service.logs import JSONFormatter
+from tests.support.live import LiveServer
 
 #: Cheap Argon2id for login passwords in tests (one test checks the defaults).
 TEST_PASSWORD_PARAMS = {'password_hash_memory_kib': 1024, 'password_hash_iterations': 1}
@@ -109,3 +110,21 @@ def role_tokens(users) -> dict[str, str]:
     """A logged-in user of every role: ``{'admin': token, ...}``."""
     return {role: users.token(f'{role}-1', [role]) for role in
             ('worker', 'advocate', 'supervisor', 'admin', 'liaison')}
+
+
+@pytest.fixture
+def live(app):
+    """The test's app served over real HTTP on loopback (for the CLI)."""
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(test_config) -> dict[str, str]:
+    """``FIELDVAULT_*`` variables that point operator CLI commands at the test's databases."""
+    return {'FIELDVAULT_COUCHDB_URL': test_config.couchdb_url,
+            'FIELDVAULT_DB_PREFIX': test_config.db_prefix,
+            'FIELDVAULT_ORG': test_config.org,
+            'FIELDVAULT_PASSWORD_HASH_MEMORY_KIB': '1024',
+            'FIELDVAULT_PASSWORD_HASH_ITERATIONS': '1'}

@@ -14,12 +14,6 @@ from service.cli_audit import verify_chain
 pytestmark = pytest.mark.functional
 
 
-@pytest.fixture
-def env(test_config):
-    return {'FIELDVAULT_COUCHDB_URL': test_config.couchdb_url,
-            'FIELDVAULT_DB_PREFIX': test_config.db_prefix,
-            'FIELDVAULT_ORG': test_config.org}
-
 
 def _fill(services, count=6):
     for index in range(count):

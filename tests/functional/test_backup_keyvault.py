@@ -15,12 +15,6 @@ from service.cli import cli
 pytestmark = pytest.mark.functional
 
 
-@pytest.fixture
-def env(test_config):
-    return {'FIELDVAULT_COUCHDB_URL': test_config.couchdb_url,
-            'FIELDVAULT_DB_PREFIX': test_config.db_prefix,
-            'FIELDVAULT_ORG': test_config.org}
-
 
 def _invoke(env, *args):
     return CliRunner().invoke(cli, list(args), env=env)

@@ -11,13 +11,6 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.functional
 
 
-@pytest.fixture
-def env(test_config):
-    return {'FIELDVAULT_COUCHDB_URL': test_config.couchdb_url,
-            'FIELDVAULT_DB_PREFIX': test_config.db_prefix,
-            'FIELDVAULT_PASSWORD_HASH_MEMORY_KIB': '1024',
-            'FIELDVAULT_PASSWORD_HASH_ITERATIONS': '1'}
-
 
 def test_bootstrap_create_disable_through_the_cli(env, client, services):
     runner = CliRunner()

@@ -13,7 +13,6 @@ import schemas
 from service.cli import cli
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.functional
 
@@ -22,12 +21,6 @@ SIGNER_PASS = 'signer passphrase long enough'
 ADVOCATE_PASS = 'advocate passphrase long enough'
 RECOVERY_PASS = 'recovery passphrase long enough'
 
-
-@pytest.fixture
-def live(app):
-    server = LiveServer(app)
-    yield server
-    server.stop()
 
 
 def run(runner, args, input_text=None):

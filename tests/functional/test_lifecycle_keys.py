@@ -17,16 +17,9 @@ from tests.support.lifecycle import (
     opens,
     sealed_records,
 )
-from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.functional
 
-
-@pytest.fixture
-def live(app):
-    server = LiveServer(app)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -29,23 +29,10 @@ from tests.functional.test_encryption_flow import (
     planted_identity,
     run,
 )
-from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.functional
 
 
-@pytest.fixture
-def live(app):
-    server = LiveServer(app)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def env(test_config):
-    return {'FIELDVAULT_COUCHDB_URL': test_config.couchdb_url,
-            'FIELDVAULT_DB_PREFIX': test_config.db_prefix,
-            'FIELDVAULT_ORG': test_config.org}
 
 
 def _all_org_keys(services, recovery_file) -> keys.Keyring:
