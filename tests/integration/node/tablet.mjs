@@ -97,6 +97,41 @@ async function main() {
     check();
     return;
   }
+  if (cfg.action === 'feed') {
+    // A tablet in the field: live sync of records and a live pull of config,
+    // while the test drops new documents into cfg.inbox (one JSON array per
+    // file) as a worker would capture them. Writes cfg.status every 300 ms;
+    // ends when cfg.inbox/STOP appears.
+    const config = new PouchDB(cfg.dir + '-config');
+    const remoteConfig = new PouchDB(cfg.url + 'config', remoteOpts);
+    const sync = local.sync(remote, { live: true, retry: true, batch_size: opts.batch_size });
+    const pull = config.replicate.from(remoteConfig, { live: true, retry: true });
+    sync.on('denied', () => { denied += 1; });
+    const seen = new Set();
+    let lastError = null;
+    sync.on('error', (err) => { lastError = { name: err.name, status: err.status }; });
+    const tick = async () => {
+      for (const name of fs.readdirSync(cfg.inbox).sort()) {
+        if (name === 'STOP' || seen.has(name) || !name.endsWith('.json')) continue;
+        seen.add(name);
+        await local.bulkDocs(JSON.parse(fs.readFileSync(`${cfg.inbox}/${name}`, 'utf8')));
+      }
+      let manifestSeq = null;
+      try { manifestSeq = (await config.get('key-manifest')).seq; } catch (err) { /* not yet */ }
+      const status = { ids: await ids(), manifest_seq: manifestSeq, denied, error: lastError };
+      fs.writeFileSync(cfg.status + '.tmp', JSON.stringify(status));
+      fs.renameSync(cfg.status + '.tmp', cfg.status);
+      if (fs.existsSync(`${cfg.inbox}/STOP`)) {
+        sync.cancel();
+        pull.cancel();
+        finish({ ok: lastError === null, ...status });
+        return;
+      }
+      setTimeout(tick, 300);
+    };
+    tick();
+    return;
+  }
   throw new Error(`unknown action ${cfg.action}`);
 }
 
