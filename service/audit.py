@@ -30,6 +30,22 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
 
 
+def _timestamp(seconds: float) -> str:
+    """Return an ISO 8601 UTC timestamp with milliseconds."""
+    whole = int(seconds)
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole)) + f'.{int((seconds - whole) * 1000):03d}Z'
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_float(item) for item in value)
+    return False
+
+
 def event_hash(event: dict[str, Any]) -> str:
     """Return the SHA-256 (hex) of an event's chained content.
 
@@ -113,13 +129,20 @@ class AuditLog:
             # The subject's team first (a grant to, or a device of, a team
             # member), then the actor's (a login, a push).
             team = self._team_of(subject) or self._team_of(actor)
+        if _has_float(details):
+            # Floats do not survive the trip through CouchDB byte for byte
+            # (2.0 comes back as 2), so a stored event would fail verification.
+            raise TypeError('audit details take integers and strings, not floats')
         for _attempt in range(50):
             seq, prev = self._tail()
             event = {
                 '_id': f'{_PREFIX}{seq + 1:012d}',
                 'type': 'audit',
                 'seq': seq + 1,
-                'at': round(self._clock(), 3),
+                # A string, not a float: CouchDB (JavaScript) gives 1795868304.0
+                # back as 1795868304, which would change the canonical JSON and
+                # so the hash of an untouched event.
+                'at': _timestamp(self._clock()),
                 'kind': kind,
                 'actor': actor,
                 'subject': subject,

@@ -162,3 +162,13 @@ def test_audit_refuses_bad_queries(client, users, params):
     result = client.simulate_get('/audit', params=params, headers=users.bearer(admin))
     assert result.status_code == 422, (params, result.text)
     assert result.json['code'] == 'validation_failed'
+
+
+def test_an_event_at_a_whole_second_still_verifies(services):
+    """JavaScript returns 1795868304.0 as 1795868304; the hash must not depend on that."""
+    from service.audit import AuditLog
+    log = AuditLog(services.couch, services.db('audit'), clock=lambda: 1795868304.0)
+    written = log.record('login', actor='user:u1')
+    stored = services.couch.get(services.db('audit'), written['_id'])
+    assert stored['at'] == '2026-11-28T12:18:24.000Z'
+    assert event_hash(stored) == stored['hash']
