@@ -34,14 +34,16 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # base64url is standard base64 with ``-_`` for ``+/``; binascii is the C
 # codec behind ``base64`` without its per-call argument conversions.
 _TO_URLSAFE = bytes.maketrans(b'+/', b'-_')
-_FROM_URLSAFE = bytes.maketrans(b'-_', b'+/')
-#: Canonical unpadded base64url: groups of 4, then optionally 2 or 3 more
-#: characters (never 1) whose last one leaves the unused low bits zero
-#: (4 bits after 2 characters: ``AQgw``; 2 bits after 3: every 4th letter of
-#: the alphabet). Re-encoding the bytes and comparing would check the same.
-_B64URL_CANONICAL = re.compile(
-    r'(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?')
-_PADDING = ('', '', '==', '=')
+#: Decoding maps ``-_`` to ``+/`` and every character that is standard
+#: base64 but not base64url (``+``, ``/``, ``=``) to ``!``, which strict
+#: binascii refuses; so does it anything else outside the alphabet.
+_FROM_URLSAFE_STRICT = bytes.maketrans(b'-_+/=', b'+/!!!')
+#: Canonical unpadded base64url is groups of 4, then optionally 2 or 3 more
+#: characters (never 1) whose last one leaves the unused low bits zero:
+#: 4 bits after 2 characters (``AQgw``), 2 bits after 3 (every 4th letter of
+#: the alphabet). Indexed by ``len(text) % 4``.
+_CANONICAL_LAST = ('', '', 'AQgw', 'AEIMQUYcgkosw048')
+_PADDING = (b'', b'', b'==', b'=')
 
 
 def b64url_encode(data: bytes) -> str:
@@ -67,14 +69,19 @@ def b64url_decode(text: Any, *, length: int | None = None) -> bytes:
     """
     # APPSEC: refuse non-canonical encodings so one byte string has exactly
     # one spelling; otherwise "tampered" text could still open.
-    if not isinstance(text, str) or _B64URL_CANONICAL.fullmatch(text) is None:
+    if not isinstance(text, str):
+        raise ValueError('not canonical base64url')
+    tail = len(text) % 4
+    if tail and (tail == 1 or text[-1] not in _CANONICAL_LAST[tail]):
         raise ValueError('not canonical base64url')
     try:
-        # The text is ASCII in the URL-safe alphabet, so translated and
-        # padded it is plain, valid base64.
-        padded = (text + _PADDING[len(text) % 4]).encode('ascii')
-        data = binascii.a2b_base64(padded.translate(_FROM_URLSAFE))
-    except (binascii.Error, ValueError) as ex:
+        # Translated and padded by us, valid base64url is valid strict
+        # base64; strict mode refuses any other character, and encode
+        # refuses anything that is not ASCII.
+        data = binascii.a2b_base64(
+            text.encode('ascii').translate(_FROM_URLSAFE_STRICT) + _PADDING[tail],
+            strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError) as ex:
         raise ValueError('not base64url') from ex
     if length is not None and len(data) != length:
         raise ValueError('wrong length')

@@ -106,8 +106,15 @@ def validate_envelope(doc: Any) -> None:
     _envelope_parts(doc)
 
 
-def _envelope_parts(doc: Any) -> tuple[bytes, bytes]:
+def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes]:
     """Check an envelope like :func:`validate_envelope`.
+
+    Args:
+        doc: The envelope document.
+        check_point: Load ``enc`` as a P-256 point to prove it is on the
+            curve. Openers pass ``False``: HPKE decapsulation loads and
+            checks the same point itself, so checking first only doubles
+            the most expensive step of the structural check.
 
     Returns:
         ``(enc, ct)`` decoded, so the opener checks and decodes them once.
@@ -142,7 +149,10 @@ def _envelope_parts(doc: Any) -> tuple[bytes, bytes]:
         raise InvalidKeyMaterial("envelope 'suite' is not an allowed suite")
     try:
         enc = b64url_decode(doc['enc'], length=_primitives.SEC1_LENGTH)
-        _primitives.load_public_sec1(enc)
+        if check_point:
+            _primitives.load_public_sec1(enc)
+        elif enc[0] != 0x04:  # Uncompressed only, as load_public_sec1 demands.
+            raise ValueError('compressed point')
     except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidKeyMaterial("envelope 'enc' is not a valid P-256 point") from None
     try:
@@ -168,7 +178,10 @@ def open_rk(
         InvalidCiphertext: Any failure at all.
     """
     try:
-        enc, ciphertext = _envelope_parts(envelope)
+        # APPSEC: the curve check happens inside HPKE decapsulation (OpenSSL
+        # refuses an off-curve peer point); the negative vector with an
+        # off-curve enc proves this path still fails with the opaque error.
+        enc, ciphertext = _envelope_parts(envelope, check_point=False)
     except InvalidKeyMaterial:
         raise InvalidCiphertext from None
     if envelope['rkid'] != rkid or envelope['doc'] != doc_id or envelope['org'] != org:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 
 import pytest
@@ -135,3 +136,26 @@ def test_rewrap_preserves_every_plaintext(values):
         org=ORG)
     assert keys.open_document(sealed, envelopes=[rewrapped], keyring=Keyring([new_key]),
                               paths=PATHS, org=ORG) == doc
+
+
+#: Base64url letters plus what a careless or hostile writer might mix in:
+#: the standard alphabet's ``+/``, padding, whitespace and non-ASCII.
+b64_texts = st.text(
+    alphabet='ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/= \n\u00e9',
+    max_size=16)
+
+
+@SETTINGS
+@given(b64_texts)
+def test_base64url_decodes_exactly_the_canonical_spellings(text):
+    """One byte string, one spelling: decoding succeeds iff re-encoding gives ``text`` back."""
+    try:
+        canonical = base64.urlsafe_b64encode(
+            base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))).rstrip(b'=').decode()
+    except (ValueError, TypeError):
+        canonical = None
+    if canonical == text:
+        assert keys._encoding.b64url_encode(keys._encoding.b64url_decode(text)) == text
+    else:
+        with pytest.raises(ValueError):
+            keys._encoding.b64url_decode(text)
