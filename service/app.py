@@ -27,12 +27,13 @@ from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
-from service.resources.keys import KeyStore, key_routes
+from service.resources.keys import MANIFEST_ID, SIGNER_ID, KeyStore, key_routes
 from service.resources.lifecycle import lifecycle_routes
 from service.resources.records import RecordOpenResource, RecordsResource, ValidateResource
 from service.resources.sync import SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
+from sync.watch import DocWatch
 
 __all__ = ['Services', 'create_app', 'LOGICAL_DATABASES', 'VERSION']
 
@@ -51,12 +52,18 @@ class Services:
         couch: The pooled CouchDB client.
         accounts: Users and sessions.
         audit: The audit log writer.
+        device_watch: ``device:`` documents of the directory, kept while its
+            change feed reports no change (every replication request
+            authenticates a device).
+        config_watch: The key manifest and the pinned signer, likewise.
     """
 
     config: Config
     couch: CouchDBClient
     accounts: Accounts
     audit: AuditLog
+    device_watch: DocWatch
+    config_watch: DocWatch
 
     def db(self, logical: str) -> str:
         """Return a database's physical name."""
@@ -82,7 +89,11 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
     )
     audit = AuditLog(couch, config.db_name('audit'),
                      team_of=directory_team_of(couch, config.db_name('directory')))
-    return Services(config=config, couch=couch, accounts=accounts, audit=audit)
+    return Services(
+        config=config, couch=couch, accounts=accounts, audit=audit,
+        device_watch=DocWatch(couch, config.db_name('directory'), prefixes=('device:',)),
+        config_watch=DocWatch(couch, config.db_name('config'), prefixes=(MANIFEST_ID, SIGNER_ID)),
+    )
 
 
 def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]]:

@@ -32,13 +32,17 @@ class KeyStore:
 
     def __init__(self, services) -> None:
         self._couch = services.couch
+        # The signer and manifest are read on every push batch of envelopes
+        # and every manifest GET: the watch keeps them while the config
+        # feed reports no change (see sync.watch).
+        self._config_watch = services.config_watch
         self._config_db = services.db('config')
         self._directory_db = services.db('directory')
         self._keyvault_db = services.db('keyvault')
 
     def signer(self) -> dict[str, Any] | None:
         """Return the pinned org signer document, if any."""
-        return self._couch.get_or_none(self._config_db, SIGNER_ID)
+        return self._config_watch.get(SIGNER_ID)
 
     def signer_public(self) -> str:
         """Return the pinned signer public key, or raise 409 when there is none."""
@@ -49,7 +53,7 @@ class KeyStore:
 
     def manifest(self) -> dict[str, Any] | None:
         """Return the signed manifest document, if published."""
-        return self._couch.get_or_none(self._config_db, MANIFEST_ID)
+        return self._config_watch.get(MANIFEST_ID)
 
     def manifest_body(self) -> dict[str, Any] | None:
         """Return the verified body of the current manifest, if published."""
@@ -62,7 +66,11 @@ class KeyStore:
         return self._couch.get_or_none(self._directory_db, f'apk:{advocate}')
 
     def put_config(self, doc: dict[str, Any]) -> None:
-        self._couch.put(self._config_db, doc)
+        try:
+            self._couch.put(self._config_db, doc)
+        finally:
+            # This instance sees its own write at once, not after the feed.
+            self._config_watch.forget(doc['_id'])
 
     def put_directory(self, doc: dict[str, Any]) -> None:
         self._couch.put(self._directory_db, doc)

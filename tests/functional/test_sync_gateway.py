@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 
@@ -174,6 +175,31 @@ def test_revoked_device_gets_401_forever(client, users, admin, services):
         assert result.status_code == 401 and result.json['error'] == 'unauthorized'
     control = services.couch.get(services.db('config'), f'device-control:{creds["device_id"]}')
     assert control['action'] == 'wipe'
+
+
+def test_a_revocation_by_another_instance_reaches_this_one_through_the_feed(
+        client, users, admin, services, app):
+    """The device document is cached, so the directory feed must evict it."""
+    from sync.devices import Devices
+
+    creds = _enroll(client, users, admin, 'w-rev-elsewhere')
+    # Warm: authenticated requests until the watch serves the device from memory.
+    watch = services.device_watch
+    deadline = time.monotonic() + 10
+    while not watch.trusted:
+        assert client.simulate_get('/sync/records/', headers=_basic(creds)).status_code == 200
+        assert time.monotonic() < deadline, 'the directory feed never went live'
+        time.sleep(0.02)
+    assert client.simulate_get('/sync/records/', headers=_basic(creds)).status_code == 200
+    # Another instance (its own store, no watch) revokes straight in CouchDB.
+    Devices(services.couch, services.db('directory'), services.db('config')).revoke(
+        creds['device_id'])
+    deadline = time.monotonic() + 10
+    while client.simulate_get('/sync/records/', headers=_basic(creds)).status_code != 401:
+        assert time.monotonic() < deadline, 'the revocation never reached this instance'
+        time.sleep(0.01)
+    for headers in (_basic(creds), _bearer(creds)):
+        assert client.simulate_get('/sync/records/', headers=headers).status_code == 401
 
 
 def test_conflicts_are_kept_and_listed(client, users, admin, role_tokens):
