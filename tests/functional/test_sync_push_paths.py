@@ -76,3 +76,47 @@ def test_longpoll_with_heartbeat_streams_newlines_then_the_json(client, users, a
     assert result.status_code == 200
     assert result.text.startswith('\n')
     assert json.loads(result.text) == {'results': [], 'last_seq': since}
+
+
+def test_a_batch_larger_than_one_chunk_keeps_every_rule_and_the_order_of_answers(
+        client, users, admin, services):
+    """Batches are checked and written in chunks; nothing about the answer may change."""
+    from sync import gateway
+
+    alice = _enroll(client, users, admin, 'w-alice-chunks')
+    bob = _enroll(client, users, admin, 'w-bob-chunks')
+    bobs = sealed_contact('w-bob-chunks', ORG)[0]
+    assert _push(client, bob, [_with_rev(bobs)]).json == []
+    size = gateway._PUSH_CHUNK * 2 + 7
+    batch, envelopes = [], []
+    for _index in range(size):
+        doc, envelope = sealed_contact('w-alice-chunks', ORG)
+        batch.append(_with_rev(doc))
+        envelopes.append(_with_rev(envelope))
+    # A refusal in the first chunk, one on each side of a chunk boundary, and a
+    # foreign owner in the last chunk; envelopes spread over every chunk.
+    refused_at = {3: 'plain', gateway._PUSH_CHUNK - 1: 'plain', gateway._PUSH_CHUNK: 'plain',
+                  size - 2: 'foreign'}
+    for index, kind in refused_at.items():
+        if kind == 'plain':
+            batch[index] = _with_rev(plain_contact('w-alice-chunks', ORG))
+        else:
+            batch[index] = _with_rev(dict(batch[index], _id=bobs['_id']), 2, 'f' * 32)
+    mixed = [item for pair in zip(batch, envelopes) for item in pair]
+    result = _push(client, alice, mixed)
+    assert result.status_code == 201
+    assert [entry['id'] for entry in result.json] == [batch[index]['_id']
+                                                       for index in sorted(refused_at)]
+    assert [entry['reason'].split(':')[0] for entry in result.json] == [
+        'The document does not match its schema'] * 3 + [
+        'The stored document belongs to another worker.']
+    stored = {row['id'] for row in services.couch.all_docs(services.db('records'))}
+    accepted = {doc['_id'] for index, doc in enumerate(batch) if index not in refused_at}
+    assert accepted <= stored
+    assert not {batch[index]['_id'] for index, kind in refused_at.items()
+                if kind == 'plain'} & stored
+    assert services.couch.get(services.db('records'), bobs['_id'])['owner'] == 'w-bob-chunks'
+    vault = {row['id'] for row in services.couch.all_docs(services.db('keyvault'))}
+    assert {envelope['_id'] for envelope in envelopes} <= vault
+    quarantine = services.couch.all_docs(services.db('quarantine'), include_docs=True)
+    assert sorted(row['doc']['rule'] for row in quarantine) == ['owner'] + ['schema'] * 3
