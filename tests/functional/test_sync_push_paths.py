@@ -80,23 +80,25 @@ def test_longpoll_with_heartbeat_streams_newlines_then_the_json(client, users, a
 
 def test_a_batch_larger_than_one_chunk_keeps_every_rule_and_the_order_of_answers(
         client, users, admin, services):
-    """Batches are checked and written in chunks; nothing about the answer may change."""
+    """Record-heavy batches are checked and written in halves; the answer must not change."""
     from sync import gateway
 
     alice = _enroll(client, users, admin, 'w-alice-chunks')
     bob = _enroll(client, users, admin, 'w-bob-chunks')
     bobs = sealed_contact('w-bob-chunks', ORG)[0]
     assert _push(client, bob, [_with_rev(bobs)]).json == []
-    size = gateway._PUSH_CHUNK * 2 + 7
+    size = gateway._SPLIT_AT_RECORDS * 2 + 7  # records; with envelopes, twice as many docs
     batch, envelopes = [], []
     for _index in range(size):
         doc, envelope = sealed_contact('w-alice-chunks', ORG)
         batch.append(_with_rev(doc))
         envelopes.append(_with_rev(envelope))
-    # A refusal in the first chunk, one on each side of a chunk boundary, and a
-    # foreign owner in the last chunk; envelopes spread over every chunk.
-    refused_at = {3: 'plain', gateway._PUSH_CHUNK - 1: 'plain', gateway._PUSH_CHUNK: 'plain',
-                  size - 2: 'foreign'}
+    # Records and envelopes alternate (record i at position 2i), so the first
+    # half (the first `size` of the 2 * size documents) holds records
+    # 0 .. half - 1: a refusal early in the first half, one on each side of
+    # the boundary, and a foreign owner in the second half.
+    half = -(-size // 2)
+    refused_at = {3: 'plain', half - 1: 'plain', half: 'plain', size - 2: 'foreign'}
     for index, kind in refused_at.items():
         if kind == 'plain':
             batch[index] = _with_rev(plain_contact('w-alice-chunks', ORG))
