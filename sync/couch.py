@@ -94,6 +94,11 @@ class CouchDBClient:
         """Close the pooled connections."""
         self._http.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (no request can be sent any more)."""
+        return self._http.is_closed
+
     # -- raw requests ----------------------------------------------------
 
     def request(

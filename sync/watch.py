@@ -45,7 +45,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sync.couch import CouchDBClient
-from sync.errors import SyncError
 
 __all__ = ['DocWatch']
 
@@ -190,11 +189,12 @@ class DocWatch:
                 page = self._couch.changes(self._db, since=since, feed='longpoll',
                                            limit=_PAGE, style_all_docs=False,
                                            timeout_ms=int(self._poll_seconds * 1000))
-            except (SyncError, RuntimeError) as ex:
-                # RuntimeError: the client was closed (app shut down).
+                self._evict([row.get('id') for row in page.get('results', [])])
+                since = page.get('last_seq', since)
+            except Exception:  # noqa: BLE001 - any failure: distrust, then retry
                 with self._lock:
                     self._reset()
-                    if isinstance(ex, RuntimeError):
+                    if getattr(self._couch, 'closed', False):  # the app shut down
                         self._closed = True
                         self._thread = None
                         return
@@ -205,14 +205,14 @@ class DocWatch:
                 time.sleep(min(0.2 * 2 ** min(failures, 5), 5.0))
                 continue
             failures = 0
-            with self._lock:
-                for row in page.get('results', []):
-                    doc_id = row.get('id', '')
-                    if isinstance(doc_id, str) and doc_id.startswith(self._prefixes):
-                        self._generation += 1
-                        self._cache.pop(doc_id, None)
-            since = page.get('last_seq', since)
             self._mark_live()
+
+    def _evict(self, doc_ids: list[Any]) -> None:
+        with self._lock:
+            for doc_id in doc_ids:
+                if isinstance(doc_id, str) and doc_id.startswith(self._prefixes):
+                    self._generation += 1
+                    self._cache.pop(doc_id, None)
 
     def _mark_live(self) -> None:
         with self._lock:

@@ -186,3 +186,17 @@ def test_a_closed_watch_reads_through(watch, couch):
     before = couch.reads
     watch.get('device:d1')
     assert couch.reads == before + 1
+
+
+def test_a_feed_answer_it_cannot_read_distrusts_the_cache(watch, couch):
+    couch.write({'_id': 'device:d1', 'status': 'active'})
+    _live(watch, couch)
+    watch.get('device:d1')
+    original = couch.changes
+    couch.changes = lambda *args, **kwargs: {'results': 'not a list of rows'}
+    couch.write({'_id': 'other:x'})  # wakes nothing now; the next poll reads garbage
+    _until(lambda: not watch.trusted)
+    couch.changes = original
+    before = couch.reads
+    watch.get('device:d1')
+    assert couch.reads == before + 1
