@@ -19,12 +19,18 @@ def admin(users):
     return users.bearer(users.token('admin-sync2', ['admin']))
 
 
+def _alice_and_a_record_of_bob(client, users, admin, suffix=''):
+    """Enroll devices of w-alice and w-bob; bob pushes one record. Returns (alice, bobs)."""
+    alice = _enroll(client, users, admin, f'w-alice{suffix}')
+    bob = _enroll(client, users, admin, f'w-bob{suffix}')
+    bobs = sealed_contact(f'w-bob{suffix}', ORG)[0]
+    assert _push(client, bob, [_with_rev(bobs)]).json == []
+    return alice, bobs
+
+
 def test_a_stored_foreign_owner_wins_over_later_rules_and_own_updates_land(
         client, users, admin, services):
-    alice = _enroll(client, users, admin, 'w-alice')
-    bob = _enroll(client, users, admin, 'w-bob')
-    bobs = sealed_contact('w-bob', ORG)[0]
-    assert _push(client, bob, [_with_rev(bobs)]).json == []
+    alice, bobs = _alice_and_a_record_of_bob(client, users, admin)
     # Alice claims bob's id: once as her own valid record, once as plaintext
     # (which would fail the schema): both are refused for the owner rule.
     claim = _with_rev(dict(sealed_contact('w-alice', ORG)[0], _id=bobs['_id']), 2, 'b' * 32)
@@ -83,10 +89,7 @@ def test_a_batch_larger_than_one_chunk_keeps_every_rule_and_the_order_of_answers
     """Record-heavy batches are checked and written in halves; the answer must not change."""
     from sync import gateway
 
-    alice = _enroll(client, users, admin, 'w-alice-chunks')
-    bob = _enroll(client, users, admin, 'w-bob-chunks')
-    bobs = sealed_contact('w-bob-chunks', ORG)[0]
-    assert _push(client, bob, [_with_rev(bobs)]).json == []
+    alice, bobs = _alice_and_a_record_of_bob(client, users, admin, '-chunks')
     size = gateway._SPLIT_AT_RECORDS * 2 + 7  # records; with envelopes, twice as many docs
     batch, envelopes = [], []
     for _index in range(size):
