@@ -6,15 +6,35 @@ manifest with oek-2 active and oek-1 decrypt-only. Then, in the same run:
 
 1. plain: page through the same envelopes with ``_all_docs`` and write them
    back unchanged with ``_bulk_docs``, straight to CouchDB (no crypto, no
-   service): the floor any rewrap is compared with;
+   service), with the same page size as the rewrap: the floor any rewrap is
+   compared with;
 2. rewrap: ``service.cli_lifecycle.rewrap`` (the code ``fieldvault keys
    rewrap`` runs) in a child process, through the service's endpoints, HPKE
-   open + seal per envelope. The child reports its peak RSS (getrusage).
+   open + seal per envelope;
+3. plain again, after the rewrap.
 
-Prints throughput of both, the ratio rewrap/plain (goal >= 0.5), and peak
-memory of the rewrap client per N (goal: flat).
+Plain runs before and after the rewrap because every pass writes one more
+revision of each envelope, and pouchdb-server gets slower with each (a
+20,000-envelope plain pass repeated four times: 4,425, 4,273, 3,952,
+3,684/s). Plain before alone would write revision 2 and be compared with a
+rewrap writing revision 3; the two plain passes (revisions 2 and 4) bracket
+it. The ratio uses both plain passes together; the ratio against plain
+before alone is printed too.
 
-usage: python -m bench.rotation [--sizes 10000,100000] [--page-size 500]
+Prints throughput of all three, the ratio rewrap/plain (goal >= 0.5), and
+peak memory of the rewrap client per N (goal: flat).
+
+Memory is the child's own ``VmHWM`` (Linux ``/proc/self/status``), not
+``getrusage().ru_maxrss``: on Linux, exec carries the spawning process's
+high-water mark into the child's ``ru_maxrss``, so that figure was the bench
+parent's memory (which grows with the N it loaded and paged), never below
+it. The child also reports its RSS when the first batch is written and
+when the last one is, so growth during the run shows apart from start-up.
+``--trace-memory`` runs the child under ``tracemalloc`` and adds its peak of
+Python-level live memory; tracing slows the client, so throughput of such a
+run is not comparable: measure it separately.
+
+usage: python -m bench.rotation [--sizes 10000,100000] [--page-size 500] [--trace-memory]
 """
 
 from __future__ import annotations
@@ -74,8 +94,17 @@ def _plain(services, page_size: int) -> tuple[int, float]:
     return done, time.perf_counter() - started
 
 
+def _status_kib(field: str) -> int:
+    """Return a ``kB`` field of this process's ``/proc/self/status`` (Linux)."""
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'no {field} in /proc/self/status')
+
+
 def _child(args) -> None:
-    """Run the real rewrap client; print JSON with time and peak RSS."""
+    """Run the real rewrap client; print JSON with time and memory figures."""
     from service.cli_lifecycle import rewrap
     from service.cli_staff import Api, Home
 
@@ -83,16 +112,35 @@ def _child(args) -> None:
     old = keys.OrgKeyPair._from_scalar('oek-1', bytes.fromhex(spec['scalar']))
     home = Home(spec['home'])
     home.write('session.json', json.dumps({'server': spec['url'], 'token': spec['token']}))
+    api, keyring = Api(home), keys.Keyring([old])
+    rss_kib: list[int] = []
+
+    def sample(_count: int) -> None:
+        # One read of /proc per batch written (200 for 100,000 envelopes).
+        rss_kib.append(_status_kib('VmRSS'))
+
+    if args.trace_memory:
+        import tracemalloc
+        tracemalloc.start()
     started = time.perf_counter()
-    stats = rewrap(Api(home), keys.Keyring([old]), old='oek-1', new='oek-2',
-                   new_public=spec['new_public'], org=ORG, page_size=spec['page_size'])
+    stats = rewrap(api, keyring, old='oek-1', new='oek-2', new_public=spec['new_public'],
+                   org=ORG, page_size=spec['page_size'], on_batch=sample)
     elapsed = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({'rewrapped': stats.rewrapped, 'seconds': elapsed, 'peak_kib': peak_kib,
+    traced_peak_kib = None
+    if args.trace_memory:
+        traced_peak_kib = tracemalloc.get_traced_memory()[1] // 1024
+        tracemalloc.stop()
+    print(json.dumps({'rewrapped': stats.rewrapped, 'seconds': elapsed,
+                      'peak_kib': _status_kib('VmHWM'),
+                      'rss_first_batch_kib': rss_kib[0] if rss_kib else None,
+                      'rss_last_batch_kib': rss_kib[-1] if rss_kib else None,
+                      'inherited_maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      'traced_peak_kib': traced_peak_kib,
                       'conflicts': stats.conflicts, 'failed': stats.failed}))
 
 
-def _run(couch_url: str, workdir: pathlib.Path, count: int, page_size: int) -> dict:
+def _run(couch_url: str, workdir: pathlib.Path, count: int, page_size: int,
+         trace_memory: bool) -> dict:
     prefix = f'b{uuid.uuid4().hex[:10]}_'
     config = Config({}, couchdb_url=couch_url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
@@ -120,25 +168,33 @@ def _run(couch_url: str, workdir: pathlib.Path, count: int, page_size: int) -> d
         spec = {'scalar': old._scalar().hex(), 'home': str(workdir / f'home-{count}'),
                 'url': service.url, 'token': token, 'new_public': new.public_b64(),
                 'page_size': page_size}
-        child = subprocess.run([sys.executable, '-m', 'bench.rotation', '--child'],
+        command = [sys.executable, '-m', 'bench.rotation', '--child']
+        if trace_memory:
+            command.append('--trace-memory')
+        child = subprocess.run(command,
                                input=json.dumps(spec).encode(), capture_output=True,
                                check=True, timeout=7200)
         result = json.loads(child.stdout.decode().strip().splitlines()[-1])
         census = httpx.get(service.url + '/keys/census', timeout=600, headers={
             'Authorization': f'Bearer {token}'}).json()['census']
+        after_n, after_s = _plain(services, page_size)
     finally:
         service.stop()
         for name in ('records', 'keyvault', 'directory', 'config', 'audit', 'quarantine'):
             services.couch.delete_db(services.db(name))
         services.couch.close()
     return {'n': count, 'load_s': load_s, 'plain_n': plain_n, 'plain_s': plain_s,
-            'census_after': census, **result}
+            'plain_after_n': after_n, 'plain_after_s': after_s, 'census_after': census,
+            **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', default='10000,100000')
     parser.add_argument('--page-size', type=int, default=500)
+    parser.add_argument('--trace-memory', action='store_true',
+                        help='Trace the client with tracemalloc (slower: throughput not '
+                             'comparable).')
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -149,23 +205,38 @@ def main() -> None:
         workdir = pathlib.Path(tmp)
         couch = EmbeddedDB(free_port(), workdir / 'pouchdb').start()
         try:
-            results = [_run(couch.url, workdir, size, args.page_size) for size in sizes]
+            results = [_run(couch.url, workdir, size, args.page_size, args.trace_memory)
+                       for size in sizes]
         finally:
             couch.stop()
-    print(f'cores: {os.cpu_count()}, page size {args.page_size}')
+    print(f'cores: {os.cpu_count()}, page size {args.page_size}'
+          + (', tracemalloc on (throughput not comparable)' if args.trace_memory else ''))
     for r in results:
-        plain_rate = r['plain_n'] / r['plain_s']
+        before_rate = r['plain_n'] / r['plain_s']
+        after_rate = r['plain_after_n'] / r['plain_after_s']
+        plain_rate = (r['plain_n'] + r['plain_after_n']) / (r['plain_s'] + r['plain_after_s'])
         rate = r['rewrapped'] / r['seconds']
+        traced = (f", tracemalloc peak {r['traced_peak_kib'] / 1024:.1f} MiB"
+                  if r['traced_peak_kib'] is not None else '')
         print(f"N={r['n']:>7}: rewrap {r['rewrapped']} in {r['seconds']:.1f} s = {rate:,.0f}/s; "
               f"plain bulk read+write {r['plain_n']} in {r['plain_s']:.1f} s = "
-              f"{plain_rate:,.0f}/s; ratio {rate / plain_rate:.2f} (goal >= 0.5); "
-              f"rewrap client peak RSS {r['peak_kib'] / 1024:.1f} MiB; "
+              f"{before_rate:,.0f}/s before, {r['plain_after_n']} in {r['plain_after_s']:.1f} s "
+              f"= {after_rate:,.0f}/s after, both {plain_rate:,.0f}/s; "
+              f"ratio {rate / plain_rate:.2f} (goal >= 0.5; against plain before only "
+              f"{rate / before_rate:.2f}); "
+              f"rewrap client peak RSS {r['peak_kib'] / 1024:.1f} MiB "
+              f"(RSS at first batch {r['rss_first_batch_kib'] / 1024:.1f}, at last "
+              f"{r['rss_last_batch_kib'] / 1024:.1f}{traced}; getrusage ru_maxrss, which "
+              f"includes the spawning bench process, {r['inherited_maxrss_kib'] / 1024:.1f}); "
               f"census after {r['census_after']}; conflicts {r['conflicts']}, "
               f"failed {r['failed']}")
     if len(results) > 1:
-        print(f"peak RSS N={results[-1]['n']} / N={results[0]['n']}: "
-              f"{results[-1]['peak_kib'] / results[0]['peak_kib']:.2f} (goal: flat, ~1.0)")
-
+        first, last = results[0], results[-1]
+        print(f"peak RSS N={last['n']} / N={first['n']}: "
+              f"{last['peak_kib'] / first['peak_kib']:.2f} (goal: flat, ~1.0)")
+        if last['traced_peak_kib'] and first['traced_peak_kib']:
+            print(f"tracemalloc peak N={last['n']} / N={first['n']}: "
+                  f"{last['traced_peak_kib'] / first['traced_peak_kib']:.2f}")
 
 if __name__ == '__main__':
     main()

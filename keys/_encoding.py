@@ -48,8 +48,9 @@ _PADDING = (b'', b'', b'==', b'=')
 
 def b64url_encode(data: bytes) -> str:
     """Encode bytes as base64url without padding."""
-    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b'=').decode(
-        'ascii')
+    # b2a_base64 ends its output with padding and a newline, and neither
+    # character occurs anywhere else in it: one rstrip removes both.
+    return binascii.b2a_base64(data).translate(_TO_URLSAFE).rstrip(b'=\n').decode('ascii')
 
 
 def b64url_decode(text: Any, *, length: int | None = None) -> bytes:
@@ -102,12 +103,17 @@ def pae(*parts: str | bytes) -> bytes:
     ``PAE(x1..xn) = LE64(n) || LE64(len x1) || x1 || ... || LE64(len xn) || xn``,
     strings as UTF-8. Used for every AAD and HPKE ``info``.
     """
-    out = [_LE64(len(parts))]
-    for part in parts:
-        data = part.encode('utf-8') if isinstance(part, str) else bytes(part)
-        out.append(_LE64(len(data)))
-        out.append(data)
-    return b''.join(out)
+    return _LE64(len(parts)) + b''.join([pae_item(part) for part in parts])
+
+
+def pae_item(part: str | bytes) -> bytes:
+    """One element of a PAE: ``LE64(len x) || x``, a string as UTF-8.
+
+    ``pae(x1, ..., xn) == le64(n) + pae_item(x1) + ... + pae_item(xn)``, so
+    encodings that share their first elements can build that prefix once.
+    """
+    data = part.encode('utf-8') if isinstance(part, str) else bytes(part)
+    return _LE64(len(data)) + data
 
 
 def canonical_json(value: Any) -> bytes:
@@ -180,7 +186,12 @@ def format_timestamp(now: datetime.datetime) -> str:
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError('timestamps must be timezone-aware')
-    return now.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    utc = now.astimezone(datetime.timezone.utc)
+    # What strftime('%Y-%m-%dT%H:%M:%SZ') writes for every year from 1000 on,
+    # at half its cost; below 1000 the year is zero-padded to the four digits
+    # TIMESTAMP demands (strftime would not pad it).
+    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
 
 
 def parse_pointer(pointer: Any) -> list[str]:

@@ -25,7 +25,8 @@ from keys._encoding import (
     b64url_encode,
     is_doc_id,
     is_identifier,
-    pae,
+    le64,
+    pae_item,
     rkid_bytes,
 )
 from keys.errors import InvalidCiphertext, InvalidKeyMaterial
@@ -51,9 +52,22 @@ _COUCHDB = frozenset({'_rev', '_revisions'})
 _ALLOWED = _REQUIRED | _OPTIONAL | _COUCHDB
 
 
+#: The first two elements of every envelope ``info`` PAE (the count and the label).
+_INFO_HEAD = le64(5) + pae_item(RK_TAG)
+
+
 def envelope_info(org: str, kek: str, doc_id: str, rkid: str) -> bytes:
-    """Return the HPKE ``info`` of an RK envelope."""
-    return pae(RK_TAG, org, kek, doc_id, rkid_bytes(rkid))
+    """Return the HPKE ``info`` of an RK envelope.
+
+    That is ``pae(RK_TAG, org, kek, doc_id, rkid as 16 bytes)``, with the
+    constant head built once.
+    """
+    return _info(org, kek, doc_id, rkid_bytes(rkid))
+
+
+def _info(org: str, kek: str, doc_id: str, rkid_raw: bytes) -> bytes:
+    """:func:`envelope_info` with the rkid already decoded to its 16 bytes."""
+    return _INFO_HEAD + pae_item(org) + pae_item(kek) + pae_item(doc_id) + pae_item(rkid_raw)
 
 
 def seal_rk(
@@ -106,7 +120,7 @@ def validate_envelope(doc: Any) -> None:
     _envelope_parts(doc)
 
 
-def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes]:
+def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes, bytes]:
     """Check an envelope like :func:`validate_envelope`.
 
     Args:
@@ -117,7 +131,8 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
             the most expensive step of the structural check.
 
     Returns:
-        ``(enc, ct)`` decoded, so the opener checks and decodes them once.
+        ``(enc, ct, rkid)`` decoded (the rkid as its 16 bytes), so the opener
+        checks and decodes them once.
 
     Raises:
         InvalidKeyMaterial: The reason names the failing member, never its value.
@@ -138,7 +153,7 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
     if not is_doc_id(doc['doc']):
         raise InvalidKeyMaterial("envelope 'doc' is not a valid document id")
     try:
-        rkid_bytes(doc['rkid'])
+        rkid_raw = rkid_bytes(doc['rkid'])
     except ValueError:
         raise InvalidKeyMaterial("envelope 'rkid' is not 32 lowercase hex digits") from None
     if doc['_id'] != f"rk:{doc['rkid']}":
@@ -163,7 +178,7 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
         raise InvalidKeyMaterial("envelope 'dev' is not a valid identifier")
     if 'at' in doc and not (isinstance(doc['at'], str) and TIMESTAMP.fullmatch(doc['at'])):
         raise InvalidKeyMaterial("envelope 'at' is not a UTC timestamp")
-    return enc, ciphertext
+    return enc, ciphertext, rkid_raw
 
 
 def open_rk(
@@ -181,9 +196,11 @@ def open_rk(
         # APPSEC: the curve check happens inside HPKE decapsulation (OpenSSL
         # refuses an off-curve peer point); the negative vector with an
         # off-curve enc proves this path still fails with the opaque error.
-        enc, ciphertext = _envelope_parts(envelope, check_point=False)
+        enc, ciphertext, rkid_raw = _envelope_parts(envelope, check_point=False)
     except InvalidKeyMaterial:
         raise InvalidCiphertext from None
+    # The checks below make the envelope's rkid (hence rkid_raw), doc and
+    # org the caller's.
     if envelope['rkid'] != rkid or envelope['doc'] != doc_id or envelope['org'] != org:
         raise InvalidCiphertext from None
     org_key = keyring.get(envelope['kek'])
@@ -191,7 +208,7 @@ def open_rk(
         raise InvalidCiphertext from None
     try:
         rk = org_key._hpke_open(
-            enc, ciphertext, envelope_info(org, envelope['kek'], doc_id, rkid))
+            enc, ciphertext, _info(org, envelope['kek'], doc_id, rkid_raw))
     except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidCiphertext from None
     if len(rk) != RK_LENGTH:

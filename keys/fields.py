@@ -42,6 +42,7 @@ from keys._encoding import (
     le64,
     locate,
     pae,
+    pae_item,
     parse_pointer,
     rkid_bytes,
 )
@@ -77,6 +78,7 @@ _SEALED_KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
 _HEADER_KEYS = frozenset({'v', 'keys'})
 _ENTRY_REQUIRED = frozenset({'commit', 'kek'})
 _ENTRY_OPTIONAL = frozenset({'dev', 'at'})
+_ENTRY_ALLOWED = _ENTRY_REQUIRED | _ENTRY_OPTIONAL
 
 #: A source of random bytes: ``rng(n)`` returns ``n`` bytes.
 RNG = Callable[[int], bytes]
@@ -87,9 +89,8 @@ RNG = Callable[[int], bytes]
 
 def derive_record_keys(rk: bytes, rkid: str) -> tuple[bytes, bytes]:
     """Return ``(K_enc, commit)`` for a record key."""
-    salt = rkid_bytes(rkid)
-    k_enc = _primitives.hkdf_sha256(rk, salt=salt, info=ENC_INFO, length=32)
-    commit = _primitives.hkdf_sha256(rk, salt=salt, info=COMMIT_INFO, length=32)
+    k_enc, commit = _primitives.hkdf_sha256_many(
+        rk, salt=rkid_bytes(rkid), infos=(ENC_INFO, COMMIT_INFO), length=32)
     return k_enc, commit
 
 
@@ -98,45 +99,46 @@ def field_aad(org: str, doc_id: str, pointer: str, rkid: str) -> bytes:
     return pae(FIELD_TAG, org, doc_id, pointer, rkid_bytes(rkid))
 
 
-def _pae_item(data: bytes) -> bytes:
-    return le64(len(data)) + data
-
-
 @functools.lru_cache(maxsize=512)
 def _pointer_item(pointer: str) -> bytes:
     """The PAE item of a pointer (a schema's pointers recur on every record)."""
-    return _pae_item(pointer.encode('utf-8'))
+    return pae_item(pointer)
+
+
+#: The first two elements of every field AAD PAE (the count and the label).
+_AAD_HEAD = le64(5) + pae_item(FIELD_TAG)
 
 
 def _aad_head(org: str, doc_id: str) -> bytes:
     """The part of every field AAD of one record that precedes the pointer.
 
-    ``_aad_head(org, doc_id) + _pae_item(pointer) + _RecordKey.aad_tail``
+    ``_aad_head(org, doc_id) + _pointer_item(pointer) + _RecordKey.aad_tail``
     is byte for byte :func:`field_aad` (PAE of five elements), built once per
     record instead of once per field.
     """
-    return (le64(5) + _pae_item(FIELD_TAG.encode('utf-8')) + _pae_item(org.encode('utf-8'))
-            + _pae_item(doc_id.encode('utf-8')))
+    return _AAD_HEAD + pae_item(org) + pae_item(doc_id)
 
 
 class _RecordKey:
     """What one RK yields, derived once and reused for every field it seals.
 
-    ``aead`` is the AES-GCM object of ``K_enc``; ``commit`` the key
-    commitment; ``aad_tail`` the PAE item of the 16 rkid bytes that ends every
-    field AAD under this RK. APPSEC: holds key material; it lives only for one
-    seal or open call and is never stored.
+    Built from the RK and the 16 raw rkid bytes (``rkid_bytes(rkid)``):
+    ``rkid`` is their 32-hex-digit spelling, ``aead`` the AES-GCM object of
+    ``K_enc``, ``commit`` the key commitment, ``aad_tail`` the PAE item of the
+    rkid bytes that ends every field AAD under this RK. APPSEC: holds key
+    material; it lives only for one seal or open call and is never stored.
     """
 
     __slots__ = ('aad_tail', 'aead', 'commit', 'rkid')
 
-    def __init__(self, rk: bytes, rkid: str) -> None:
-        raw = rkid_bytes(rkid)
-        k_enc = _primitives.hkdf_sha256(rk, salt=raw, info=ENC_INFO, length=32)
-        self.commit = _primitives.hkdf_sha256(rk, salt=raw, info=COMMIT_INFO, length=32)
+    def __init__(self, rk: bytes, rkid_raw: bytes) -> None:
+        # Both outputs share the salt and the IKM: one HKDF-Extract serves
+        # both (same bytes as two full derivations).
+        k_enc, self.commit = _primitives.hkdf_sha256_many(
+            rk, salt=rkid_raw, infos=(ENC_INFO, COMMIT_INFO), length=32)
         self.aead = _primitives.aes_gcm_key(k_enc)
-        self.aad_tail = _pae_item(raw)
-        self.rkid = rkid
+        self.aad_tail = pae_item(rkid_raw)
+        self.rkid = rkid_raw.hex()
 
 
 def pad(data: bytes) -> bytes:
@@ -190,19 +192,23 @@ def decode_value(data: bytes) -> Any:
         ValueError: Not strict UTF-8 JSON.
     """
     text = data.decode('utf-8')
-    if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
-        raise ValueError('byte order mark')
     # What sealers write is one JSON value with no surrounding whitespace:
-    # the C scanner alone parses it. Anything else (whitespace, garbage,
-    # trailing data) goes through the full decoder, which accepts or refuses
-    # exactly as json.loads does.
+    # the C scanner alone parses it (it never starts at a byte order mark).
     try:
         value, end = _SCAN(text, 0)
     except StopIteration:
-        return _DECODER.decode(text)
-    if end != len(text):
-        return _DECODER.decode(text)
-    return value
+        end = -1
+    if end == len(text):
+        return value
+    # Anything else (whitespace, garbage, trailing data) goes through the
+    # full decoder, which accepts or refuses exactly as json.loads does.
+    if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
+        raise ValueError('byte order mark')
+    return _DECODER.decode(text)
+
+
+#: JSON scalars: immutable, so a copy may share them.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _copy_json(value: Any) -> Any:
@@ -216,7 +222,7 @@ def _copy_json(value: Any) -> Any:
         return {key: _copy_json(item) for key, item in value.items()}
     if kind is list:
         return [_copy_json(item) for item in value]
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _JSON_SCALARS:
         return value
     return copy.deepcopy(value)
 
@@ -232,10 +238,16 @@ def _copy_document(
     ``drop`` names a member left out (the ``fle`` header when opening).
     """
     replaced = parsed.top_level
-    return {
-        name: value if name in replaced else _copy_json(value)
-        for name, value in doc.items() if name != drop
-    }
+    # A shallow copy in C, then deep copies of the members that need one
+    # (most members of a record are strings, shared as they are). Replacing
+    # values while iterating is safe: the set of keys does not change.
+    copied = dict(doc)
+    if drop is not None:
+        copied.pop(drop, None)
+    for name, value in copied.items():
+        if type(value) not in _JSON_SCALARS and name not in replaced:
+            copied[name] = _copy_json(value)
+    return copied
 
 
 def seal_value(
@@ -247,7 +259,8 @@ def seal_value(
         InvalidKeyMaterial: The value is not JSON or is too large.
     """
     return _seal_with(
-        value, _RecordKey(rk, rkid), aad=field_aad(org, doc_id, pointer, rkid), pointer=pointer,
+        value, _RecordKey(rk, rkid_bytes(rkid)), aad=field_aad(org, doc_id, pointer, rkid),
+        pointer=pointer,
         nonce=nonce)
 
 
@@ -284,7 +297,7 @@ def open_value(
     """
     try:
         nonce, ciphertext = _sealed_parts(sealed)
-        record_key = _RecordKey(rk, sealed['rk'])
+        record_key = _RecordKey(rk, rkid_bytes(sealed['rk']))
     except (InvalidKeyMaterial, ValueError):
         raise InvalidCiphertext from None
     return _open_with(
@@ -342,51 +355,61 @@ def _sealed_parts(
     Raises:
         InvalidKeyMaterial: The reason names the member, never a value.
     """
-    where = _where(pointer)
+    # The reasons name where the value was (_where), built only on failure.
     if not isinstance(value, dict) or value.keys() != _SEALED_KEYS:
-        raise InvalidKeyMaterial(f'sealed value{where} must be an object with fle, rk, n and ct')
+        raise InvalidKeyMaterial(
+            f'sealed value{_where(pointer)} must be an object with fle, rk, n and ct')
     # APPSEC: versions are an allow-list; 1 is an int, not True.
-    if isinstance(value['fle'], bool) or value['fle'] != FLE_VERSION:
-        raise InvalidKeyMaterial(f"sealed value{where} has an unsupported 'fle' version")
+    version = value['fle']
+    if isinstance(version, bool) or version != FLE_VERSION:
+        raise InvalidKeyMaterial(f"sealed value{_where(pointer)} has an unsupported 'fle' version")
+    rkid = value['rk']
     if rkids is not None:
-        if not isinstance(value['rk'], str) or value['rk'] not in rkids:
+        if not isinstance(rkid, str) or rkid not in rkids:
             raise InvalidKeyMaterial(
-                f"sealed value{where} names an rkid missing from 'fle.keys'")
+                f"sealed value{_where(pointer)} names an rkid missing from 'fle.keys'")
     else:
         try:
-            rkid_bytes(value['rk'])
+            rkid_bytes(rkid)
         except ValueError:
             raise InvalidKeyMaterial(
-                f"sealed value{where} has an 'rk' that is not an rkid") from None
+                f"sealed value{_where(pointer)} has an 'rk' that is not an rkid") from None
     try:
         nonce = b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
     except ValueError:
         raise InvalidKeyMaterial(
-            f"sealed value{where} has an 'n' that is not a 12-byte nonce") from None
+            f"sealed value{_where(pointer)} has an 'n' that is not a 12-byte nonce") from None
     try:
         ciphertext = b64url_decode(value['ct'])
     except ValueError:
-        raise InvalidKeyMaterial(f"sealed value{where} has a 'ct' that is not base64url") from None
+        raise InvalidKeyMaterial(
+            f"sealed value{_where(pointer)} has a 'ct' that is not base64url") from None
     body = len(ciphertext) - _primitives.TAG_LENGTH
     if body < PAD_BLOCK or body % PAD_BLOCK or len(ciphertext) > MAX_CIPHERTEXT_LENGTH:
-        raise InvalidKeyMaterial(f"sealed value{where} has a 'ct' of impossible length")
+        raise InvalidKeyMaterial(
+            f"sealed value{_where(pointer)} has a 'ct' of impossible length")
     return nonce, ciphertext
 
 
-def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Check the ``fle`` header; return its ``keys``.
+def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
+    """Check the ``fle`` header.
+
+    Returns:
+        ``{rkid: commit}`` for every entry of ``fle.keys``, with the key
+        commitment decoded (checking it decodes it anyway).
 
     Raises:
         InvalidKeyMaterial: The reason names the member.
     """
     header = doc.get('fle')
-    if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
+    if not isinstance(header, dict) or header.keys() != _HEADER_KEYS:
         raise InvalidKeyMaterial("document 'fle' header must be an object with v and keys")
     if isinstance(header['v'], bool) or header['v'] != FLE_VERSION:
         raise InvalidKeyMaterial("document 'fle.v' is not a supported version")
     keys = header['keys']
     if not isinstance(keys, dict) or not keys:
         raise InvalidKeyMaterial("document 'fle.keys' must be a non-empty object")
+    commits = {}
     for rkid, entry in keys.items():
         try:
             rkid_bytes(rkid)
@@ -394,11 +417,11 @@ def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise InvalidKeyMaterial("document 'fle.keys' has a name that is not an rkid") from None
         if not isinstance(entry, dict):
             raise InvalidKeyMaterial("document 'fle.keys' entry is not an object")
-        names = set(entry)
-        if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_REQUIRED | _ENTRY_OPTIONAL:
+        names = entry.keys()
+        if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_ALLOWED:
             raise InvalidKeyMaterial("document 'fle.keys' entry has missing or unknown members")
         try:
-            b64url_decode(entry['commit'], length=32)
+            commits[rkid] = b64url_decode(entry['commit'], length=32)
         except ValueError:
             raise InvalidKeyMaterial("document 'fle.keys' entry 'commit' is not 32 bytes") from None
         if not is_identifier(entry['kek']):
@@ -408,7 +431,7 @@ def _check_header(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if 'at' in entry and not (
                 isinstance(entry['at'], str) and TIMESTAMP.fullmatch(entry['at'])):
             raise InvalidKeyMaterial("document 'fle.keys' entry 'at' is not a UTC timestamp")
-    return keys
+    return commits
 
 
 class _ParsedPaths(tuple):
@@ -434,9 +457,14 @@ def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
     if isinstance(paths, str):
         raise InvalidKeyMaterial("'paths' must be a sequence of JSON Pointers, not one string")
     frozen = tuple(paths)
-    if all(type(pointer) is str for pointer in frozen):
+    # Only exact strings are cached (every type in the tuple is str; the
+    # check runs in C rather than as a generator).
+    if _ONLY_STR.issuperset(map(type, frozen)):
         return _parse_paths_cached(frozen)
     return _parse_paths_uncached(frozen)
+
+
+_ONLY_STR = frozenset({str})
 
 
 @functools.lru_cache(maxsize=128)
@@ -498,6 +526,7 @@ class _Randomness:
     def __init__(self, rng: RNG | None) -> None:
         self._rng = rng
         self._pool = b''
+        self._used = 0
 
     def reserve(self, length: int) -> None:
         """Draw ``length`` bytes from the OS CSPRNG at once for later ``take``s.
@@ -508,15 +537,27 @@ class _Randomness:
         """
         if self._rng is None:
             self._pool = os.urandom(length)
+            self._used = 0
 
     def take(self, length: int) -> bytes:
-        if self._rng is None and len(self._pool) >= length:
-            data, self._pool = self._pool[:length], self._pool[length:]
-            return data
+        if self._rng is None and self._used + length <= len(self._pool):
+            start = self._used
+            self._used += length
+            return self._pool[start:self._used]
         data = (self._rng or os.urandom)(length)
         if not isinstance(data, bytes) or len(data) != length:
             raise ValueError('rng returned the wrong number of bytes')
         return data
+
+    def take_many(self, length: int, count: int) -> list[bytes]:
+        """``[take(length) for _ in range(count)]``, sliced in one go from the pool."""
+        start = self._used
+        if self._rng is None and start + length * count <= len(self._pool):
+            self._used += length * count
+            pool = self._pool
+            return [pool[offset:offset + length]
+                    for offset in range(start, self._used, length)]
+        return [self.take(length) for _ in range(count)]
 
     def ephemeral_ikm(self) -> bytes | None:
         # APPSEC: only an injected rng fixes the HPKE ephemeral key; with the
@@ -555,19 +596,21 @@ def _seal_into(
 
     randomness.reserve(RK_LENGTH + RKID_LENGTH + _primitives.NONCE_LENGTH * len(targets))
     rk = randomness.take(RK_LENGTH)
-    rkid = randomness.take(RKID_LENGTH).hex()
+    rkid_raw = randomness.take(RKID_LENGTH)
+    rkid = rkid_raw.hex()
     header_keys = doc.setdefault('fle', {'v': FLE_VERSION, 'keys': {}})['keys']
     if rkid in header_keys:
         raise InvalidKeyMaterial("the new rkid collides with one in 'fle.keys'")
     # K_enc, its AES-GCM object and commit are derived once per RK, and the
     # AAD prefix once per record; every field reuses them.
-    record_key = _RecordKey(rk, rkid)
+    record_key = _RecordKey(rk, rkid_raw)
     head = _aad_head(org, doc_id)
 
-    for pointer, container, slot, value in targets:
+    nonces = randomness.take_many(_primitives.NONCE_LENGTH, len(targets))
+    for (pointer, container, slot, value), nonce in zip(targets, nonces):
         container[slot] = _seal_with(
             value, record_key, aad=head + _pointer_item(pointer) + record_key.aad_tail,
-            pointer=pointer, nonce=randomness.take(_primitives.NONCE_LENGTH))
+            pointer=pointer, nonce=nonce)
 
     entry = {'commit': b64url_encode(record_key.commit), 'kek': key['kid']}
     if device is not None:
@@ -599,10 +642,12 @@ def _seal_document_with(
     targets = []
     for pointer, tokens in parsed:
         found = locate(sealed, tokens)
-        if found is None or found[0][found[1]] is None:
+        if found is None:
             continue  # Absent and null values are left alone.
         container, slot = found
-        targets.append((pointer, container, slot, container[slot]))
+        value = container[slot]
+        if value is not None:
+            targets.append((pointer, container, slot, value))
     envelope = _seal_into(
         sealed, targets, org=org, manifest_body=manifest_body, device=device,
         randomness=_Randomness(rng), now=now)
@@ -748,7 +793,7 @@ def reseal_fields(
 
 def _recover_rk(
     rkid: str,
-    commit_b64: str,
+    expected: bytes,
     *,
     envelopes: Sequence[Any],
     keyring: Keyring,
@@ -757,13 +802,21 @@ def _recover_rk(
 ) -> _RecordKey:
     """Find and open the envelope of ``rkid``; check the key commitment.
 
+    Args:
+        rkid: The record key's id, from the sealed value.
+        expected: The 32-byte commitment of its ``fle.keys`` entry.
+        envelopes: The caller's envelopes; only those naming ``rkid`` are tried.
+        keyring: Unlocked org keys.
+        org: Org identifier.
+        doc_id: The ``_id`` of the document being opened.
+
     Returns:
         The record key's derived material (K_enc's AES-GCM object, commit).
 
     Raises:
         InvalidCiphertext: No envelope opens to an RK matching ``commit``.
     """
-    expected = b64url_decode(commit_b64, length=32)
+    rkid_raw = rkid_bytes(rkid)
     for envelope in envelopes:
         if not isinstance(envelope, dict) or envelope.get('rkid') != rkid:
             continue
@@ -771,7 +824,7 @@ def _recover_rk(
             rk = open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
         except InvalidCiphertext:
             continue
-        record_key = _RecordKey(rk, rkid)
+        record_key = _RecordKey(rk, rkid_raw)
         # APPSEC: key commitment, compared in constant time before any field
         # is decrypted; closes the AES-GCM multi-key ("invisible salamanders")
         # gap and catches a second envelope claiming the same rkid.
@@ -810,7 +863,7 @@ def open_document(
     if not isinstance(sealed_doc, dict) or not is_doc_id(sealed_doc.get('_id')):
         raise InvalidCiphertext from None
     try:
-        header_keys = _check_header(sealed_doc)
+        commits = _check_header(sealed_doc)
     except InvalidKeyMaterial:
         raise InvalidCiphertext from None
     # APPSEC: the AAD and HPKE info are rebuilt from the document's actual
@@ -821,13 +874,15 @@ def open_document(
     record_keys: dict[str, _RecordKey] = {}
     for pointer, tokens in parsed:
         found = locate(opened, tokens)
-        if found is None or found[0][found[1]] is None:
+        if found is None:
             continue
         container, slot = found
         sealed = container[slot]
+        if sealed is None:
+            continue
         try:
             # Its rk must be a key of fle.keys (whose names are checked rkids).
-            nonce, ciphertext = _sealed_parts(sealed, rkids=header_keys)
+            nonce, ciphertext = _sealed_parts(sealed, rkids=commits)
         except InvalidKeyMaterial:
             raise InvalidCiphertext from None  # Plaintext where a sealed value belongs.
         rkid = sealed['rk']
@@ -836,7 +891,7 @@ def open_document(
             # Once per rkid: open the envelope, derive K_enc and commit, and
             # check the commitment before any field under it is decrypted.
             record_key = record_keys[rkid] = _recover_rk(
-                rkid, header_keys[rkid]['commit'], envelopes=envelopes, keyring=keyring,
+                rkid, commits[rkid], envelopes=envelopes, keyring=keyring,
                 org=org, doc_id=doc_id)
         container[slot] = _open_with(
             record_key, nonce, ciphertext,

@@ -33,6 +33,7 @@ _STATUSES = frozenset({'active', 'decrypt-only', 'retired'})
 _BODY_KEYS = frozenset({'type', 'org', 'seq', 'keys'})
 _ENTRY_REQUIRED = frozenset({'kid', 'suite', 'status'})
 _ENTRY_OPTIONAL = frozenset({'pub', 'accept_until'})
+_ENTRY_ALLOWED = _ENTRY_REQUIRED | _ENTRY_OPTIONAL
 _MAX_KEYS = 64
 
 
@@ -40,8 +41,8 @@ def _check_entry(index: int, entry: Any) -> None:
     where = f'keys[{index}]'
     if not isinstance(entry, dict):
         raise InvalidKeyMaterial(f"manifest '{where}' is not an object")
-    names = set(entry)
-    if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_REQUIRED | _ENTRY_OPTIONAL:
+    names = entry.keys()
+    if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_ALLOWED:
         raise InvalidKeyMaterial(f"manifest '{where}' has missing or unknown members")
     if not is_identifier(entry['kid']):
         raise InvalidKeyMaterial(f"manifest '{where}.kid' is not a valid key identifier")
@@ -61,13 +62,16 @@ def _check_entry(index: int, entry: Any) -> None:
             raise InvalidKeyMaterial(f"manifest '{where}.accept_until' is not a YYYY-MM-DD date")
 
 
-def _check_body(body: Any) -> None:
+def _check_body(body: Any) -> dict[str, Any]:
     """Check a manifest body's structure.
+
+    Returns:
+        The one ``active`` key entry (the body's own dict, not a copy).
 
     Raises:
         InvalidKeyMaterial: The body is malformed (the reason names the member).
     """
-    if not isinstance(body, dict) or set(body) != _BODY_KEYS:
+    if not isinstance(body, dict) or body.keys() != _BODY_KEYS:
         raise InvalidKeyMaterial('manifest body has missing or unknown members')
     if body['type'] != MANIFEST_TYPE:
         raise InvalidKeyMaterial("manifest 'type' is not fle/1/manifest")
@@ -79,13 +83,18 @@ def _check_body(body: Any) -> None:
     keys = body['keys']
     if not isinstance(keys, list) or not 1 <= len(keys) <= _MAX_KEYS:
         raise InvalidKeyMaterial("manifest 'keys' must list 1 to 64 keys")
+    kids = set()
+    active = []
     for index, entry in enumerate(keys):
         _check_entry(index, entry)
-    kids = [entry['kid'] for entry in keys]
-    if len(set(kids)) != len(kids):
+        kids.add(entry['kid'])
+        if entry['status'] == 'active':
+            active.append(entry)
+    if len(kids) != len(keys):
         raise InvalidKeyMaterial("manifest 'keys' repeats a kid")
-    if sum(entry['status'] == 'active' for entry in keys) != 1:
+    if len(active) != 1:
         raise InvalidKeyMaterial("manifest 'keys' must hold exactly one active key")
+    return active[0]
 
 
 def build_manifest(org: str, seq: int, keys: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -162,7 +171,7 @@ def active_key(body: dict[str, Any]) -> dict[str, Any]:
         InvalidManifest: The body is malformed.
     """
     try:
-        _check_body(body)
+        active = _check_body(body)
     except InvalidKeyMaterial:
         raise InvalidManifest from None
-    return next(dict(entry) for entry in body['keys'] if entry['status'] == 'active')
+    return dict(active)

@@ -78,6 +78,59 @@ def test_envelopes_page_pages_and_filters(client, h, services):
     assert sorted(seen) == sorted(doc['_id'] for doc in docs if doc['kek'] == 'oek-0')
 
 
+def _keyvault_reads(services, monkeypatch) -> list[int | None]:
+    """Record the ``limit`` of every key-range read of the key vault."""
+    limits: list[int | None] = []
+    real = services.couch.all_docs
+
+    def spy(db, **params):
+        if db == services.db('keyvault') and params.get('keys') is None:
+            limits.append(params.get('limit'))
+        return real(db, **params)
+
+    monkeypatch.setattr(services.couch, 'all_docs', spy)
+    return limits
+
+
+def test_envelopes_page_reads_only_the_rows_it_needs(client, h, services, monkeypatch):
+    # Rows read past a page's last envelope are read again by the next page,
+    # so a vault where every envelope matches is read once, page by page.
+    docs = [dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-0') for _ in range(9)]
+    services.couch.bulk_docs(services.db('keyvault'), docs)
+    limits = _keyvault_reads(services, monkeypatch)
+    seen, after = [], None
+    while True:
+        query = 'kek=oek-0&limit=4' + (f'&after={after}' if after else '')
+        page = client.simulate_get('/keys/envelopes', query_string=query,
+                                   headers=h['supervisor']).json
+        seen += [env['_id'] for env in page['envelopes']]
+        after = page['next']
+        if after is None:
+            break
+    assert sorted(seen) == sorted(doc['_id'] for doc in docs)
+    assert limits == [4, 4, 4]  # 4 + 4 + the last 1 (short read: exhausted)
+
+
+def test_envelopes_page_crosses_a_mostly_rewrapped_vault(client, h, services, monkeypatch):
+    # One envelope of the old key among many of the new one: the page still
+    # finds it, in reads that grow instead of one per page size.
+    docs = [dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-1') for _ in range(40)]
+    docs[-1]['kek'] = 'oek-0'
+    services.couch.bulk_docs(services.db('keyvault'), docs)
+    limits = _keyvault_reads(services, monkeypatch)
+    found, after = [], None
+    while True:
+        query = 'kek=oek-0&limit=2' + (f'&after={after}' if after else '')
+        page = client.simulate_get('/keys/envelopes', query_string=query,
+                                   headers=h['supervisor']).json
+        found += [env['_id'] for env in page['envelopes']]
+        after = page['next']
+        if after is None:
+            break
+    assert found == [docs[-1]['_id']]
+    assert sum(limit for limit in limits) < 2 * 40 and max(limits) > 2
+
+
 def test_rewrapped_refuses_bad_batches_and_never_overwrites(client, h, services):
     for body in ({}, {'from': 'oek-0', 'to': 'oek-1', 'envelopes': []},
                  {'from': 'oek-0', 'to': 'oek-1', 'envelopes': 'x'},
@@ -114,6 +167,27 @@ def test_rewrapped_refuses_bad_batches_and_never_overwrites(client, h, services)
         'from': 'oek-0', 'to': 'oek-1', 'envelopes': [stale]})
     assert answer.json == {'written': 0, 'conflicts': [stored['_id']], 'refused': []}
     assert services.couch.get(services.db('keyvault'), envelope['_id'])['kek'] == 'oek-0'
+
+
+def test_rewrapped_answers_deleted_and_missing_envelopes_as_conflicts(client, h, services):
+    _published(client, h, services)
+    db = services.db('keyvault')
+    gone, kept = (dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-0')
+                  for _ in range(2))
+    services.couch.bulk_docs(db, [gone, kept])
+    gone, kept = services.couch.get(db, gone['_id']), services.couch.get(db, kept['_id'])
+    services.couch.delete(db, gone['_id'], gone['_rev'])
+    _doc, never = sealed_contact('worker-1', 'org-test')
+    never = dict(never, kek='oek-1', _rev='1-' + 'a' * 32)
+    answer = client.simulate_post('/keys/envelopes/rewrapped', headers=h['supervisor'], json={
+        'from': 'oek-0', 'to': 'oek-1',
+        'envelopes': [dict(gone, kek='oek-1'), never, dict(kept, kek='oek-1')]})
+    assert answer.status_code == 200
+    assert answer.json == {'written': 1, 'conflicts': [gone['_id'], never['_id']],
+                           'refused': []}
+    assert services.couch.get_or_none(db, gone['_id']) is None
+    assert services.couch.get_or_none(db, never['_id']) is None
+    assert services.couch.get(db, kept['_id'])['kek'] == 'oek-1'
 
 
 def test_census_counts_per_key(client, h, services):

@@ -453,7 +453,8 @@ def test_fast_field_aad_is_the_pae_of_the_spec():
     # pointer item and a per-RK tail; it must be byte for byte field_aad.
     from keys.fields import _aad_head, _pointer_item, _RecordKey, field_aad
     rkid = '6f6785aa5f4dde7a04c603b047652340'
-    record_key = _RecordKey(bytes(32), rkid)
+    record_key = _RecordKey(bytes(32), bytes.fromhex(rkid))
+    assert record_key.rkid == rkid
     for pointer in ('/full_name', '/a~1b', '/documents/0/number', '/é'):
         built = _aad_head('org-acme', 'contact:é-1') + _pointer_item(pointer) + record_key.aad_tail
         assert built == field_aad('org-acme', 'contact:é-1', pointer, rkid)
