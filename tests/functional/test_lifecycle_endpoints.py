@@ -114,8 +114,9 @@ def test_envelopes_page_reads_only_the_rows_it_needs(client, h, services, monkey
 def test_envelopes_page_crosses_a_mostly_rewrapped_vault(client, h, services, monkeypatch):
     # One envelope of the old key among many of the new one: the page still
     # finds it, in reads that grow instead of one per page size.
-    docs = [dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-1') for _ in range(40)]
-    docs[-1]['kek'] = 'oek-0'
+    docs = sorted((dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-1')
+                   for _ in range(40)), key=lambda doc: doc['_id'])
+    docs[-1]['kek'] = 'oek-0'  # last in id order: the scan crosses all 39 others first
     services.couch.bulk_docs(services.db('keyvault'), docs)
     limits = _keyvault_reads(services, monkeypatch)
     found, after = [], None
