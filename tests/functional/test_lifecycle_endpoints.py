@@ -59,22 +59,28 @@ def test_envelopes_page_refuses_bad_parameters(client, h, services):
                                                          'scanned': 0}
 
 
+def _all_pages(client, h, kek, *, limit):
+    """Page through ``GET /keys/envelopes`` as the rewrap client does; return the pages."""
+    pages, after = [], None
+    while True:
+        query = f'kek={kek}&limit={limit}' + (f'&after={after}' if after else '')
+        page = client.simulate_get('/keys/envelopes', query_string=query,
+                                   headers=h['supervisor']).json
+        pages.append(page['envelopes'])
+        after = page['next']
+        if after is None:
+            return pages
+
+
 def test_envelopes_page_pages_and_filters(client, h, services):
     docs = []
     for index in range(7):
         _doc, envelope = sealed_contact('worker-1', 'org-test')
         docs.append(dict(envelope, kek='oek-0' if index % 2 else 'oek-1'))
     services.couch.bulk_docs(services.db('keyvault'), docs)
-    seen, after = [], None
-    while True:
-        query = 'kek=oek-0&limit=2' + (f'&after={after}' if after else '')
-        page = client.simulate_get('/keys/envelopes', query_string=query,
-                                   headers=h['supervisor']).json
-        seen += [env['_id'] for env in page['envelopes']]
-        assert all(env['kek'] == 'oek-0' for env in page['envelopes'])
-        after = page['next']
-        if after is None:
-            break
+    pages = _all_pages(client, h, 'oek-0', limit=2)
+    seen = [env['_id'] for page in pages for env in page]
+    assert all(env['kek'] == 'oek-0' for page in pages for env in page)
     assert sorted(seen) == sorted(doc['_id'] for doc in docs if doc['kek'] == 'oek-0')
 
 
@@ -98,15 +104,8 @@ def test_envelopes_page_reads_only_the_rows_it_needs(client, h, services, monkey
     docs = [dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-0') for _ in range(9)]
     services.couch.bulk_docs(services.db('keyvault'), docs)
     limits = _keyvault_reads(services, monkeypatch)
-    seen, after = [], None
-    while True:
-        query = 'kek=oek-0&limit=4' + (f'&after={after}' if after else '')
-        page = client.simulate_get('/keys/envelopes', query_string=query,
-                                   headers=h['supervisor']).json
-        seen += [env['_id'] for env in page['envelopes']]
-        after = page['next']
-        if after is None:
-            break
+    pages = _all_pages(client, h, 'oek-0', limit=4)
+    seen = [env['_id'] for page in pages for env in page]
     assert sorted(seen) == sorted(doc['_id'] for doc in docs)
     assert limits == [4, 4, 4]  # 4 + 4 + the last 1 (short read: exhausted)
 
@@ -119,15 +118,8 @@ def test_envelopes_page_crosses_a_mostly_rewrapped_vault(client, h, services, mo
     docs[-1]['kek'] = 'oek-0'  # last in id order: the scan crosses all 39 others first
     services.couch.bulk_docs(services.db('keyvault'), docs)
     limits = _keyvault_reads(services, monkeypatch)
-    found, after = [], None
-    while True:
-        query = 'kek=oek-0&limit=2' + (f'&after={after}' if after else '')
-        page = client.simulate_get('/keys/envelopes', query_string=query,
-                                   headers=h['supervisor']).json
-        found += [env['_id'] for env in page['envelopes']]
-        after = page['next']
-        if after is None:
-            break
+    pages = _all_pages(client, h, 'oek-0', limit=2)
+    found = [env['_id'] for page in pages for env in page]
     assert found == [docs[-1]['_id']]
     assert sum(limit for limit in limits) < 2 * 40 and max(limits) > 2
 
