@@ -49,8 +49,8 @@ _PADDING = (b'', b'', b'==', b'=')
 def b64url_encode(data: bytes) -> str:
     """Encode bytes as base64url without padding."""
     # b2a_base64 ends its output with padding and a newline, and neither
-    # character occurs anywhere else in it: one rstrip removes both.
-    return binascii.b2a_base64(data).translate(_TO_URLSAFE).rstrip(b'=\n').decode('ascii')
+    # character occurs anywhere else in it: the translation deletes both.
+    return binascii.b2a_base64(data).translate(_TO_URLSAFE, b'=\n').decode('ascii')
 
 
 def b64url_decode(text: Any, *, length: int | None = None) -> bytes:

@@ -803,7 +803,8 @@ def _recover_rk(
     """Find and open the envelope of ``rkid``; check the key commitment.
 
     Args:
-        rkid: The record key's id, from the sealed value.
+        rkid: The record key's id: a name of the document's checked
+            ``fle.keys`` (so a well-formed rkid).
         expected: The 32-byte commitment of its ``fle.keys`` entry.
         envelopes: The caller's envelopes; only those naming ``rkid`` are tried.
         keyring: Unlocked org keys.
@@ -816,7 +817,7 @@ def _recover_rk(
     Raises:
         InvalidCiphertext: No envelope opens to an RK matching ``commit``.
     """
-    rkid_raw = rkid_bytes(rkid)
+    rkid_raw = bytes.fromhex(rkid)  # A name of the checked fle.keys: a valid rkid.
     for envelope in envelopes:
         if not isinstance(envelope, dict) or envelope.get('rkid') != rkid:
             continue

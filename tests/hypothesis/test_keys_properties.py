@@ -159,3 +159,21 @@ def test_base64url_decodes_exactly_the_canonical_spellings(text):
     else:
         with pytest.raises(ValueError):
             keys._encoding.b64url_decode(text)
+
+
+@SETTINGS
+@given(ikm=st.binary(max_size=64), salt=st.binary(max_size=64),
+       infos=st.lists(st.binary(max_size=40), min_size=1, max_size=3),
+       length=st.integers(min_value=1, max_value=32))
+def test_one_extract_many_expands_is_hkdf_per_info(ikm, salt, infos, length):
+    """Record keys derive K_enc and commit from one HKDF-Extract: same bytes as two HKDFs."""
+    from keys import _primitives
+    assert _primitives.hkdf_sha256_many(ikm, salt=salt, infos=tuple(infos), length=length) == tuple(
+        _primitives.hkdf_sha256(ikm, salt=salt, info=info, length=length) for info in infos)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=200))
+def test_base64url_encoding_is_the_unpadded_urlsafe_alphabet(data):
+    assert keys._encoding.b64url_encode(data) == base64.urlsafe_b64encode(data).rstrip(
+        b'=').decode()

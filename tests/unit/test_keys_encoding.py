@@ -105,3 +105,26 @@ def test_timestamps_are_utc_whole_seconds():
     assert _encoding.format_timestamp(moment) == '2026-03-02T10:15:07Z'
     with pytest.raises(ValueError):
         _encoding.format_timestamp(datetime.datetime(2026, 3, 2))
+
+
+@pytest.mark.parametrize('moment', [
+    datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc),
+    datetime.datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=datetime.timezone.utc),
+    datetime.datetime(2027, 1, 1, 0, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+    datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc),
+    datetime.datetime(1000, 1, 1, tzinfo=datetime.timezone.utc),
+])
+def test_timestamps_are_what_strftime_writes(moment):
+    expected = moment.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    assert _encoding.format_timestamp(moment) == expected
+    assert _encoding.TIMESTAMP.fullmatch(expected)
+
+
+def test_timestamps_before_year_1000_keep_four_digits():
+    moment = datetime.datetime(999, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    assert _encoding.format_timestamp(moment) == '0999-01-02T03:04:05Z'
+
+
+def test_pae_items_build_the_pae():
+    parts = ('fle/1/rk', 'org-é', b'\x00\x01', '')
+    assert _encoding.le64(len(parts)) + b''.join(map(_encoding.pae_item, parts)) == pae(*parts)

@@ -448,6 +448,43 @@ def test_validate_sealed_document_refuses_plaintext_and_unknown_rkids():
         keys.validate_sealed_document(headerless, paths=PATHS)
 
 
+@pytest.mark.parametrize('text', [
+    '"Maria"', '["M","Mimi"]', '{"a":1}', '12', '-0.5', 'true', ' "x"', '"x" ', '\ufeff"x"',
+    '\ufeff', '', '"x""y"', 'NaN', '[Infinity]', '"\\ud800"', '{"a":1}x',
+])
+def test_decode_value_agrees_with_strict_json_loads(text):
+    from keys.fields import decode_value
+
+    def refuse(name):
+        raise ValueError(name)
+
+    try:
+        expected = json.loads(text, parse_constant=refuse)
+    except ValueError:
+        with pytest.raises(ValueError):
+            decode_value(text.encode('utf-8'))
+    else:
+        assert decode_value(text.encode('utf-8')) == expected
+
+
+def test_hkdf_with_one_extract_is_hkdf_per_info():
+    from keys import _primitives
+    # RFC 5869, A.1: the first 32 bytes of its 42-byte OKM are T(1).
+    ikm, salt = bytes([0x0b] * 22), bytes(range(13))
+    info = bytes(range(0xf0, 0xfa))
+    okm = bytes.fromhex('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf')
+    assert _primitives.hkdf_sha256_many(ikm, salt=salt, infos=(info,)) == (okm,)
+    rk, rkid = bytes(range(32)), '6f6785aa5f4dde7a04c603b047652340'
+    infos = (b'fle/1/enc', b'fle/1/commit', b'')
+    for length in (1, 16, 32):
+        assert _primitives.hkdf_sha256_many(
+            rk, salt=bytes.fromhex(rkid), infos=infos, length=length) == tuple(
+            _primitives.hkdf_sha256(rk, salt=bytes.fromhex(rkid), info=info, length=length)
+            for info in infos)
+    with pytest.raises(ValueError):
+        _primitives.hkdf_sha256_many(rk, salt=b'', infos=infos, length=33)
+
+
 def test_fast_field_aad_is_the_pae_of_the_spec():
     # Sealing and opening build the AAD from a per-record head, a cached
     # pointer item and a per-RK tail; it must be byte for byte field_aad.
