@@ -8,6 +8,10 @@
    with ``_bulk_docs`` directly), five times each. Prints the medians and
    their ratio (goal <= 1.5).
 
+Every gateway deployment runs as deployed: an admin has pinned an org signer
+and published a key manifest through the API, and the payload is sealed to
+that manifest, so the gateway applies its key policy to every envelope.
+
 usage: python -m bench.sync [--records 5000] [--small 1000] [--large 100000]
                             [--rounds 3] [--push-only]
 """
@@ -25,6 +29,7 @@ import uuid
 
 import httpx
 
+import keys
 from service.app import build_services
 from service.cli import ensure_databases
 from service.config import Config
@@ -45,10 +50,41 @@ def _tablet(workdir: pathlib.Path, config: dict) -> dict:
     return result
 
 
-def _sealed(worker: str, count: int) -> tuple[list[dict], list[dict]]:
+class OrgKeys:
+    """One org signing key and key manifest, published in every deployment.
+
+    A deployment without a manifest is not what tablets meet: its gateway
+    has no key policy to apply to envelopes, and reads for the missing
+    manifest on every envelope batch. So each bench deployment pins this
+    signer and publishes this manifest through the admin API, and the
+    payload is sealed to it, as a tablet seals to the manifest it fetched.
+    """
+
+    def __init__(self) -> None:
+        self.signer = keys.SigningKey.generate()
+        org_key = keys.OrgKeyPair.generate('oek-bench')
+        self.body = keys.build_manifest(ORG, 1, [org_key.manifest_entry('active')])
+
+    def publish(self, url: str, services) -> None:
+        """Pin the signer and publish the manifest as an admin of ``url``."""
+        services.accounts.create_user('bench-admin', _PASSWORD, ['admin'])
+        token = httpx.post(url + '/auth/login', timeout=10, json={
+            'username': 'bench-admin', 'password': _PASSWORD}).json()['token']
+        headers = {'Authorization': f'Bearer {token}'}
+        httpx.put(url + '/keys/signer', headers=headers, timeout=10,
+                  json={'public': self.signer.public_b64()}).raise_for_status()
+        httpx.put(url + '/keys/manifest', headers=headers, timeout=10, json={
+            'signed': keys.sign_manifest(self.body, self.signer)}).raise_for_status()
+
+
+_PASSWORD = 'correct horse battery staple'
+
+
+def _sealed(worker: str, count: int, manifest_body: dict | None = None,
+            ) -> tuple[list[dict], list[dict]]:
     docs, envelopes = [], []
     for _index in range(count):
-        doc, envelope = sealed_contact(worker, ORG)
+        doc, envelope = sealed_contact(worker, ORG, manifest_body=manifest_body)
         docs.append(doc)
         envelopes.append(envelope)
     return docs, envelopes
@@ -67,25 +103,27 @@ def _load_others(services, count: int, batch: int = 5000) -> None:
 
 def _enroll(stack_url: str, services, devices: Devices, worker: str) -> dict:
     try:
-        services.accounts.create_user(worker, 'correct horse battery staple', ['worker'])
+        services.accounts.create_user(worker, _PASSWORD, ['worker'])
     except Exception:  # noqa: BLE001 - exists
         pass
     code = devices.register(worker)['enrollment_code']
     return httpx.post(stack_url + '/devices/enroll', json={'code': code}, timeout=10).json()
 
 
-def _deployment(couch_url: str, workdir: pathlib.Path):
+def _deployment(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys):
     prefix = f'b{uuid.uuid4().hex[:8]}_'
     config = Config({}, couchdb_url=couch_url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
     services = build_services(config)
     ensure_databases(services)
     service = Service(couch_url, prefix, workdir).start()
+    org_keys.publish(service.url, services)
     devices = Devices(services.couch, services.db('directory'), services.db('config'))
     return services, service, devices
 
 
-def bench_push(couch_url: str, workdir: pathlib.Path, count: int, rounds: int = 3) -> dict:
+def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: int,
+               rounds: int = 3) -> dict:
     """Push the same payload through the gateway and straight in, ``rounds`` times.
 
     Rounds alternate which path goes first (the machine is shared and
@@ -100,12 +138,12 @@ def bench_push(couch_url: str, workdir: pathlib.Path, count: int, rounds: int = 
     1 gthread worker x 16 threads; a PouchDB push sends one request at a
     time, so more workers would not help).
     """
-    docs, envelopes = _sealed('w-bench', count)
+    docs, envelopes = _sealed('w-bench', count, org_keys.body)
     payload = docs + envelopes
     gw_rates, direct_rates, ratios = [], [], []
     for round_no in range(rounds):
         def gateway_push():
-            services, service, devices = _deployment(couch_url, workdir)
+            services, service, devices = _deployment(couch_url, workdir, org_keys)
             try:
                 creds = _enroll(service.url, services, devices, 'w-bench')
                 result = _tablet(workdir, {
@@ -143,8 +181,8 @@ def bench_push(couch_url: str, workdir: pathlib.Path, count: int, rounds: int = 
             'ratios': [round(ratio, 3) for ratio in ratios]}
 
 
-def bench_incremental_pull(couch_url: str, workdir: pathlib.Path, others: int,
-                           repeats: int = 5) -> float:
+def bench_incremental_pull(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys,
+                           others: int, repeats: int = 5) -> float:
     """Median time of ``repeats`` incremental pulls of 10 new own changes.
 
     The device first pulls everything (its checkpoint then lies past the
@@ -152,7 +190,7 @@ def bench_incremental_pull(couch_url: str, workdir: pathlib.Path, others: int,
     of its worker straight into the database and times one pull by the
     same tablet (inside node, around ``replicate.from``).
     """
-    services, service, devices = _deployment(couch_url, workdir)
+    services, service, devices = _deployment(couch_url, workdir, org_keys)
     try:
         creds = _enroll(service.url, services, devices, 'w-pull')
         auth = {'username': creds['device_id'], 'password': creds['secret']}
@@ -163,7 +201,8 @@ def bench_incremental_pull(couch_url: str, workdir: pathlib.Path, others: int,
         _tablet(workdir, base)  # initial pull: sets the checkpoint past the others
         times = []
         for _repeat in range(repeats):
-            services.couch.bulk_docs(services.db('records'), _sealed('w-pull', 10)[0])
+            services.couch.bulk_docs(services.db('records'),
+                                     _sealed('w-pull', 10, org_keys.body)[0])
             times.append(_tablet(workdir, base)['elapsed_ms'])
         return statistics.median(times)
     finally:
@@ -197,12 +236,13 @@ def main() -> None:
         if couch_url is None:
             server = EmbeddedDB(free_port(), workdir / 'pouchdb').start()
             couch_url = server.url
+        org_keys = OrgKeys()
         try:
             if not args.pull_only:
-                _report_push(bench_push(couch_url, workdir, args.records, args.rounds))
+                _report_push(bench_push(couch_url, workdir, org_keys, args.records, args.rounds))
             if not args.push_only:
-                small = bench_incremental_pull(couch_url, workdir, args.small)
-                large = bench_incremental_pull(couch_url, workdir, args.large)
+                small = bench_incremental_pull(couch_url, workdir, org_keys, args.small)
+                large = bench_incremental_pull(couch_url, workdir, org_keys, args.large)
                 print(f'incremental pull of 10 changes (median of 5 pulls each): {small:.0f} '
                       f'ms with {args.small} other records, {large:.0f} ms with {args.large}; '
                       f'ratio {large / small:.2f} (goal <= 1.5)')

@@ -94,6 +94,75 @@ def _q(db: str) -> str:
     return quote(db, safe='')
 
 
+def _envelope_id(doc: Any) -> str | None:
+    """Return the ``_id`` of a pushed ``rk:`` envelope, or None for anything else."""
+    if isinstance(doc, dict):
+        doc_id = doc.get('_id')
+        if isinstance(doc_id, str) and doc_id.startswith(filtering.ENVELOPE_PREFIX):
+            return doc_id
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stored:
+    """What a push batch is checked against, read once per batch.
+
+    Attributes:
+        owners: Owner of each pushed record id stored live, by id.
+        envelopes: For each pushed envelope id keyvault holds, the pushed
+            revisions it already has.
+    """
+
+    owners: dict[str, str]
+    envelopes: dict[str, frozenset[str]]
+
+
+_ENVELOPE_EXISTS = filtering.Refusal(
+    'envelope_exists',
+    'An envelope with this id is already stored; devices may only create envelopes.')
+
+
+@dataclasses.dataclass
+class _Batch:
+    """The state of one ``_bulk_docs`` request while its chunks are decided."""
+
+    stored: Any = None  # Future[_Stored], submitted before the first chunk
+    manifest: list[Any] = dataclasses.field(default_factory=list)  # read at most once
+    answers: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    refused: list[tuple[Any, filtering.Refusal]] = dataclasses.field(default_factory=list)
+    envelope_revs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def refuse(self, index: int, doc: Any, refusal: filtering.Refusal) -> None:
+        """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
+        answer = {'id': doc.get('_id') if isinstance(doc, dict) else None,
+                  'error': 'forbidden', 'reason': refusal.reason}
+        if isinstance(doc, dict) and doc.get('_rev'):
+            answer['rev'] = doc['_rev']
+        self.answers[index] = answer
+        self.refused.append((doc, refusal))
+
+    def check_envelope_revision(
+        self, doc: dict[str, Any], stored: dict[str, frozenset[str]],
+    ) -> filtering.Refusal | None:
+        """Refuse a revision that would change an envelope instead of creating it.
+
+        Devices only ever create envelopes (rotation rewraps them on the
+        server, and no device ever pulls one). So a pushed revision is
+        accepted when keyvault does not hold the id yet (once per batch: a
+        second, different revision of the same id in the batch would start
+        a conflict), or when keyvault already has that very revision (a
+        retried push, which writes nothing). Anything else would add a
+        branch to an envelope that may be another worker's, whose winning
+        revision an attacker could choose, so no advocate could open the
+        record any more.
+        """
+        doc_id, rev = doc['_id'], doc.get('_rev')
+        if doc_id in stored:
+            return None if rev in stored[doc_id] else _ENVELOPE_EXISTS
+        first = self.envelope_revs.setdefault(doc_id, rev)
+        return None if first == rev else _ENVELOPE_EXISTS
+
+
 class Gateway:
     """Replication endpoints of one deployment.
 
@@ -480,74 +549,69 @@ class Gateway:
         in request order while the rest land, and a redacted copy goes to
         quarantine with who, when and why.
 
-        One owner lookup for the whole batch runs while the first chunk is
-        validated; a batch of ``_SPLIT_AT_RECORDS`` records or more is checked
-        and written in two halves, the first half's write running while the
-        second half is validated. A failed write fails the request after the
-        chunk before it landed; with ``new_edits=false`` the device's retry
-        rewrites it harmlessly.
+        One lookup of what is already stored (the owners of pushed records,
+        the pushed envelopes keyvault already has) runs while the first
+        chunk is validated; a batch of ``_SPLIT_AT_RECORDS`` records or more
+        is checked and written in two halves, the first half's write running
+        while the second half is validated. A failed write fails the request
+        after the chunk before it landed; with ``new_edits=false`` the
+        device's retry rewrites it harmlessly.
         """
         if not isinstance(docs, list):
             raise BadRequest('docs')
         physical = self.physical(db)
-        answers: dict[int, dict[str, Any]] = {}
-        refused: list[tuple[Any, filtering.Refusal]] = []
+        batch = _Batch()
         if db == 'config':
             refusal = filtering.Refusal('read_only', 'The config database is read-only for devices.')
             for index, doc in enumerate(docs):
-                answers[index] = self._refusal_answer(doc, refusal)
-                refused.append((doc, refusal))
+                batch.refuse(index, doc, refusal)
         else:
-            owners_future = _UPSTREAM.submit(self._current_owners, physical, docs)
-            manifest_cache: list[Any] = []  # the key manifest, read at most once per batch
+            batch.stored = _UPSTREAM.submit(self._stored_state, physical, docs)
             pending = None
-            records = sum(1 for doc in docs if not (
-                isinstance(doc, dict) and isinstance(doc.get('_id'), str)
-                and doc['_id'].startswith(filtering.ENVELOPE_PREFIX)))
+            records = sum(1 for doc in docs if _envelope_id(doc) is None)
             chunk = -(-len(docs) // 2) if records >= _SPLIT_AT_RECORDS else max(len(docs), 1)
             try:
                 for start in range(0, len(docs), chunk):
-                    to_store = self._check_chunk(device, docs, start, chunk, owners_future,
-                                                 manifest_cache, answers, refused)
+                    to_store = self._check_chunk(device, docs, start, chunk, batch)
                     if pending is not None:
                         pending.result()
                         pending = None
                     if to_store['records'] or to_store['keyvault']:
                         pending = _UPSTREAM.submit(self._store_chunk, physical, to_store,
-                                                   answers, new_edits)
+                                                   batch.answers, new_edits)
                 if pending is not None:
                     pending.result()
                     pending = None
             finally:
                 if pending is not None:
                     pending.cancel()
-        if refused:
-            self._quarantine(device, db, refused)
-        return [answers[index] for index in sorted(answers)]
+        if batch.refused:
+            self._quarantine(device, db, batch.refused)
+        return [batch.answers[index] for index in sorted(batch.answers)]
 
-    def _check_chunk(self, device, docs, start, chunk, owners_future, manifest_cache, answers,
-                     refused) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    def _check_chunk(self, device: DeviceIdentity, docs: list[Any], start: int, chunk: int,
+                     batch: _Batch) -> dict[str, list[tuple[int, dict[str, Any]]]]:
         """Decide every document of ``docs[start:start + chunk]``.
 
-        Records are first checked as if new (no stored owner), then, once the
-        batch's owner lookup is back, re-checked against a foreign stored
-        owner (the owner rule precedes the schema rules, so a foreign owner
-        still gets the owner refusal). Refusals go to ``answers`` and
-        ``refused``; the rest is returned by target database.
+        Documents are first checked on their own (records as if new), then,
+        once the batch's lookup of stored state is back, against it: a record
+        whose stored owner is another worker gets the owner refusal (it
+        precedes the schema rules), and an envelope whose id keyvault already
+        holds under another revision is refused. Refusals go to ``batch``;
+        the rest is returned by target database.
         """
         to_store: dict[str, list[tuple[int, dict[str, Any]]]] = {'records': [], 'keyvault': []}
         verdicts: list[tuple[int, str, Any, filtering.Refusal | None]] = []
         for index in range(start, min(start + chunk, len(docs))):
             doc = docs[index]
-            doc_id = doc.get('_id') if isinstance(doc, dict) else None
-            if isinstance(doc_id, str) and doc_id.startswith(filtering.ENVELOPE_PREFIX):
-                verdicts.append((index, 'keyvault', doc, self._check_envelope(doc, manifest_cache)))
+            if _envelope_id(doc) is not None:
+                verdicts.append((index, 'keyvault', doc, self._check_envelope(doc, batch)))
                 continue
             verdicts.append((index, 'records', doc, self._check_record(device, doc, None)))
-        owners = owners_future.result()
+        stored = batch.stored.result()
         for index, target, doc, refusal in verdicts:
             if target == 'records':
-                stored_owner = owners.get(doc.get('_id')) if isinstance(doc, dict) else None
+                stored_owner = stored.owners.get(doc.get('_id')) if isinstance(doc, dict) else None
                 if stored_owner is not None and stored_owner != device.worker:
                     refusal = self._check_record(device, doc, stored_owner)
                 if refusal is None and doc.get('_deleted'):
@@ -556,11 +620,12 @@ class Gateway:
                     # keeps the revision id as sent.
                     doc = dict(doc, owner=device.worker)
                     doc.pop('_attachments', None)
+            elif refusal is None:
+                refusal = batch.check_envelope_revision(doc, stored.envelopes)
             if refusal is None:
                 to_store[target].append((index, doc))
             else:
-                answers[index] = self._refusal_answer(doc, refusal)
-                refused.append((doc, refusal))
+                batch.refuse(index, doc, refusal)
         return to_store
 
     def _check_record(self, device: DeviceIdentity, doc: Any,
@@ -570,14 +635,6 @@ class Gateway:
             max_doc_bytes=self._max_doc_bytes, validate=self._rules.validate_document,
             current_owner=stored_owner, schema_errors=self._rules.schema_errors,
             unknown_schema_errors=self._rules.unknown_schema_errors)
-
-    @staticmethod
-    def _refusal_answer(doc: Any, refusal: filtering.Refusal) -> dict[str, Any]:
-        answer = {'id': doc.get('_id') if isinstance(doc, dict) else None,
-                  'error': 'forbidden', 'reason': refusal.reason}
-        if isinstance(doc, dict) and doc.get('_rev'):
-            answer['rev'] = doc['_rev']
-        return answer
 
     def _store_chunk(self, physical: str, to_store, answers, new_edits: bool) -> None:
         """Write one chunk's accepted documents (records, then envelopes)."""
@@ -602,15 +659,49 @@ class Gateway:
             if doc.get('_id') in by_id:
                 answers[index] = by_id[doc['_id']]
 
-    def _current_owners(self, physical: str, docs: list[Any]) -> dict[str, str | None]:
-        ids = sorted({doc['_id'] for doc in docs if isinstance(doc, dict)
-                      and isinstance(doc.get('_id'), str)
-                      and not doc['_id'].startswith(('_', filtering.ENVELOPE_PREFIX))})
-        return {doc_id: doc.get('owner') or ''
-                for doc_id, doc in self._couch.current_docs(physical, ids).items()}
+    def _stored_state(self, physical: str, docs: list[Any]) -> _Stored:
+        """Look up what a push batch must be checked against (I/O only).
 
-    def _check_envelope(self, doc: dict[str, Any],
-                        manifest_cache: list[Any] | None = None) -> filtering.Refusal | None:
+        Owners: the winning revision of each pushed record id that is stored
+        and live. Envelopes: for each pushed ``rk:`` id keyvault already holds
+        (live or deleted), which of the pushed revisions it already has.
+        """
+        record_ids, envelope_revs = set(), {}
+        for doc in docs:
+            envelope = _envelope_id(doc)
+            if envelope is not None:
+                envelope_revs.setdefault(envelope, set()).add(doc.get('_rev'))
+            elif (isinstance(doc, dict) and isinstance(doc.get('_id'), str)
+                  and not doc['_id'].startswith('_')):
+                record_ids.add(doc['_id'])
+        owners = {doc_id: doc.get('owner') or ''
+                  for doc_id, doc in self._couch.current_docs(physical, sorted(record_ids)).items()}
+        return _Stored(owners, self._stored_envelope_revs(envelope_revs))
+
+    def _stored_envelope_revs(self, pushed: dict[str, set[Any]]) -> dict[str, frozenset[str]]:
+        """Return ``{id: pushed revisions already stored}`` for envelope ids keyvault has.
+
+        ``_all_docs`` by key answers deleted documents too, so a shredded
+        envelope counts as stored; ``_revs_diff`` then says which pushed
+        revisions are already in its history (a retried or already rewrapped
+        push writes nothing new and is accepted).
+        """
+        if not pushed:
+            return {}
+        keyvault = self._dbs['keyvault']
+        existing = [row['id'] for row in self._couch.all_docs(keyvault, keys=sorted(pushed))
+                    if isinstance(row.get('value'), dict)]
+        if not existing:
+            return {}
+        asked = {doc_id: sorted(rev for rev in pushed[doc_id] if isinstance(rev, str))
+                 for doc_id in existing}
+        to_ask = {doc_id: revs for doc_id, revs in asked.items() if revs}
+        missing = self._couch.revs_diff(keyvault, to_ask) if to_ask else {}
+        return {doc_id: frozenset(rev for rev in revs
+                                  if rev not in missing.get(doc_id, {}).get('missing', ()))
+                for doc_id, revs in asked.items()}
+
+    def _check_envelope(self, doc: dict[str, Any], batch: _Batch) -> filtering.Refusal | None:
         if filtering.doc_size(doc) > self._max_doc_bytes:
             return filtering.Refusal('max_doc_bytes',
                                      f'The envelope is larger than {self._max_doc_bytes} bytes.')
@@ -621,11 +712,9 @@ class Gateway:
         except self._rules.envelope_errors:
             return filtering.Refusal('envelope', 'The record-key envelope is malformed.')
         if self._rules.manifest_body is not None:
-            if manifest_cache is None:
-                manifest_cache = []
-            if not manifest_cache:
-                manifest_cache.append(self._rules.manifest_body())
-            reason = key_policy.check_envelope_key(doc, manifest_cache[0], self._clock())
+            if not batch.manifest:
+                batch.manifest.append(self._rules.manifest_body())
+            reason = key_policy.check_envelope_key(doc, batch.manifest[0], self._clock())
             if reason is not None:
                 return filtering.Refusal('key_version', str(reason))
         return None

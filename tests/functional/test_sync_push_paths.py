@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from sync.couch import doc_path
 from tests.functional.test_sync_gateway import ORG, _basic, _enroll, _push, _with_rev
 from tests.integration.records import plain_contact, sealed_contact
 
@@ -125,3 +126,88 @@ def test_a_batch_larger_than_one_chunk_keeps_every_rule_and_the_order_of_answers
     assert {envelope['_id'] for envelope in envelopes} <= vault
     quarantine = services.couch.all_docs(services.db('quarantine'), include_docs=True)
     assert sorted(row['doc']['rule'] for row in quarantine) == ['owner'] + ['schema'] * 3
+
+
+def _bobs_envelope(client, users, admin, suffix):
+    """Enroll w-alice and w-bob devices; bob pushes a record and its envelope."""
+    alice = _enroll(client, users, admin, f'w-alice{suffix}')
+    bob = _enroll(client, users, admin, f'w-bob{suffix}')
+    record, envelope = (_with_rev(doc) for doc in sealed_contact(f'w-bob{suffix}', ORG))
+    assert _push(client, bob, [record, envelope]).json == []
+    return alice, bob, envelope
+
+
+def _revisions(services, doc_id):
+    """Return ``(winning rev, conflicts)`` of a keyvault document."""
+    doc = services.couch.get(services.db('keyvault'), doc_id, conflicts='true')
+    return doc['_rev'], doc.get('_conflicts', [])
+
+
+def test_a_device_cannot_add_a_revision_to_an_envelope_it_did_not_create(
+        client, users, admin, services):
+    alice, _bob, envelope = _bobs_envelope(client, users, admin, '-rk')
+    # A new branch (1-b...) and a child revision (2-c...) of bob's envelope,
+    # each well formed: both would change what advocates read.
+    branch = _with_rev(dict(envelope, kek='k-other'), 1, 'b' * 32)
+    child = dict(envelope, _rev='2-' + 'c' * 32,
+                 _revisions={'start': 2, 'ids': ['c' * 32, 'a' * 32]})
+    result = _push(client, alice, [branch, child])
+    assert result.status_code == 201
+    assert [(entry['id'], entry['error']) for entry in result.json] == [
+        (envelope['_id'], 'forbidden')] * 2
+    assert {entry['reason'] for entry in result.json} == {
+        'An envelope with this id is already stored; devices may only create envelopes.'}
+    assert _revisions(services, envelope['_id']) == (envelope['_rev'], [])
+    quarantine = services.couch.all_docs(services.db('quarantine'), include_docs=True)
+    assert sorted(row['doc']['rule'] for row in quarantine) == ['envelope_exists'] * 2
+    # Without a revision (new_edits=true) it is refused the same way.
+    created = client.simulate_post('/sync/records/_bulk_docs', headers=_basic(alice), json={
+        'docs': [{key: value for key, value in envelope.items()
+                  if key not in ('_rev', '_revisions')}]})
+    assert created.status_code == 201
+    assert created.json[0]['error'] == 'forbidden'
+    assert _revisions(services, envelope['_id']) == (envelope['_rev'], [])
+
+
+def test_a_retried_or_already_rewrapped_envelope_push_is_accepted(
+        client, users, admin, services):
+    _alice, bob, envelope = _bobs_envelope(client, users, admin, '-retry')
+    # The same revision again: a retry after a lost answer writes nothing.
+    assert _push(client, bob, [envelope]).json == []
+    # Rotation rewrapped it on the server (revision 2); bob's old revision is
+    # in its history, so pushing it again is accepted and changes nothing.
+    vault = services.db('keyvault')
+    rewrapped = dict(services.couch.get(vault, envelope['_id']), kek='k2')
+    services.couch.put(vault, rewrapped)
+    winner = _revisions(services, envelope['_id'])
+    assert winner[0].startswith('2-')
+    assert _push(client, bob, [envelope]).json == []
+    assert _revisions(services, envelope['_id']) == winner
+
+
+def test_a_shredded_envelope_cannot_be_pushed_back(client, users, admin, services):
+    _alice, bob, envelope = _bobs_envelope(client, users, admin, '-shred')
+    vault = services.db('keyvault')
+    services.couch.request('DELETE', doc_path(vault, envelope['_id']),
+                           params={'rev': envelope['_rev']})
+    assert services.couch.get_or_none(vault, envelope['_id']) is None
+    # A new branch would be live and win over the tombstone: refused.
+    revived = _with_rev(envelope, 1, 'e' * 32)
+    result = _push(client, bob, [revived])
+    assert [entry['error'] for entry in result.json] == ['forbidden']
+    assert services.couch.get_or_none(vault, envelope['_id']) is None
+    # The original revision is in the tombstone's history: a harmless no-op.
+    assert _push(client, bob, [envelope]).json == []
+    assert services.couch.get_or_none(vault, envelope['_id']) is None
+
+
+def test_two_revisions_of_one_new_envelope_in_a_batch_store_only_the_first(
+        client, users, admin, services):
+    alice = _enroll(client, users, admin, 'w-alice-twice')
+    record, envelope = (_with_rev(doc) for doc in sealed_contact('w-alice-twice', ORG))
+    second = _with_rev(dict(envelope, kek='k-other'), 1, 'f' * 32)
+    again = dict(envelope)  # the first revision repeated is harmless
+    result = _push(client, alice, [record, envelope, second, again])
+    assert [(entry['id'], entry['error']) for entry in result.json] == [
+        (envelope['_id'], 'forbidden')]
+    assert _revisions(services, envelope['_id']) == (envelope['_rev'], [])
