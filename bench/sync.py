@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -37,6 +38,19 @@ from service.embedded_db import EmbeddedDB, free_port
 from sync.devices import Devices
 from tests.integration.conftest import ORG, TABLET, Service
 from tests.integration.records import sealed_contact
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """Return the CPU time (user + system) a process has used, or None off Linux."""
+    if pid is None:
+        return None
+    try:
+        with open(f'/proc/{pid}/stat', encoding='ascii') as stat:
+            fields = stat.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3 of stat(5), utime 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def _tablet(workdir: pathlib.Path, config: dict) -> dict:
@@ -123,7 +137,7 @@ def _deployment(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys):
 
 
 def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: int,
-               rounds: int = 3) -> dict:
+               rounds: int = 3, db_pid: int | None = None) -> dict:
     """Push the same payload through the gateway and straight in, ``rounds`` times.
 
     Rounds alternate which path goes first (the machine is shared and
@@ -137,20 +151,40 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
     process; the gateway runs as the integration tests run it (gunicorn,
     1 gthread worker x 16 threads; a PouchDB push sends one request at a
     time, so more workers would not help).
+
+    With ``db_pid`` (the pouchdb-server process), it also reports the CPU
+    time the database used during each push, and from it an upper bound on
+    the ratio that no gateway code could beat: a push is a chain of
+    requests, each waiting for the one before, so the direct path's time is
+    the database's work plus everything else in the chain (the tablet,
+    loopback); through the gateway the database's work grows to what the
+    gateway's rules make it do, the rest of the chain is at least as long,
+    and the gateway's own Python comes on top. So
+    ``ratio <= direct_time / (direct_time - direct_db_cpu + gateway_db_cpu)``.
     """
     docs, envelopes = _sealed('w-bench', count, org_keys.body)
     payload = docs + envelopes
-    gw_rates, direct_rates, ratios = [], [], []
+    gw_rates, direct_rates, ratios, bounds = [], [], [], []
+    db_cpu: dict[str, list[float]] = {'gateway': [], 'direct': []}
+
+    def timed_tablet(path: str, config: dict) -> float:
+        """Run the tablet; return its push time in seconds, note the db's CPU."""
+        before = _cpu_seconds(db_pid)
+        result = _tablet(workdir, config)
+        after = _cpu_seconds(db_pid)
+        if before is not None and after is not None:
+            db_cpu[path].append(after - before)
+        return result['elapsed_ms'] / 1000
+
     for round_no in range(rounds):
         def gateway_push():
             services, service, devices = _deployment(couch_url, workdir, org_keys)
             try:
                 creds = _enroll(service.url, services, devices, 'w-bench')
-                result = _tablet(workdir, {
+                return len(payload) / timed_tablet('gateway', {
                     'dir': str(workdir / f'push-gw-{round_no}'), 'url': service.url + '/sync/',
                     'db': 'records', 'action': 'push', 'docs': payload,
                     'auth': {'username': creds['device_id'], 'password': creds['secret']}})
-                return len(payload) / (result['elapsed_ms'] / 1000)
             finally:
                 service.stop()
                 services.couch.close()
@@ -160,10 +194,9 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
             client = httpx.Client(base_url=couch_url)
             client.put(f'/{direct_db}').raise_for_status()
             client.close()
-            result = _tablet(workdir, {
+            return len(payload) / timed_tablet('direct', {
                 'dir': str(workdir / f'push-direct-{round_no}'), 'url': couch_url + '/',
                 'db': direct_db, 'action': 'push', 'docs': payload})
-            return len(payload) / (result['elapsed_ms'] / 1000)
 
         if round_no % 2:
             direct_rate = direct_push()
@@ -174,7 +207,14 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
         gw_rates.append(gw_rate)
         direct_rates.append(direct_rate)
         ratios.append(gw_rate / direct_rate)
-    return {'documents': len(payload), 'rounds': rounds,
+        if len(db_cpu['direct']) == len(db_cpu['gateway']) == round_no + 1:
+            direct_time = len(payload) / direct_rate
+            bounds.append(direct_time / (direct_time - db_cpu['direct'][-1]
+                                         + db_cpu['gateway'][-1]))
+    cpu = ({path: round(statistics.median(values), 2) for path, values in db_cpu.items()}
+           if bounds else None)
+    return {'documents': len(payload), 'rounds': rounds, 'db_cpu_s': cpu,
+            'bound': round(statistics.median(bounds), 3) if bounds else None,
             'gateway_docs_per_s': round(statistics.median(gw_rates), 1),
             'direct_docs_per_s': round(statistics.median(direct_rates), 1),
             'ratio': round(statistics.median(ratios), 3),
@@ -215,6 +255,10 @@ def _report_push(push: dict) -> None:
           f'{push["rounds"]} alternating rounds: gateway {push["gateway_docs_per_s"]} docs/s, '
           f'direct {push["direct_docs_per_s"]} docs/s, ratio {push["ratio"]} '
           f'(rounds {push["ratios"]}; goal >= 0.8)', flush=True)
+    if push['db_cpu_s']:
+        print(f'pouchdb-server CPU per push (median): gateway {push["db_cpu_s"]["gateway"]} s, '
+              f'direct {push["db_cpu_s"]["direct"]} s; so even a gateway whose own code '
+              f'took no time could reach at most ratio {push["bound"]}', flush=True)
 
 
 def main() -> None:
@@ -239,7 +283,8 @@ def main() -> None:
         org_keys = OrgKeys()
         try:
             if not args.pull_only:
-                _report_push(bench_push(couch_url, workdir, org_keys, args.records, args.rounds))
+                _report_push(bench_push(couch_url, workdir, org_keys, args.records, args.rounds,
+                                        db_pid=server.process.pid if server else None))
             if not args.push_only:
                 small = bench_incremental_pull(couch_url, workdir, org_keys, args.small)
                 large = bench_incremental_pull(couch_url, workdir, org_keys, args.large)
