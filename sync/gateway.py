@@ -111,15 +111,22 @@ class _Stored:
         owners: Owner of each pushed record id stored live, by id.
         envelopes: For each pushed envelope id keyvault holds, the pushed
             revisions it already has.
+        deleted_envelopes: Those of them whose winning revision is deleted
+            (shredded with their record, or retired).
     """
 
     owners: dict[str, str]
     envelopes: dict[str, frozenset[str]]
+    deleted_envelopes: frozenset[str] = frozenset()
 
 
 _ENVELOPE_EXISTS = filtering.Refusal(
     'envelope_exists',
     'An envelope with this id is already stored; devices may only create envelopes.')
+#: Its quarantine copy keeps no key material (see ``Gateway._quarantine``).
+_ENVELOPE_DELETED = filtering.Refusal(
+    'envelope_deleted',
+    'This record key was deleted (shredded or retired); devices may not bring it back.')
 
 
 @dataclasses.dataclass
@@ -142,7 +149,7 @@ class _Batch:
         self.refused.append((doc, refusal))
 
     def check_envelope_revision(
-        self, doc: dict[str, Any], stored: dict[str, frozenset[str]],
+        self, doc: dict[str, Any], stored: _Stored,
     ) -> filtering.Refusal | None:
         """Refuse a revision that would change an envelope instead of creating it.
 
@@ -154,11 +161,15 @@ class _Batch:
         retried push, which writes nothing). Anything else would add a
         branch to an envelope that may be another worker's, whose winning
         revision an attacker could choose, so no advocate could open the
-        record any more.
+        record any more; on a deleted envelope it would undo a shredding
+        (sealing leaves a deleted ``rk:`` document for every shredded key,
+        even one whose envelope had not arrived yet).
         """
         doc_id, rev = doc['_id'], doc.get('_rev')
-        if doc_id in stored:
-            return None if rev in stored[doc_id] else _ENVELOPE_EXISTS
+        if doc_id in stored.envelopes:
+            if rev in stored.envelopes[doc_id]:
+                return None
+            return _ENVELOPE_DELETED if doc_id in stored.deleted_envelopes else _ENVELOPE_EXISTS
         first = self.envelope_revs.setdefault(doc_id, rev)
         return None if first == rev else _ENVELOPE_EXISTS
 
@@ -621,7 +632,7 @@ class Gateway:
                     doc = dict(doc, owner=device.worker)
                     doc.pop('_attachments', None)
             elif refusal is None:
-                refusal = batch.check_envelope_revision(doc, stored.envelopes)
+                refusal = batch.check_envelope_revision(doc, stored)
             if refusal is None:
                 to_store[target].append((index, doc))
             else:
@@ -676,30 +687,37 @@ class Gateway:
                 record_ids.add(doc['_id'])
         owners = {doc_id: doc.get('owner') or ''
                   for doc_id, doc in self._couch.current_docs(physical, sorted(record_ids)).items()}
-        return _Stored(owners, self._stored_envelope_revs(envelope_revs))
+        return _Stored(owners, *self._stored_envelope_revs(envelope_revs))
 
-    def _stored_envelope_revs(self, pushed: dict[str, set[Any]]) -> dict[str, frozenset[str]]:
-        """Return ``{id: pushed revisions already stored}`` for envelope ids keyvault has.
+    def _stored_envelope_revs(
+        self, pushed: dict[str, set[Any]],
+    ) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+        """Look up pushed envelope ids in keyvault.
 
         ``_all_docs`` by key answers deleted documents too, so a shredded
         envelope counts as stored; ``_revs_diff`` then says which pushed
         revisions are already in its history (a retried or already rewrapped
         push writes nothing new and is accepted).
+
+        Returns:
+            ``({id: pushed revisions already stored}, ids whose winning
+            revision is deleted)``, both over the ids keyvault holds.
         """
         if not pushed:
-            return {}
+            return {}, frozenset()
         keyvault = self._dbs['keyvault']
-        existing = [row['id'] for row in self._couch.all_docs(keyvault, keys=sorted(pushed))
-                    if isinstance(row.get('value'), dict)]
-        if not existing:
-            return {}
-        asked = {doc_id: sorted(rev for rev in pushed[doc_id] if isinstance(rev, str))
-                 for doc_id in existing}
+        rows = [row for row in self._couch.all_docs(keyvault, keys=sorted(pushed))
+                if isinstance(row.get('value'), dict)]
+        if not rows:
+            return {}, frozenset()
+        asked = {row['id']: sorted(rev for rev in pushed[row['id']] if isinstance(rev, str))
+                 for row in rows}
         to_ask = {doc_id: revs for doc_id, revs in asked.items() if revs}
         missing = self._couch.revs_diff(keyvault, to_ask) if to_ask else {}
-        return {doc_id: frozenset(rev for rev in revs
-                                  if rev not in missing.get(doc_id, {}).get('missing', ()))
-                for doc_id, revs in asked.items()}
+        known = {doc_id: frozenset(rev for rev in revs
+                                   if rev not in missing.get(doc_id, {}).get('missing', ()))
+                 for doc_id, revs in asked.items()}
+        return known, frozenset(row['id'] for row in rows if row['value'].get('deleted'))
 
     def _check_envelope(self, doc: dict[str, Any], batch: _Batch) -> filtering.Refusal | None:
         if filtering.doc_size(doc) > self._max_doc_bytes:
@@ -730,6 +748,10 @@ class Gateway:
                 paths = list(self._rules.identifying_paths(doc_type))
                 # Fields the schema refused may hold anything: redact those too.
                 paths += [f'/{name}' for name in refusal.fields if isinstance(name, str)]
+            elif refusal.rule == _ENVELOPE_DELETED.rule:
+                # The sealed record key of a shredded record must not
+                # survive anywhere, quarantine included: metadata only.
+                paths = None
             elif isinstance(doc, dict) and str(doc.get('_id', '')).startswith(
                     filtering.ENVELOPE_PREFIX):
                 paths = []  # Envelopes hold only ciphertext and key ids.

@@ -15,7 +15,9 @@ carries it out:
    too);
 2. every leaf revision of every ``rk:`` envelope of those records is deleted
    (found by the envelope's own ``doc`` member, so envelopes of conflicting
-   record revisions are caught as well as those listed in ``fle.keys``);
+   record revisions are caught as well as those listed in ``fle.keys``); an
+   envelope that has not arrived yet gets a deleted ``rk:`` document, so the
+   gateway refuses it when a tablet pushes it late;
 3. quarantined copies of those envelopes are deleted;
 4. ``keyvault`` and ``quarantine`` are compacted, which drops the bodies of
    the deleted revisions.
@@ -153,6 +155,14 @@ class _Sealer:
             self.couch.bulk_docs(self.keyvault_db, tombstones)
         deleted = sum(self.delete_every_leaf(self.keyvault_db, envelope_id)
                       for envelope_id in sorted(envelope_ids))
+        # An envelope still on its way from a tablet (its record arrived,
+        # it did not yet) must not land later: a deleted rk: document
+        # makes the gateway refuse it ("envelope_deleted").
+        never_stored = [row['key'] for row in self.couch.all_docs(
+            self.keyvault_db, keys=sorted(envelope_ids)) if 'value' not in row]
+        if never_stored:
+            self.couch.bulk_docs(self.keyvault_db, [{'_id': envelope_id, '_deleted': True}
+                                                    for envelope_id in never_stored])
         wanted = set(record_ids)
         quarantined = [doc['_id'] for doc in self.couch.iter_prefix(self.quarantine_db, 'q:')
                        if doc.get('doc_id') in envelope_ids

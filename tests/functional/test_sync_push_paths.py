@@ -196,6 +196,7 @@ def test_a_shredded_envelope_cannot_be_pushed_back(client, users, admin, service
     result = _push(client, bob, [revived])
     assert [entry['error'] for entry in result.json] == ['forbidden']
     assert services.couch.get_or_none(vault, envelope['_id']) is None
+    _assert_quarantined_without_key_material(services, envelope)
     # The original revision is in the tombstone's history: a harmless no-op.
     assert _push(client, bob, [envelope]).json == []
     assert services.couch.get_or_none(vault, envelope['_id']) is None
@@ -211,3 +212,41 @@ def test_two_revisions_of_one_new_envelope_in_a_batch_store_only_the_first(
     assert [(entry['id'], entry['error']) for entry in result.json] == [
         (envelope['_id'], 'forbidden')]
     assert _revisions(services, envelope['_id']) == (envelope['_rev'], [])
+
+
+def _assert_quarantined_without_key_material(services, envelope):
+    """The refusal of a deleted envelope is quarantined, but not its sealed key."""
+    entries = [row['doc'] for row in services.couch.all_docs(
+        services.db('quarantine'), include_docs=True) if row['doc'].get('doc_id') == envelope['_id']]
+    assert [entry['rule'] for entry in entries] == ['envelope_deleted']
+    kept = entries[0]['doc']
+    assert kept['_id'] == envelope['_id']
+    for name in ('enc', 'ct'):
+        if name in envelope:
+            assert kept[name] == {'redacted': True}
+    assert envelope['enc'] not in json.dumps(entries)
+
+
+def test_an_envelope_arriving_after_its_record_was_sealed_is_refused(
+        client, users, admin, services):
+    """The record reached the server, its envelope did not; then the youth was sealed."""
+    users.create('w-late', ['worker'], team='team-late')
+    device = _enroll(client, users, admin, 'w-late')
+    record, envelope = (_with_rev(doc) for doc in sealed_contact('w-late', ORG))
+    assert _push(client, device, [record]).json == []
+    proposer = users.bearer(users.token('sup-late', ['supervisor'], team='team-late'))
+    approver = users.bearer(users.token('adm-late', ['admin'], team='team-late'))
+    proposed = client.simulate_post('/sealings', headers=proposer, json={
+        'reason': 'erasure_request', 'youth_code': record['youth_code']})
+    assert proposed.status_code == 201, proposed.text
+    approved = client.simulate_post(f'/sealings/{proposed.json["id"]}/approve', json={},
+                                    headers=approver)
+    assert approved.status_code == 200, approved.text
+    vault = services.db('keyvault')
+    assert services.couch.all_docs(vault, keys=[envelope['_id']])[0]['value']['deleted']
+    result = _push(client, device, [envelope])
+    assert [(entry['id'], entry['error']) for entry in result.json] == [
+        (envelope['_id'], 'forbidden')]
+    assert result.json[0]['reason'].startswith('This record key was deleted')
+    assert services.couch.get_or_none(vault, envelope['_id']) is None
+    _assert_quarantined_without_key_material(services, envelope)
