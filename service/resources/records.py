@@ -9,6 +9,10 @@ import schemas
 from service.errors import ApiError
 from service.resources import ALL_STAFF
 from sync import key_policy
+from sync.errors import DocumentConflict
+
+#: CouchDB revision metadata: a document carrying any of it is an edit.
+_REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
 
 
 class ValidateResource:
@@ -37,6 +41,15 @@ class RecordsResource:
     The document is validated as stored (identifying fields must be sealed),
     each envelope must be well formed, belong to this document, be listed in
     its ``fle`` header, and name a key the current manifest accepts.
+
+    Desk intake creates records; it never edits one. A document carrying
+    CouchDB revision metadata is refused, so nobody can overwrite a stored
+    record (someone else's included) by sending its current ``_rev``. The
+    record is stored first and its envelopes after it: an id that exists
+    (the same file submitted twice) is refused before any envelope is
+    written, and if an envelope cannot be stored the new record is deleted
+    again, so a refusal leaves neither an orphan envelope nor a record no
+    key opens.
     """
 
     auth = {'POST': ('worker', 'advocate', 'supervisor')}
@@ -56,6 +69,11 @@ class RecordsResource:
                            fields={'_schema': ['Send exactly "document" (object) and '
                                                '"envelopes" (list).']})
         principal = req.context.principal
+        revision_fields = sorted(_REVISION_FIELDS & set(body['document']))
+        if revision_fields:
+            raise ApiError(422, 'new_record_only', 'Desk intake creates new records only.',
+                           fields={name: ['Not allowed: desk intake never edits a stored '
+                                          'record.'] for name in revision_fields})
         document = schemas.validate_document(body['document'], sealed=True)
         if document.get('owner') != principal.id:
             raise ApiError(422, 'foreign_owner', 'The owner of a submitted record must be you.',
@@ -86,10 +104,17 @@ class RecordsResource:
             raise ApiError(422, 'missing_envelope',
                            'Every record key in the header needs its envelope.',
                            fields={'envelopes': ['An envelope is missing for a header key.']})
+        try:
+            rev = self._couch.put(self._records_db, document)
+        except DocumentConflict:
+            raise ApiError(409, 'conflict', 'A record with that id exists.') from None
         results = self._couch.bulk_docs(self._keyvault_db, body['envelopes'])
         if any(result.get('error') for result in results):
+            stored = [{'_id': result['id'], '_rev': result['rev'], '_deleted': True}
+                      for result in results if not result.get('error')]
+            self._couch.bulk_docs(self._keyvault_db, stored)
+            self._couch.delete(self._records_db, document['_id'], rev)
             raise ApiError(409, 'conflict', 'An envelope with that id exists.')
-        self._couch.put(self._records_db, document)
         self._audit.record('record_submitted', actor=f'user:{principal.id}',
                            subject=document['_id'], team=principal.team,
                            details={'type': document['type'], 'envelopes': len(results)})
