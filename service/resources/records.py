@@ -8,6 +8,7 @@ import keys
 import schemas
 from service.errors import ApiError
 from service.resources import ALL_STAFF
+from service.resources.sealing import TOMBSTONE_PREFIX
 from sync import key_policy
 from sync.errors import DocumentConflict
 
@@ -161,7 +162,20 @@ class RecordOpenResource:
         rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
                                     include_docs=True)
         envelopes = [row['doc'] for row in rows if row.get('doc')]
+        if rkids and not envelopes and self._sealed(rkids):
+            # Nothing to release: say why, rather than hand over ciphertext
+            # that no key opens any more and let the advocate's CLI report a
+            # key failure.
+            raise ApiError(410, 'sealed', "This youth's records were sealed: their identifying "
+                                          'fields can no longer be opened.')
         self._audit.record('record_opened', actor=f'user:{principal.id}', subject=record_id,
                            team=principal.team, details={'purpose': purpose.strip(),
                                                          'envelopes': len(envelopes)})
         resp.media = {'document': document, 'envelopes': envelopes}
+
+    def _sealed(self, rkids: list[str]) -> bool:
+        """Return True when a sealing shredded every one of these record keys."""
+        rows = self._couch.all_docs(self._keyvault_db,
+                                    keys=[f'{TOMBSTONE_PREFIX}{rkid}' for rkid in rkids])
+        return all(isinstance(row.get('value'), dict) and not row['value'].get('deleted')
+                   for row in rows)

@@ -127,3 +127,23 @@ def test_approval_refuses_bad_input(client, services, people):
                                       headers=people['sup-a'])
         assert result.status_code == 422, (body, result.text)
     assert len(list(services.couch.iter_prefix(services.db('keyvault'), 'rk:'))) == 1
+
+
+def test_opening_a_sealed_record_answers_gone_and_releases_nothing(client, services, people,
+                                                                    users):
+    client_id = str(uuid.uuid4())
+    sealed_id, = _records(services, client_id, count=1)
+    kept_id, = _records(services, str(uuid.uuid4()), count=1)
+    advocate = users.bearer(users.token('adv-a', ['advocate'], team='team-a'))
+    sealing = _propose(client, people['sup-a'], client_id=client_id).json['id']
+    assert client.simulate_post(f'/sealings/{sealing}/approve', json={},
+                                headers=people['adm-1']).status_code == 200
+    purpose = {'purpose': 'weekly case review'}
+    gone = client.simulate_post(f'/records/{sealed_id}/open', json=purpose, headers=advocate)
+    assert gone.status_code == 410 and gone.json['code'] == 'sealed'
+    assert 'document' not in gone.json
+    kept = client.simulate_post(f'/records/{kept_id}/open', json=purpose, headers=advocate)
+    assert kept.status_code == 200 and len(kept.json['envelopes']) == 1
+    opened = [row['doc']['subject'] for row in services.couch.all_docs(
+        services.db('audit'), include_docs=True) if row['doc'].get('kind') == 'record_opened']
+    assert opened == [kept_id]
