@@ -151,7 +151,7 @@ def register(cli: click.Group) -> None:
         """Restore missing key-vault documents from a backup within the retention window.
 
         Documents that exist are left alone; envelopes a sealing shredded
-        (even after the backup was taken) are skipped.
+        (even after the backup was taken) are skipped, and stay deleted.
         """
         from service.resources.sealing import TOMBSTONE_PREFIX, shredded_rkids
         services = _services()
@@ -210,6 +210,14 @@ def register(cli: click.Group) -> None:
                 if len(batch) >= 500:
                     flush()
             flush()
+        # As the sealing itself did: every shredded key has a deleted rk:
+        # document, so a tablet pushing its envelope late is refused and an
+        # advocate asking to open the record is told it was sealed.
+        envelope_ids = [f'rk:{rkid}' for rkid in sorted(shredded)]
+        lost = [row['key'] for row in services.couch.all_docs(db, keys=envelope_ids)
+                if 'value' not in row] if envelope_ids else []
+        if lost:
+            services.couch.bulk_docs(db, [{'_id': doc_id, '_deleted': True} for doc_id in lost])
         services.audit.record('keyvault_restored', actor='cli:operator',
                               details={'restored': restored, 'shredded_skipped': skipped,
                                        'already_present': present,

@@ -112,7 +112,7 @@ class _Stored:
         envelopes: For each pushed envelope id keyvault holds, the pushed
             revisions it already has.
         deleted_envelopes: Those of them whose winning revision is deleted
-            (shredded with their record, or retired).
+            (only a sealing deletes envelopes: shredded).
     """
 
     owners: dict[str, str]
@@ -126,7 +126,7 @@ _ENVELOPE_EXISTS = filtering.Refusal(
 #: Its quarantine copy keeps no key material (see ``Gateway._quarantine``).
 _ENVELOPE_DELETED = filtering.Refusal(
     'envelope_deleted',
-    'This record key was deleted (shredded or retired); devices may not bring it back.')
+    'This record key was shredded when its youth was sealed; devices may not bring it back.')
 
 
 @dataclasses.dataclass

@@ -8,7 +8,6 @@ import keys
 import schemas
 from service.errors import ApiError
 from service.resources import ALL_STAFF
-from service.resources.sealing import TOMBSTONE_PREFIX
 from sync import key_policy
 from sync.errors import DocumentConflict
 
@@ -162,7 +161,10 @@ class RecordOpenResource:
         rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
                                     include_docs=True)
         envelopes = [row['doc'] for row in rows if row.get('doc')]
-        if rkids and not envelopes and self._sealed(rkids):
+        # Only a sealing deletes envelopes, and it leaves a deleted one for
+        # every key it shredded (a key-vault restore puts them back too).
+        if rkids and all(isinstance(row.get('value'), dict) and row['value'].get('deleted')
+                         for row in rows):
             # Nothing to release: say why, rather than hand over ciphertext
             # that no key opens any more and let the advocate's CLI report a
             # key failure.
@@ -172,10 +174,3 @@ class RecordOpenResource:
                            team=principal.team, details={'purpose': purpose.strip(),
                                                          'envelopes': len(envelopes)})
         resp.media = {'document': document, 'envelopes': envelopes}
-
-    def _sealed(self, rkids: list[str]) -> bool:
-        """Return True when a sealing shredded every one of these record keys."""
-        rows = self._couch.all_docs(self._keyvault_db,
-                                    keys=[f'{TOMBSTONE_PREFIX}{rkid}' for rkid in rkids])
-        return all(isinstance(row.get('value'), dict) and not row['value'].get('deleted')
-                   for row in rows)

@@ -158,7 +158,7 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     denied = runner.invoke(cli, ['advocate', '--home', homes['adv-1'], 'open',
                                  records_x[1]['_id'], '--purpose', 'after sealing'],
                            input=f'{ADVOCATE_PASS}\n')
-    assert denied.exit_code != 0 and 'could not be opened' in denied.output
+    assert denied.exit_code != 0 and '410 sealed' in denied.output
 
     # Restoring the older backup into the live vault brings nothing of X back ...
     result = runner.invoke(cli, ['keyvault', 'restore', str(backup)], env=env)
@@ -173,6 +173,14 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     assert result.exit_code == 0, result.output
     assert '3 shredded envelopes skipped' in result.output
     assert all(services.couch.get_or_none(keyvault, doc_id) is None for doc_id in envelope_ids_x)
+    # Each shredded key is a deleted envelope again, as the sealing left it: a
+    # tablet's late push of one is refused, and opening says "sealed".
+    rows = services.couch.all_docs(keyvault, keys=sorted(envelope_ids_x))
+    assert all(row['value']['deleted'] for row in rows), rows
+    denied = runner.invoke(cli, ['advocate', '--home', homes['adv-1'], 'open',
+                                 records_x[0]['_id'], '--purpose', 'after the restore'],
+                           input=f'{ADVOCATE_PASS}\n')
+    assert denied.exit_code != 0 and '410 sealed' in denied.output
     remaining = list(services.couch.iter_prefix(keyvault, 'rk:'))
     keyring = _all_org_keys(services, recovery_file)
     assert _open(old_records[record_y['_id']], remaining, keyring, org)['legal_last_name'] \

@@ -247,6 +247,6 @@ def test_an_envelope_arriving_after_its_record_was_sealed_is_refused(
     result = _push(client, device, [envelope])
     assert [(entry['id'], entry['error']) for entry in result.json] == [
         (envelope['_id'], 'forbidden')]
-    assert result.json[0]['reason'].startswith('This record key was deleted')
+    assert result.json[0]['reason'].startswith('This record key was shredded')
     assert services.couch.get_or_none(vault, envelope['_id']) is None
     _assert_quarantined_without_key_material(services, envelope)
