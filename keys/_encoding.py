@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import datetime
+import functools
 import json
 import re
 import struct
@@ -155,7 +156,19 @@ def _canonical(value: Any) -> str:
 
 def is_identifier(value: Any) -> bool:
     """Tell whether ``value`` is a valid org, key, advocate or device id."""
+    # The same few ids (the org, its key versions, devices) are checked on
+    # every seal and open: the answer for an exact str, immutable, is
+    # remembered (a bounded cache; anything else is checked every time).
+    if type(value) is str:  # noqa: E721 - exact type: hashable and immutable.
+        return _is_identifier_cached(value)
+    return _is_identifier(value)
+
+
+def _is_identifier(value: Any) -> bool:
     return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
+
+
+_is_identifier_cached = functools.lru_cache(maxsize=1024)(_is_identifier)
 
 
 def is_doc_id(value: Any) -> bool:
@@ -173,9 +186,45 @@ def rkid_bytes(rkid: Any) -> bytes:
     Raises:
         ValueError: ``rkid`` is not 32 lowercase hex digits.
     """
-    if not isinstance(rkid, str) or not RKID.fullmatch(rkid):
+    # The check RKID spells, without the regex engine (every open checks
+    # two rkids): ``bytes.fromhex`` takes ASCII hex digits only, and its
+    # lowercase spelling gives ``rkid`` back only if that had no uppercase
+    # digits and no whitespace (which fromhex skips). The unit and property
+    # tests compare it with RKID.
+    if not isinstance(rkid, str) or len(rkid) != 32:
         raise ValueError('not an rkid')
-    return bytes.fromhex(rkid)
+    try:
+        raw = bytes.fromhex(rkid)
+    except ValueError:
+        raise ValueError('not an rkid') from None
+    if raw.hex() != rkid:
+        raise ValueError('not an rkid')
+    return raw
+
+
+def is_rkid(value: Any) -> bool:
+    """Tell whether ``value`` is an rkid (what :func:`rkid_bytes` accepts)."""
+    try:
+        rkid_bytes(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_timestamp(value: Any) -> bool:
+    """Tell whether ``value`` is an ``at`` timestamp (``TIMESTAMP``).
+
+    The pattern's check without the regex engine (every open checks two):
+    separators in place, and the digits ``str.isdecimal`` (which is what
+    ``\\d`` matches in a str pattern: any Unicode decimal digit).
+    """
+    return (
+        isinstance(value, str) and len(value) == 20
+        and value[4] == '-' and value[7] == '-' and value[10] == 'T'
+        and value[13] == ':' and value[16] == ':' and value[19] == 'Z'
+        and (value[:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16]
+             + value[17:19]).isdecimal()
+    )
 
 
 def format_timestamp(now: datetime.datetime) -> str:
@@ -184,9 +233,12 @@ def format_timestamp(now: datetime.datetime) -> str:
     Raises:
         ValueError: ``now`` is naive.
     """
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError('timestamps must be timezone-aware')
-    utc = now.astimezone(datetime.timezone.utc)
+    utc = now
+    # What datetime.now(timezone.utc) returns is aware and in UTC already.
+    if now.tzinfo is not datetime.timezone.utc:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError('timestamps must be timezone-aware')
+        utc = now.astimezone(datetime.timezone.utc)
     # What strftime('%Y-%m-%dT%H:%M:%SZ') writes for every year from 1000 on,
     # at half its cost; below 1000 the year is zero-padded to the four digits
     # TIMESTAMP demands (strftime would not pad it).

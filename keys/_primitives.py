@@ -165,21 +165,26 @@ def hkdf_sha256_many(
     * For ``length <= 32`` HKDF-Expand is one block (RFC 5869, 2.3, N = 1):
       ``T(1) = HMAC-SHA256(PRK, info || 0x01)``, truncated to ``length``.
       Every output is an HMAC under the same PRK, so the HMAC is keyed once
-      and copied per ``info`` (pyca's ``HMAC.copy``), instead of paying one
-      full HKDF-Expand setup per output.
+      and copied for every ``info`` but the last, which uses the keyed
+      object itself (pyca's ``HMAC.copy``), instead of paying one full
+      HKDF-Expand setup per output.
 
     Raises:
         ValueError: ``length`` is not 1 to 32 (use :func:`hkdf_sha256`).
     """
     if not 0 < length <= _SHA256.digest_size:
         raise ValueError('hkdf_sha256_many derives one HKDF-Expand block at most')
+    if not infos:
+        return ()
     prk = HKDF.extract(_SHA256, salt, ikm)
     keyed = hmac.HMAC(prk, _SHA256)
     outputs = []
-    for info in infos:
+    for info in infos[:-1]:
         block = keyed.copy()
         block.update(info + b'\x01')
         outputs.append(block.finalize()[:length])
+    keyed.update(infos[-1] + b'\x01')
+    outputs.append(keyed.finalize()[:length])
     return tuple(outputs)
 
 

@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from keys import _primitives
 from keys._encoding import (
-    TIMESTAMP,
     b64url_decode,
     b64url_encode,
     format_timestamp,
     is_doc_id,
     is_identifier,
+    is_rkid,
+    is_timestamp,
     le64,
     locate,
     pae,
@@ -73,8 +74,15 @@ PAD_BLOCK = 32
 #: Largest field ciphertext (padded plaintext + 16-byte tag), in bytes.
 MAX_CIPHERTEXT_LENGTH = 64 * 1024
 RKID_LENGTH = 16
+#: A sealed value's nonce and ciphertext decode together to the nonce, the
+#: padded plaintext and the tag; these bound the padded plaintext's length.
+_NONCE_AND_TAG = _primitives.NONCE_LENGTH + _primitives.TAG_LENGTH
+_MAX_PADDED_LENGTH = MAX_CIPHERTEXT_LENGTH - _primitives.TAG_LENGTH
 
 _SEALED_KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
+#: Length of a nonce in base64url: its 12 bytes are 4 whole groups of 3,
+#: which need no padding.
+_NONCE_TEXT_LENGTH = _primitives.NONCE_LENGTH // 3 * 4
 _HEADER_KEYS = frozenset({'v', 'keys'})
 _ENTRY_REQUIRED = frozenset({'commit', 'kek'})
 _ENTRY_OPTIONAL = frozenset({'dev', 'at'})
@@ -122,7 +130,8 @@ def _aad_head(org: str, doc_id: str) -> bytes:
 class _RecordKey:
     """What one RK yields, derived once and reused for every field it seals.
 
-    Built from the RK and the 16 raw rkid bytes (``rkid_bytes(rkid)``):
+    Built from the RK and the 16 raw rkid bytes (``rkid_bytes(rkid)``), and
+    optionally their spelling when the caller already has it:
     ``rkid`` is their 32-hex-digit spelling, ``aead`` the AES-GCM object of
     ``K_enc``, ``commit`` the key commitment, ``aad_tail`` the PAE item of the
     rkid bytes that ends every field AAD under this RK. APPSEC: holds key
@@ -131,20 +140,24 @@ class _RecordKey:
 
     __slots__ = ('aad_tail', 'aead', 'commit', 'rkid')
 
-    def __init__(self, rk: bytes, rkid_raw: bytes) -> None:
+    def __init__(self, rk: bytes, rkid_raw: bytes, rkid: str | None = None) -> None:
         # Both outputs share the salt and the IKM: one HKDF-Extract serves
         # both (same bytes as two full derivations).
         k_enc, self.commit = _primitives.hkdf_sha256_many(
             rk, salt=rkid_raw, infos=(ENC_INFO, COMMIT_INFO), length=32)
         self.aead = _primitives.aes_gcm_key(k_enc)
         self.aad_tail = pae_item(rkid_raw)
-        self.rkid = rkid_raw.hex()
+        self.rkid = rkid_raw.hex() if rkid is None else rkid
+
+
+#: What :func:`pad` appends, by ``len(data) % PAD_BLOCK``: 0x80, then zeros
+#: up to the next multiple of the block (31 zeros after a whole block).
+_PAD_TAILS = tuple(b'\x80' + bytes(PAD_BLOCK - 1 - used) for used in range(PAD_BLOCK))
 
 
 def pad(data: bytes) -> bytes:
     """Append 0x80 and zeros up to the next multiple of 32 bytes."""
-    padded = data + b'\x80'
-    return padded + bytes(-len(padded) % PAD_BLOCK)
+    return data + _PAD_TAILS[len(data) % PAD_BLOCK]
 
 
 def unpad(padded: bytes) -> bytes:
@@ -153,10 +166,11 @@ def unpad(padded: bytes) -> bytes:
     Raises:
         ValueError: The padding is not exactly what :func:`pad` writes.
     """
-    if not padded or len(padded) % PAD_BLOCK:
-        raise ValueError('bad padding')
+    size = len(padded)
     stripped = padded.rstrip(b'\x00')
-    if not stripped or stripped[-1] != 0x80 or len(padded) - len(stripped) >= PAD_BLOCK:
+    # Empty or all-zero input leaves nothing: no 0x80 marker.
+    if (size % PAD_BLOCK or not stripped or stripped[-1] != 0x80
+            or size - len(stripped) >= PAD_BLOCK):
         raise ValueError('bad padding')
     return stripped[:-1]
 
@@ -164,6 +178,10 @@ def unpad(padded: bytes) -> bytes:
 #: What ``json.dumps(value, ensure_ascii=False, separators=(',', ':'),
 #: allow_nan=False)`` builds on every call, built once.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+#: The string encoder ``_ENCODER`` itself uses (``ensure_ascii=False``): C's
+#: ``encode_basestring`` when available.
+_ENCODE_STR = json.encoder.encode_basestring
+_ONLY_STR = frozenset({str})
 
 
 def encode_value(value: Any) -> bytes:
@@ -173,7 +191,22 @@ def encode_value(value: Any) -> bytes:
         ValueError: The value holds NaN, infinity or a lone surrogate.
         TypeError: The value holds something JSON has no type for.
     """
-    return _ENCODER.encode(value).encode('utf-8')
+    # Most identifying fields are a string or a list of strings (names,
+    # phones, aliases). For those, JSONEncoder.encode would only call
+    # _ENCODE_STR per string, joined by the ',' separator inside '[' and
+    # ']', after building a fresh iterencoder per call for a list; the same
+    # text is built here directly (the unit and property tests compare it
+    # with json.dumps). Anything else, subclasses included, goes to it.
+    kind = type(value)
+    if kind is str:
+        text = _ENCODE_STR(value)
+    elif kind is list and _ONLY_STR.issuperset(map(type, value)):
+        text = '[' + ','.join(map(_ENCODE_STR, value)) + ']'
+    else:
+        text = _ENCODER.encode(value)
+    # A lone surrogate passes the JSON encoder and is refused here
+    # (UnicodeEncodeError is a ValueError).
+    return text.encode('utf-8')
 
 
 def _refuse_constant(name: str) -> Any:
@@ -257,17 +290,21 @@ def seal_value(
 
     Raises:
         InvalidKeyMaterial: The value is not JSON or is too large.
+        ValueError: ``nonce`` is not 12 bytes (fle/1 values hold no other).
     """
+    if len(nonce) != _primitives.NONCE_LENGTH:
+        raise ValueError('an fle/1 nonce is 12 bytes')
     return _seal_with(
-        value, _RecordKey(rk, rkid_bytes(rkid)), aad=field_aad(org, doc_id, pointer, rkid),
-        pointer=pointer,
-        nonce=nonce)
+        value, _RecordKey(rk, rkid_bytes(rkid)), nonce, field_aad(org, doc_id, pointer, rkid),
+        pointer)
 
 
 def _seal_with(
-    value: Any, record_key: _RecordKey, *, aad: bytes, pointer: str, nonce: bytes,
+    value: Any, record_key: _RecordKey, nonce: bytes, aad: bytes, pointer: str,
 ) -> dict[str, Any]:
     """Seal one value under an already derived record key.
+
+    Called once per field, hence positional arguments only (cheaper to pass).
 
     Raises:
         InvalidKeyMaterial: The value is not JSON or is too large.
@@ -279,11 +316,15 @@ def _seal_with(
     if len(plaintext) + _primitives.TAG_LENGTH > MAX_CIPHERTEXT_LENGTH:
         raise InvalidKeyMaterial(f"the value at '{pointer}' is too large to seal")
     ciphertext = _primitives.aes_gcm_seal_with(record_key.aead, nonce, plaintext, aad)
+    # Base64 encodes each 3 bytes on their own, and the 12-byte nonce is 4
+    # whole groups: the encoding of nonce + ciphertext is the two encodings
+    # end to end, at the cost of one (the reverse of what _sealed_parts does).
+    encoded = b64url_encode(nonce + ciphertext)
     return {
         'fle': FLE_VERSION,
         'rk': record_key.rkid,
-        'n': b64url_encode(nonce),
-        'ct': b64url_encode(ciphertext),
+        'n': encoded[:_NONCE_TEXT_LENGTH],
+        'ct': encoded[_NONCE_TEXT_LENGTH:],
     }
 
 
@@ -301,10 +342,10 @@ def open_value(
     except (InvalidKeyMaterial, ValueError):
         raise InvalidCiphertext from None
     return _open_with(
-        record_key, nonce, ciphertext, aad=field_aad(org, doc_id, pointer, sealed['rk']))
+        record_key, nonce, ciphertext, field_aad(org, doc_id, pointer, sealed['rk']))
 
 
-def _open_with(record_key: _RecordKey, nonce: bytes, ciphertext: bytes, *, aad: bytes) -> Any:
+def _open_with(record_key: _RecordKey, nonce: bytes, ciphertext: bytes, aad: bytes) -> Any:
     """Decrypt, unpad and parse one value whose parts are already checked.
 
     Raises:
@@ -374,21 +415,35 @@ def _sealed_parts(
         except ValueError:
             raise InvalidKeyMaterial(
                 f"sealed value{_where(pointer)} has an 'rk' that is not an rkid") from None
-    try:
-        nonce = b64url_decode(value['n'], length=_primitives.NONCE_LENGTH)
-    except ValueError:
-        raise InvalidKeyMaterial(
-            f"sealed value{_where(pointer)} has an 'n' that is not a 12-byte nonce") from None
-    try:
-        ciphertext = b64url_decode(value['ct'])
-    except ValueError:
-        raise InvalidKeyMaterial(
-            f"sealed value{_where(pointer)} has a 'ct' that is not base64url") from None
-    body = len(ciphertext) - _primitives.TAG_LENGTH
-    if body < PAD_BLOCK or body % PAD_BLOCK or len(ciphertext) > MAX_CIPHERTEXT_LENGTH:
+    encoded_nonce = value['n']
+    encoded_ciphertext = value['ct']
+    data = None
+    if (type(encoded_nonce) is str and type(encoded_ciphertext) is str  # noqa: E721
+            and len(encoded_nonce) == _NONCE_TEXT_LENGTH):
+        # The nonce (12 bytes) is 4 whole base64 groups, without padding, so
+        # both decode with one call, which accepts exactly when decoding each
+        # one would (every character and the final group are checked).
+        try:
+            data = b64url_decode(encoded_nonce + encoded_ciphertext)
+        except ValueError:
+            pass  # One of them is refused; which one is found below.
+    if data is None:
+        try:
+            nonce = b64url_decode(encoded_nonce, length=_primitives.NONCE_LENGTH)
+        except ValueError:
+            raise InvalidKeyMaterial(
+                f"sealed value{_where(pointer)} has an 'n' that is not a 12-byte nonce") from None
+        try:
+            ciphertext = b64url_decode(encoded_ciphertext)
+        except ValueError:
+            raise InvalidKeyMaterial(
+                f"sealed value{_where(pointer)} has a 'ct' that is not base64url") from None
+        data = nonce + ciphertext
+    body = len(data) - _NONCE_AND_TAG
+    if body < PAD_BLOCK or body % PAD_BLOCK or body > _MAX_PADDED_LENGTH:
         raise InvalidKeyMaterial(
             f"sealed value{_where(pointer)} has a 'ct' of impossible length")
-    return nonce, ciphertext
+    return data[:_primitives.NONCE_LENGTH], data[_primitives.NONCE_LENGTH:]
 
 
 def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
@@ -411,10 +466,8 @@ def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
         raise InvalidKeyMaterial("document 'fle.keys' must be a non-empty object")
     commits = {}
     for rkid, entry in keys.items():
-        try:
-            rkid_bytes(rkid)
-        except ValueError:
-            raise InvalidKeyMaterial("document 'fle.keys' has a name that is not an rkid") from None
+        if not is_rkid(rkid):
+            raise InvalidKeyMaterial("document 'fle.keys' has a name that is not an rkid")
         if not isinstance(entry, dict):
             raise InvalidKeyMaterial("document 'fle.keys' entry is not an object")
         names = entry.keys()
@@ -428,17 +481,25 @@ def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
             raise InvalidKeyMaterial("document 'fle.keys' entry 'kek' is not an identifier")
         if 'dev' in entry and not is_identifier(entry['dev']):
             raise InvalidKeyMaterial("document 'fle.keys' entry 'dev' is not an identifier")
-        if 'at' in entry and not (
-                isinstance(entry['at'], str) and TIMESTAMP.fullmatch(entry['at'])):
+        if 'at' in entry and not is_timestamp(entry['at']):
             raise InvalidKeyMaterial("document 'fle.keys' entry 'at' is not a UTC timestamp")
     return commits
 
 
 class _ParsedPaths(tuple):
-    """``((pointer, tokens), ...)``, plus ``top_level``: the member names of
-    the one-token pointers (members replaced in place at the top level)."""
+    """``((pointer, tokens), ...)``, plus what sealing and opening reuse.
+
+    ``top_level``: the member names of the one-token pointers (members
+    replaced in place at the top level). ``fields``: per pointer, in order,
+    ``(pointer, name, tokens, item)``: ``name`` is the member a one-token
+    pointer names (found with one dict lookup) or ``None``, ``item`` the
+    pointer's PAE item (the middle of every field AAD at it) or ``None`` for
+    a pointer that is not valid Unicode (:func:`_pointer_item` raises then,
+    when a value at it is sealed or opened, as it always did).
+    """
 
     top_level: frozenset[str]
+    fields: tuple[tuple[str, str | None, tuple[str, ...], bytes | None], ...]
 
 
 def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
@@ -464,9 +525,6 @@ def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
     return _parse_paths_uncached(frozen)
 
 
-_ONLY_STR = frozenset({str})
-
-
 @functools.lru_cache(maxsize=128)
 def _parse_paths_cached(paths: tuple[str, ...]) -> _ParsedPaths:
     return _parse_paths_uncached(paths)
@@ -490,6 +548,14 @@ def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
                     f"identifying paths '{pointer}' and '{other_pointer}' overlap")
     result = _ParsedPaths(parsed)
     result.top_level = frozenset(tokens[0] for _, tokens in parsed if len(tokens) == 1)
+    fields = []
+    for pointer, tokens in parsed:
+        try:
+            item = _pointer_item(pointer)
+        except UnicodeEncodeError:
+            item = None
+        fields.append((pointer, tokens[0] if len(tokens) == 1 else None, tokens, item))
+    result.fields = tuple(fields)
     return result
 
 
@@ -520,44 +586,37 @@ def validate_sealed_document(doc: Any, *, paths: Sequence[str]) -> None:
 # -- Sealing ------------------------------------------------------------------
 
 
+#: The RK and the rkid, drawn before the nonces.
+_HEAD_RANDOMNESS = RK_LENGTH + RKID_LENGTH
+
+
 class _Randomness:
     """Random bytes from the OS, or from an injected ``rng`` (twins only)."""
 
     def __init__(self, rng: RNG | None) -> None:
         self._rng = rng
-        self._pool = b''
-        self._used = 0
 
-    def reserve(self, length: int) -> None:
-        """Draw ``length`` bytes from the OS CSPRNG at once for later ``take``s.
+    def draw(self, nonces: int) -> tuple[bytes, bytes, list[bytes]]:
+        """Draw an RK (32 bytes), an rkid (16) and ``nonces`` nonces (12 each).
 
-        One ``os.urandom`` call instead of one per chunk; the chunks are the
-        same fresh bytes in the same order. An injected ``rng`` is still
-        called once per chunk (the vectors list the chunks).
+        From the OS CSPRNG, one ``os.urandom`` call serves all of them (the
+        same fresh bytes in the same order as one call per chunk). An
+        injected ``rng`` is called once per chunk, in that order (the
+        vectors list the chunks).
         """
         if self._rng is None:
-            self._pool = os.urandom(length)
-            self._used = 0
+            pool = os.urandom(_HEAD_RANDOMNESS + _primitives.NONCE_LENGTH * nonces)
+            return pool[:RK_LENGTH], pool[RK_LENGTH:_HEAD_RANDOMNESS], [
+                pool[offset:offset + _primitives.NONCE_LENGTH]
+                for offset in range(_HEAD_RANDOMNESS, len(pool), _primitives.NONCE_LENGTH)]
+        return self.take(RK_LENGTH), self.take(RKID_LENGTH), [
+            self.take(_primitives.NONCE_LENGTH) for _ in range(nonces)]
 
     def take(self, length: int) -> bytes:
-        if self._rng is None and self._used + length <= len(self._pool):
-            start = self._used
-            self._used += length
-            return self._pool[start:self._used]
         data = (self._rng or os.urandom)(length)
         if not isinstance(data, bytes) or len(data) != length:
             raise ValueError('rng returned the wrong number of bytes')
         return data
-
-    def take_many(self, length: int, count: int) -> list[bytes]:
-        """``[take(length) for _ in range(count)]``, sliced in one go from the pool."""
-        start = self._used
-        if self._rng is None and start + length * count <= len(self._pool):
-            self._used += length * count
-            pool = self._pool
-            return [pool[offset:offset + length]
-                    for offset in range(start, self._used, length)]
-        return [self.take(length) for _ in range(count)]
 
     def ephemeral_ikm(self) -> bytes | None:
         # APPSEC: only an injected rng fixes the HPKE ephemeral key; with the
@@ -567,7 +626,7 @@ class _Randomness:
 
 def _seal_into(
     doc: dict[str, Any],
-    targets: Sequence[tuple[str, Any, Any, Any]],
+    targets: Sequence[tuple[str, bytes | None, Any, Any, Any]],
     *,
     org: str,
     manifest_body: dict[str, Any],
@@ -576,6 +635,9 @@ def _seal_into(
     now: datetime.datetime,
 ) -> dict[str, Any]:
     """Seal ``targets`` in ``doc`` (a private copy) under one new RK.
+
+    Each target is ``(pointer, item, container, slot, value)``, ``item``
+    as in ``_ParsedPaths.fields``.
 
     Randomness is drawn in this order, which the vectors and js/fle.mjs
     follow: RK (32), rkid (16), one nonce (12) per target in order, then
@@ -594,23 +656,22 @@ def _seal_into(
     doc_id = doc['_id']
     at = format_timestamp(now)
 
-    randomness.reserve(RK_LENGTH + RKID_LENGTH + _primitives.NONCE_LENGTH * len(targets))
-    rk = randomness.take(RK_LENGTH)
-    rkid_raw = randomness.take(RKID_LENGTH)
+    rk, rkid_raw, nonces = randomness.draw(len(targets))
     rkid = rkid_raw.hex()
     header_keys = doc.setdefault('fle', {'v': FLE_VERSION, 'keys': {}})['keys']
     if rkid in header_keys:
         raise InvalidKeyMaterial("the new rkid collides with one in 'fle.keys'")
     # K_enc, its AES-GCM object and commit are derived once per RK, and the
     # AAD prefix once per record; every field reuses them.
-    record_key = _RecordKey(rk, rkid_raw)
+    record_key = _RecordKey(rk, rkid_raw, rkid)
     head = _aad_head(org, doc_id)
 
-    nonces = randomness.take_many(_primitives.NONCE_LENGTH, len(targets))
-    for (pointer, container, slot, value), nonce in zip(targets, nonces):
+    tail = record_key.aad_tail
+    for (pointer, item, container, slot, value), nonce in zip(targets, nonces):
+        # A PAE item is never empty: ``item or`` only reaches _pointer_item
+        # for a pointer that cannot be encoded, which raises there.
         container[slot] = _seal_with(
-            value, record_key, aad=head + _pointer_item(pointer) + record_key.aad_tail,
-            pointer=pointer, nonce=nonce)
+            value, record_key, nonce, head + (item or _pointer_item(pointer)) + tail, pointer)
 
     entry = {'commit': b64url_encode(record_key.commit), 'kek': key['kid']}
     if device is not None:
@@ -619,7 +680,7 @@ def _seal_into(
     header_keys[rkid] = entry
     return seal_rk(
         rk, org=org, doc_id=doc_id, rkid=rkid, kid=key['kid'], public_b64=key['pub'],
-        device=device, at=at, ephemeral_ikm=randomness.ephemeral_ikm())
+        device=device, at=at, ephemeral_ikm=randomness.ephemeral_ikm(), rkid_raw=rkid_raw)
 
 
 def _seal_document_with(
@@ -640,14 +701,18 @@ def _seal_document_with(
     parsed = _parse_paths(paths)
     sealed = _copy_document(doc, parsed)
     targets = []
-    for pointer, tokens in parsed:
-        found = locate(sealed, tokens)
-        if found is None:
-            continue  # Absent and null values are left alone.
-        container, slot = found
-        value = container[slot]
-        if value is not None:
-            targets.append((pointer, container, slot, value))
+    for pointer, name, tokens, item in parsed.fields:
+        if name is not None:
+            container, slot = sealed, name
+            value = sealed.get(name)
+        else:
+            found = locate(sealed, tokens)
+            if found is None:
+                continue
+            container, slot = found
+            value = container[slot]
+        if value is not None:  # Absent and null values are left alone.
+            targets.append((pointer, item, container, slot, value))
     envelope = _seal_into(
         sealed, targets, org=org, manifest_body=manifest_body, device=device,
         randomness=_Randomness(rng), now=now)
@@ -721,7 +786,7 @@ def _reseal_fields_with(
         raise InvalidKeyMaterial("'new_values' is empty")
     updated = _copy_json(sealed_doc)
     targets = []
-    for pointer, tokens in _parse_paths(list(new_values)):
+    for pointer, _, tokens, item in _parse_paths(list(new_values)).fields:
         container: Any = updated
         if len(tokens) > 1:
             parent = locate(updated, tokens[:-1])
@@ -732,7 +797,7 @@ def _reseal_fields_with(
         if value is None:
             container[tokens[-1]] = None  # Clearing a field needs no key.
             continue
-        targets.append((pointer, container, tokens[-1], value))
+        targets.append((pointer, item, container, tokens[-1], value))
     envelope = _seal_into(
         updated, targets, org=org, manifest_body=manifest_body, device=device,
         randomness=_Randomness(rng), now=now)
@@ -825,7 +890,7 @@ def _recover_rk(
             rk = open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
         except InvalidCiphertext:
             continue
-        record_key = _RecordKey(rk, rkid_raw)
+        record_key = _RecordKey(rk, rkid_raw, rkid)
         # APPSEC: key commitment, compared in constant time before any field
         # is decrypted; closes the AES-GCM multi-key ("invisible salamanders")
         # gap and catches a second envelope claiming the same rkid.
@@ -873,12 +938,16 @@ def open_document(
     opened = _copy_document(sealed_doc, parsed, drop='fle')
     head = _aad_head(org, doc_id)
     record_keys: dict[str, _RecordKey] = {}
-    for pointer, tokens in parsed:
-        found = locate(opened, tokens)
-        if found is None:
-            continue
-        container, slot = found
-        sealed = container[slot]
+    for pointer, name, tokens, item in parsed.fields:
+        if name is not None:
+            container, slot = opened, name
+            sealed = opened.get(name)
+        else:
+            found = locate(opened, tokens)
+            if found is None:
+                continue
+            container, slot = found
+            sealed = container[slot]
         if sealed is None:
             continue
         try:
@@ -894,7 +963,11 @@ def open_document(
             record_key = record_keys[rkid] = _recover_rk(
                 rkid, commits[rkid], envelopes=envelopes, keyring=keyring,
                 org=org, doc_id=doc_id)
-        container[slot] = _open_with(
-            record_key, nonce, ciphertext,
-            aad=head + _pointer_item(pointer) + record_key.aad_tail)
+        # As when sealing, ``item or`` reaches _pointer_item only to raise.
+        aad = head + (item or _pointer_item(pointer)) + record_key.aad_tail
+        try:  # _open_with, written out: this runs once per field.
+            plaintext = _primitives.aes_gcm_open_with(record_key.aead, nonce, ciphertext, aad)
+            container[slot] = decode_value(unpad(plaintext))
+        except (ValueError, _primitives.PrimitiveFailure):
+            raise InvalidCiphertext from None
     return opened

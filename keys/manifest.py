@@ -38,28 +38,34 @@ _MAX_KEYS = 64
 
 
 def _check_entry(index: int, entry: Any) -> None:
-    where = f'keys[{index}]'
+    # Every seal checks its manifest: the reasons (which name the entry)
+    # are formatted only when one is raised.
     if not isinstance(entry, dict):
-        raise InvalidKeyMaterial(f"manifest '{where}' is not an object")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}]' is not an object")
     names = entry.keys()
     if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_ALLOWED:
-        raise InvalidKeyMaterial(f"manifest '{where}' has missing or unknown members")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}]' has missing or unknown members")
     if not is_identifier(entry['kid']):
-        raise InvalidKeyMaterial(f"manifest '{where}.kid' is not a valid key identifier")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}].kid' is not a valid key identifier")
     if entry['suite'] != SUITE:
-        raise InvalidKeyMaterial(f"manifest '{where}.suite' is not an allowed suite")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}].suite' is not an allowed suite")
     if entry['status'] not in _STATUSES:
-        raise InvalidKeyMaterial(f"manifest '{where}.status' is not a known status")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}].status' is not a known status")
     if 'pub' in entry:
-        load_public_key(entry['pub'], field=f'{where}.pub')
+        try:
+            load_public_key(entry['pub'])
+        except InvalidKeyMaterial:
+            # load_public_key's reason, naming the entry.
+            raise InvalidKeyMaterial(f"'keys[{index}].pub' is not a P-256 public key") from None
     elif entry['status'] == 'active':
-        raise InvalidKeyMaterial(f"manifest '{where}.pub' is required for the active key")
+        raise InvalidKeyMaterial(f"manifest 'keys[{index}].pub' is required for the active key")
     if 'accept_until' in entry:
         if entry['status'] != 'decrypt-only':
             raise InvalidKeyMaterial(
-                f"manifest '{where}.accept_until' is allowed on decrypt-only keys only")
+                f"manifest 'keys[{index}].accept_until' is allowed on decrypt-only keys only")
         if not isinstance(entry['accept_until'], str) or not DATE.fullmatch(entry['accept_until']):
-            raise InvalidKeyMaterial(f"manifest '{where}.accept_until' is not a YYYY-MM-DD date")
+            raise InvalidKeyMaterial(
+                f"manifest 'keys[{index}].accept_until' is not a YYYY-MM-DD date")
 
 
 def _check_body(body: Any) -> dict[str, Any]:
