@@ -28,7 +28,7 @@ import functools
 import hmac
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from keys import _primitives
@@ -683,6 +683,27 @@ def _seal_into(
         device=device, at=at, ephemeral_ikm=randomness.ephemeral_ikm(), rkid_raw=rkid_raw)
 
 
+def _present_fields(doc: dict[str, Any], parsed: _ParsedPaths) -> Iterator[
+        tuple[str, bytes | None, Any, Any, Any]]:
+    """Yield ``(pointer, item, container, slot, value)`` for every non-null value at ``parsed``.
+
+    A one-token pointer is found with one dict lookup; deeper ones with
+    :func:`locate`. ``item`` is as in ``_ParsedPaths.fields``.
+    """
+    for pointer, name, tokens, item in parsed.fields:
+        if name is not None:
+            container, slot = doc, name
+            value = doc.get(name)
+        else:
+            found = locate(doc, tokens)
+            if found is None:
+                continue
+            container, slot = found
+            value = container[slot]
+        if value is not None:
+            yield pointer, item, container, slot, value
+
+
 def _seal_document_with(
     doc: dict[str, Any],
     *,
@@ -700,19 +721,8 @@ def _seal_document_with(
         raise InvalidKeyMaterial("the document is already sealed; use reseal_fields")
     parsed = _parse_paths(paths)
     sealed = _copy_document(doc, parsed)
-    targets = []
-    for pointer, name, tokens, item in parsed.fields:
-        if name is not None:
-            container, slot = sealed, name
-            value = sealed.get(name)
-        else:
-            found = locate(sealed, tokens)
-            if found is None:
-                continue
-            container, slot = found
-            value = container[slot]
-        if value is not None:  # Absent and null values are left alone.
-            targets.append((pointer, item, container, slot, value))
+    # Absent and null values are left alone.
+    targets = list(_present_fields(sealed, parsed))
     envelope = _seal_into(
         sealed, targets, org=org, manifest_body=manifest_body, device=device,
         randomness=_Randomness(rng), now=now)
@@ -938,18 +948,7 @@ def open_document(
     opened = _copy_document(sealed_doc, parsed, drop='fle')
     head = _aad_head(org, doc_id)
     record_keys: dict[str, _RecordKey] = {}
-    for pointer, name, tokens, item in parsed.fields:
-        if name is not None:
-            container, slot = opened, name
-            sealed = opened.get(name)
-        else:
-            found = locate(opened, tokens)
-            if found is None:
-                continue
-            container, slot = found
-            sealed = container[slot]
-        if sealed is None:
-            continue
+    for pointer, item, container, slot, sealed in _present_fields(opened, parsed):
         try:
             # Its rk must be a key of fle.keys (whose names are checked rkids).
             nonce, ciphertext = _sealed_parts(sealed, rkids=commits)
