@@ -62,8 +62,7 @@ def envelope_info(org: str, kek: str, doc_id: str, rkid: str) -> bytes:
     That is ``pae(RK_TAG, org, kek, doc_id, rkid as 16 bytes)``, with the
     constant head built once.
     """
-    return _INFO_HEAD + pae_item(org) + pae_item(kek) + pae_item(doc_id) + pae_item(
-        rkid_bytes(rkid))
+    return _info(org, kek, doc_id, rkid_bytes(rkid))
 
 
 def _info(org: str, kek: str, doc_id: str, rkid_raw: bytes) -> bytes:

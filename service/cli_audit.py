@@ -153,7 +153,8 @@ def register(cli: click.Group) -> None:
         Documents that exist are left alone; envelopes a sealing shredded
         (even after the backup was taken) are skipped, and stay deleted.
         """
-        from service.resources.sealing import TOMBSTONE_PREFIX, shredded_rkids
+        from service.resources.sealing import (
+            TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids)
         services = _services()
         retention = services.config.keyvault_backup_retention_days
         with open(path, encoding='utf-8') as handle:
@@ -210,14 +211,8 @@ def register(cli: click.Group) -> None:
                 if len(batch) >= 500:
                     flush()
             flush()
-        # As the sealing itself did: every shredded key has a deleted rk:
-        # document, so a tablet pushing its envelope late is refused and an
-        # advocate asking to open the record is told it was sealed.
-        envelope_ids = [f'rk:{rkid}' for rkid in sorted(shredded)]
-        lost = [row['key'] for row in services.couch.all_docs(db, keys=envelope_ids)
-                if 'value' not in row] if envelope_ids else []
-        if lost:
-            services.couch.bulk_docs(db, [{'_id': doc_id, '_deleted': True} for doc_id in lost])
+        # As the sealing itself did: every shredded key stays a deleted rk:.
+        leave_deleted_envelopes(services.couch, db, (f'rk:{rkid}' for rkid in shredded))
         services.audit.record('keyvault_restored', actor='cli:operator',
                               details={'restored': restored, 'shredded_skipped': skipped,
                                        'already_present': present,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from service.errors import ApiError
@@ -41,7 +42,7 @@ from service.resources import json_object
 from sync.couch import doc_path
 
 __all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
-           'shredded_rkids']
+           'leave_deleted_envelopes', 'shredded_rkids']
 
 SEALERS = ('supervisor', 'admin')
 #: Why a youth is sealed: codes, never free text (the audit log holds it).
@@ -50,6 +51,25 @@ _UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 _YOUTH_CODE = re.compile(r'^[a-z]{1,16}-[a-z]{1,16}-[0-9]{2}$')
 TOMBSTONE_PREFIX = 'shredded:'
 _ENVELOPE_PREFIX = 'rk:'
+
+
+def leave_deleted_envelopes(couch, keyvault_db: str, envelope_ids: Iterable[str]) -> None:
+    """Give every shredded envelope id the vault has no document for a deleted one.
+
+    An envelope still on its way from a tablet (its record arrived, it did
+    not yet) must not land later: a deleted ``rk:`` document makes the
+    gateway refuse it (``envelope_deleted``) and makes opening the record
+    answer that it was sealed. Sealings call this, and so does a key-vault
+    restore for every key any sealing shredded.
+    """
+    ids = sorted(envelope_ids)
+    if not ids:
+        return
+    never_stored = [row['key'] for row in couch.all_docs(keyvault_db, keys=ids)
+                    if 'value' not in row]
+    if never_stored:
+        couch.bulk_docs(keyvault_db, [{'_id': envelope_id, '_deleted': True}
+                                      for envelope_id in never_stored])
 
 
 def shredded_rkids(couch, keyvault_db: str, directory_db: str) -> set[str]:
@@ -155,14 +175,7 @@ class _Sealer:
             self.couch.bulk_docs(self.keyvault_db, tombstones)
         deleted = sum(self.delete_every_leaf(self.keyvault_db, envelope_id)
                       for envelope_id in sorted(envelope_ids))
-        # An envelope still on its way from a tablet (its record arrived,
-        # it did not yet) must not land later: a deleted rk: document
-        # makes the gateway refuse it ("envelope_deleted").
-        never_stored = [row['key'] for row in self.couch.all_docs(
-            self.keyvault_db, keys=sorted(envelope_ids)) if 'value' not in row]
-        if never_stored:
-            self.couch.bulk_docs(self.keyvault_db, [{'_id': envelope_id, '_deleted': True}
-                                                    for envelope_id in never_stored])
+        leave_deleted_envelopes(self.couch, self.keyvault_db, envelope_ids)
         wanted = set(record_ids)
         quarantined = [doc['_id'] for doc in self.couch.iter_prefix(self.quarantine_db, 'q:')
                        if doc.get('doc_id') in envelope_ids
