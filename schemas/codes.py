@@ -32,6 +32,7 @@ __all__ = [
     'OVERRIDE_REASONS',
     'RACE_ETHNICITY',
     'RELATIONSHIPS',
+    'RELEASE_PURPOSES',
     'SAFETY_ACTIONS',
     'SCREENING_ASSENT',
     'SCREENING_MODES',
@@ -90,6 +91,13 @@ OVERRIDE_REASONS = ('assessor_judgement', 'disclosure_outside_items',
                     'information_from_other_source', 'data_entry_correction')
 FOLLOWUP_ACTIONS = ('none', 'offered_program', 'referred_full_assessment',
                     'mandated_report_considered')
+
+# --- releases of identifying details (the audited record open) ---
+# Coded on purpose, as OVERRIDE_REASONS: the purpose goes into the audit log,
+# and a typed reason ("Maria's court date") would put a name there.
+RELEASE_PURPOSES = ('case_management', 'safety_planning', 'crisis_response',
+                    'service_referral', 'legal_advocacy', 'court_order', 'mandated_report',
+                    'youth_request', 'record_correction', 'supervisor_review')
 
 # --- consent ---
 CONSENT_TYPES = ('screening_assent', 'program_participation', 'data_collection_notice',

@@ -5,7 +5,7 @@ audit database, carrying the SHA-256 of the event before it. The event's own id
 is the lock: two service instances racing for the same ``seq`` both PUT the
 same id, CouchDB accepts one and answers 409 to the other, which re-reads the
 tail and tries the next ``seq``. No event ever holds an identifying value:
-callers pass ids, kinds, counts and purposes typed by staff.
+callers pass ids, kinds, counts and codes (a release purpose is a code too).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import httpx
 
 import keys
 import schemas
+from schemas.codes import RELEASE_PURPOSES
 
 __all__ = ['register']
 
@@ -256,7 +257,8 @@ def register(cli: click.Group) -> None:
 
     @advocate.command('open')
     @click.argument('record_id')
-    @click.option('--purpose', required=True, help='Why you open this record (audited).')
+    @click.option('--purpose', required=True, type=click.Choice(RELEASE_PURPOSES),
+                  help='Why you open this record (audited; a code, never free text).')
     @click.pass_context
     def advocate_open(ctx: click.Context, record_id: str, purpose: str) -> None:
         """Open a record locally: asks for your passphrase and shows the plaintext."""
@@ -283,7 +285,8 @@ def register(cli: click.Group) -> None:
     @click.argument('record_ids', nargs=-1)
     @click.option('--ids-file', type=click.Path(exists=True, dir_okay=False),
                   help='A file with one record id per line (added to RECORD_IDS).')
-    @click.option('--purpose', required=True, help='Why you open these records (audited).')
+    @click.option('--purpose', required=True, type=click.Choice(RELEASE_PURPOSES),
+                  help='Why you open these records (audited; a code, never free text).')
     @click.pass_context
     def advocate_open_many(ctx: click.Context, record_ids: tuple[str, ...], ids_file: str | None,
                            purpose: str) -> None:

@@ -6,6 +6,7 @@ import time
 
 import keys
 import schemas
+from schemas.codes import RELEASE_PURPOSES
 from service.errors import ApiError
 from service.resources import ALL_STAFF
 from sync import key_policy
@@ -128,11 +129,16 @@ class RecordOpenResource:
 
     Only an advocate or supervisor of the record owner's team, stating a
     purpose, receives them; the release is audited (who, which record, the
-    purpose, when). The server hands out ciphertext only: decryption happens
-    on the advocate's machine.
+    purpose, when). The purpose is one of ``schemas.codes.RELEASE_PURPOSES``,
+    never free text: the audit log must hold no identifying value, and a
+    typed reason could name the youth. The server hands out ciphertext only:
+    decryption happens on the advocate's machine.
     """
 
     auth = {'POST': ('advocate', 'supervisor')}
+    openapi_request = {'POST': {
+        'type': 'object', 'required': ['purpose'], 'additionalProperties': False,
+        'properties': {'purpose': {'type': 'string', 'enum': list(RELEASE_PURPOSES)}}}}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -144,10 +150,11 @@ class RecordOpenResource:
     def on_post(self, req, resp, record_id):
         body = req.get_media()
         purpose = body.get('purpose') if isinstance(body, dict) else None
-        if not isinstance(purpose, str) or not 3 <= len(purpose.strip()) <= 500 \
-                or set(body) != {'purpose'}:
-            raise ApiError(422, 'purpose_required', 'State a purpose (3-500 characters).',
-                           fields={'purpose': ['A stated purpose is required.']})
+        # The refusal lists the codes and never repeats what was sent.
+        if purpose not in RELEASE_PURPOSES or set(body) != {'purpose'}:
+            raise ApiError(422, 'purpose_required', 'State the purpose of this release as one '
+                                                    'of the listed codes.',
+                           fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
         principal = req.context.principal
         document = self._couch.get_or_none(self._records_db, record_id)
         owner = self._couch.get_or_none(
@@ -171,6 +178,6 @@ class RecordOpenResource:
             raise ApiError(410, 'sealed', "This youth's records were sealed: their identifying "
                                           'fields can no longer be opened.')
         self._audit.record('record_opened', actor=f'user:{principal.id}', subject=record_id,
-                           team=principal.team, details={'purpose': purpose.strip(),
+                           team=principal.team, details={'purpose': purpose,
                                                          'envelopes': len(envelopes)})
         resp.media = {'document': document, 'envelopes': envelopes}

@@ -100,7 +100,7 @@ def test_enroll_certify_first_key_seal_submit_open(live, services, users, tmp_pa
 
     # The advocate opens it locally with the stated purpose.
     out = run(runner, ['advocate', '--home', adv_home, 'open', record['_id'],
-                       '--purpose', 'weekly case review'], f'{ADVOCATE_PASS}\n')
+                       '--purpose', 'case_management'], f'{ADVOCATE_PASS}\n')
     opened = json.loads(out[out.index('{'):])
     for pointer in schemas.identifying_paths('identity'):
         parts = pointer.lstrip('/').split('/')
@@ -112,12 +112,12 @@ def test_enroll_certify_first_key_seal_submit_open(live, services, users, tmp_pa
 
     # A wrong passphrase is refused without detail.
     bad = runner.invoke(cli, ['advocate', '--home', adv_home, 'open', record['_id'],
-                              '--purpose', 'weekly case review'], input='wrong passphrase!!\n')
+                              '--purpose', 'case_management'], input='wrong passphrase!!\n')
     assert bad.exit_code != 0 and 'could not be opened' in bad.output
 
     # An advocate of another team gets a 404, as for a missing record.
     other = runner.invoke(cli, ['advocate', '--home', other_home, 'open', record['_id'],
-                                '--purpose', 'curiosity'], input=f'{ADVOCATE_PASS}\n')
+                                '--purpose', 'case_management'], input=f'{ADVOCATE_PASS}\n')
     assert other.exit_code != 0
 
     audit = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
@@ -125,7 +125,7 @@ def test_enroll_certify_first_key_seal_submit_open(live, services, users, tmp_pa
     opened_events = [event for event in audit if event['kind'] == 'record_opened']
     # The wrong passphrase fails before the release; the other team is refused.
     assert len(opened_events) == 1
-    assert opened_events[0]['details']['purpose'] == 'weekly case review'
+    assert opened_events[0]['details']['purpose'] == 'case_management'
     assert opened_events[0]['actor'] == 'user:adv-1'
     assert opened_events[0]['subject'] == record['_id']
 

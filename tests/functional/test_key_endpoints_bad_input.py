@@ -36,7 +36,11 @@ def signer(client, users, role_tokens):
     ('POST', '/records/contact:none/open', 'advocate', {}, 422, 'purpose_required'),
     ('POST', '/records/contact:none/open', 'advocate', {'purpose': 'x'}, 422,
      'purpose_required'),
-    ('POST', '/records/contact:none/open', 'advocate', {'purpose': 'case review'}, 404,
+    ('POST', '/records/contact:none/open', 'advocate', {'purpose': 'case review'}, 422,
+     'purpose_required'),
+    ('POST', '/records/contact:none/open', 'advocate',
+     {'purpose': 'case_management', 'note': 'x'}, 422, 'purpose_required'),
+    ('POST', '/records/contact:none/open', 'advocate', {'purpose': 'case_management'}, 404,
      'not_found'),
 ])
 def test_bad_input_is_refused_clearly(client, users, role_tokens, method, path, role, body,

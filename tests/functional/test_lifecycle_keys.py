@@ -143,7 +143,7 @@ def test_rotate_rewrap_retire_and_late_envelopes_are_refused(ceremony, services)
     _open_all(ceremony, services, before + after, keyring)
     # And through the CLI, with a purpose.
     opened = ceremony.run(['advocate', '--home', ceremony.homes['adv-1'], 'open',
-                           before[0][1]['_id'], '--purpose', 'rotation check'],
+                           before[0][1]['_id'], '--purpose', 'supervisor_review'],
                           f'{KEY_PASS}\n')
     assert before[0][0]['notes'] in opened.output
 
@@ -181,7 +181,7 @@ def test_revoked_advocate_opens_nothing_sealed_after_rotation(ceremony, services
     for method, path in (('GET', '/advocates/me'), ('GET', '/auth/me'),
                          ('POST', f'/records/{after[0][1]["_id"]}/open')):
         answer = httpx.request(method, ceremony.url + path, headers=_bearer(token),
-                               json={'purpose': 'curiosity'} if method == 'POST' else None)
+                               json={'purpose': 'case_management'} if method == 'POST' else None)
         assert answer.status_code == 401, (path, answer.status_code)
     login = httpx.post(ceremony.url + '/auth/login', timeout=10,
                        json={'username': 'adv-2', 'password': 'correct horse battery staple'})

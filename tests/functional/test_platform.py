@@ -12,6 +12,7 @@ from falcon import testing
 from service.app import create_app
 from service.config import Config
 from tests.conftest import PASSWORD, TEST_PASSWORD_PARAMS
+from schemas.codes import RELEASE_PURPOSES
 
 pytestmark = pytest.mark.functional
 
@@ -286,3 +287,10 @@ def test_openapi_is_generated_from_routes_and_schemas(client):
     assert '/records/validate' in spec['paths']
     assert spec['paths']['/users']['post']['x-roles'] == ['admin']
     assert spec['components']['schemas']
+
+
+def test_openapi_lists_the_release_purposes_a_record_open_accepts(client):
+    spec = client.simulate_get('/openapi.json').json
+    body = spec['paths']['/records/{record_id}/open']['post']['requestBody']
+    purpose = body['content']['application/json']['schema']['properties']['purpose']
+    assert purpose['enum'] == list(RELEASE_PURPOSES)

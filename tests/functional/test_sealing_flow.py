@@ -102,7 +102,7 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
         path.write_text(json.dumps(record))
         run(runner, ['intake', '--home', homes['worker-1'], 'submit', str(path)])
     run(runner, ['advocate', '--home', homes['adv-1'], 'open', records_x[0]['_id'],
-                 '--purpose', 'case review before erasure'], f'{ADVOCATE_PASS}\n')
+                 '--purpose', 'record_correction'], f'{ADVOCATE_PASS}\n')
 
     # What an adversary might hold later: an old copy of the records database,
     # and a key-vault backup taken before the sealing.
@@ -156,7 +156,7 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     opened_y = _open(old_records[record_y['_id']], remaining, keyring, org)
     assert opened_y['legal_first_name'] == record_y['legal_first_name']
     denied = runner.invoke(cli, ['advocate', '--home', homes['adv-1'], 'open',
-                                 records_x[1]['_id'], '--purpose', 'after sealing'],
+                                 records_x[1]['_id'], '--purpose', 'case_management'],
                            input=f'{ADVOCATE_PASS}\n')
     assert denied.exit_code != 0 and '410 sealed' in denied.output
 
@@ -178,7 +178,7 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     rows = services.couch.all_docs(keyvault, keys=sorted(envelope_ids_x))
     assert all(row['value']['deleted'] for row in rows), rows
     denied = runner.invoke(cli, ['advocate', '--home', homes['adv-1'], 'open',
-                                 records_x[0]['_id'], '--purpose', 'after the restore'],
+                                 records_x[0]['_id'], '--purpose', 'case_management'],
                            input=f'{ADVOCATE_PASS}\n')
     assert denied.exit_code != 0 and '410 sealed' in denied.output
     remaining = list(services.couch.iter_prefix(keyvault, 'rk:'))
@@ -200,7 +200,7 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     assert sealed['actor'] == 'user:sup-1' and sealed['team'] == 'team-a'
     assert sealed['details']['envelopes'] == 3
     opened = next(event for event in audit if event['kind'] == 'record_opened')
-    assert opened['details']['purpose'] == 'case review before erasure'
+    assert opened['details']['purpose'] == 'record_correction'
     text = json.dumps(audit) + captured_logs.getvalue()
     assert CANARY not in text
     assert client_x not in json.dumps(audit)

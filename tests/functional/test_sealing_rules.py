@@ -138,7 +138,7 @@ def test_opening_a_sealed_record_answers_gone_and_releases_nothing(client, servi
     sealing = _propose(client, people['sup-a'], client_id=client_id).json['id']
     assert client.simulate_post(f'/sealings/{sealing}/approve', json={},
                                 headers=people['adm-1']).status_code == 200
-    purpose = {'purpose': 'weekly case review'}
+    purpose = {'purpose': 'case_management'}
     gone = client.simulate_post(f'/records/{sealed_id}/open', json=purpose, headers=advocate)
     assert gone.status_code == 410 and gone.json['code'] == 'sealed'
     assert 'document' not in gone.json
@@ -147,3 +147,29 @@ def test_opening_a_sealed_record_answers_gone_and_releases_nothing(client, servi
     opened = [row['doc']['subject'] for row in services.couch.all_docs(
         services.db('audit'), include_docs=True) if row['doc'].get('kind') == 'record_opened']
     assert opened == [kept_id]
+
+
+def test_a_typed_purpose_is_refused_and_repeated_nowhere(client, services, people, users,
+                                                         captured_logs):
+    """The release purpose is a code: a typed one could name the youth in the audit log."""
+    record_id, = _records(services, str(uuid.uuid4()), count=1)
+    advocate = users.bearer(users.token('adv-a', ['advocate'], team='team-a'))
+    typed = 'court date for Planted-Purpose-Name'
+    refused = client.simulate_post(f'/records/{record_id}/open', json={'purpose': typed},
+                                   headers=advocate)
+    assert refused.status_code == 422 and refused.json['code'] == 'purpose_required'
+    assert 'document' not in refused.json and 'Planted' not in refused.text
+    # The refusal lists the codes to choose from.
+    assert 'case_management' in refused.text
+    audit = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
+                                                           include_docs=True)]
+    assert not [event for event in audit if event.get('kind') == 'record_opened']
+    assert 'Planted' not in repr(audit) and 'Planted' not in captured_logs.getvalue()
+    # The same advocate, with a listed purpose, receives the record.
+    opened = client.simulate_post(f'/records/{record_id}/open',
+                                  json={'purpose': 'safety_planning'}, headers=advocate)
+    assert opened.status_code == 200
+    events = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
+                                                            include_docs=True)
+              if row['doc'].get('kind') == 'record_opened']
+    assert [event['details']['purpose'] for event in events] == ['safety_planning']

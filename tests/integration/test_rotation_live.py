@@ -174,7 +174,7 @@ def test_rotation_rewrap_retire_while_two_tablets_sync_live(stack, tmp_path):
     ids_file = tmp_path / 'ids.txt'
     ids_file.write_text('\n'.join(sealed['_id'] for _p, sealed, _e in openable))
     out = ceremony.run(['advocate', '--home', ceremony.homes['adv-1'], 'open-many',
-                        '--ids-file', str(ids_file), '--purpose', 'rotation check'],
+                        '--ids-file', str(ids_file), '--purpose', 'supervisor_review'],
                        f'{KEY_PASS}\n').output
     opened = {doc['_id']: doc for doc in
               (json.loads(line) for line in out.splitlines() if line.startswith('{'))}

@@ -126,7 +126,7 @@ def test_two_devices_sync_live_and_each_gets_only_its_own(stack, tmp_path):
     ids_file = tmp_path / 'ids.txt'
     ids_file.write_text('\n'.join(doc['_id'] for doc in alice_docs + bob_docs))
     out = _cli(['advocate', '--home', adv_home, 'open-many', '--ids-file', str(ids_file),
-                '--purpose', 'quarterly case review'], f'{ADVOCATE_PASS}\n')
+                '--purpose', 'case_management'], f'{ADVOCATE_PASS}\n')
     opened = {doc['_id']: doc for doc in
               (json.loads(line) for line in out.splitlines() if line.startswith('{'))}
     assert len(opened) == PER_DEVICE * 2
