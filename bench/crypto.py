@@ -19,14 +19,29 @@ one side's whole block. Both sides run the same calls as always, with the
 garbage collector as in normal operation.
 
     .venv/bin/python bench/crypto.py [--rounds 5] [--iterations 300] [--batch 20]
+
+Timing on a shared host also measures the neighbours: when the host is busy,
+the Python of fle/1 slows down more than the bare primitives' OpenSSL code, so
+the ratio moves with the host's load. ``--instructions`` measures instead what
+does not move: the machine instructions each side executes per call, counted
+by valgrind's callgrind (needs ``valgrind`` on PATH; a few minutes). For each
+of the four operations it runs this script twice under callgrind, with 0 and
+with N calls after the same set-up and warm-up, and divides the difference by
+N; the ratio of the counts is the format's overhead in work done.
+
+    .venv/bin/python bench/crypto.py --instructions [--calls 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import pathlib
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -85,14 +100,14 @@ def _paired(fle, bare, *, iterations: int, batch: int) -> tuple[list[float], lis
     return fle_times, bare_times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--iterations', type=int, default=300)
-    parser.add_argument('--batch', type=int, default=20,
-                        help='calls per batch of one side (default 20)')
-    args = parser.parse_args()
+def _operations() -> dict:
+    """Build the record, the keys and the four operations this benchmark compares.
 
+    Returns:
+        ``{'fle_seal', 'bare_seal', 'fle_open', 'bare_open'}`` -> a callable
+        without arguments, plus ``'advocate'``: the advocate key, for the
+        Argon2id unlock.
+    """
     org_key = keys.OrgKeyPair.generate('oek-bench')
     signing = keys.SigningKey.generate()
     manifest = keys.build_manifest(ORG, 1, [org_key.manifest_entry('active')])
@@ -139,6 +154,82 @@ def main() -> None:
                                   org=ORG)
 
     assert fle_open()['legal_first_name'] == 'Maria'
+    return {'fle_seal': fle_seal, 'bare_seal': bare_seal_with_nonces, 'fle_open': fle_open,
+            'bare_open': bare_open_real, 'advocate': advocate}
+
+
+#: The operations, in the order --instructions reports them.
+OPERATIONS = ('fle_seal', 'bare_seal', 'fle_open', 'bare_open')
+#: Calls made before counting starts, so both counts start from the same
+#: warmed-up interpreter (adaptive bytecode specialised, caches filled).
+WARM_UP_CALLS = 50
+
+
+def _count_calls(name: str, calls: int) -> None:
+    """Set up, warm up, then make ``calls`` calls of one operation (run under callgrind)."""
+    operation = _operations()[name]
+    for _ in range(WARM_UP_CALLS + calls):
+        operation()
+
+
+def _instructions_of(name: str, calls: int) -> int:
+    """Instructions one call of ``name`` executes: the difference of two callgrind runs."""
+    counts = []
+    for made in (0, calls):
+        result = subprocess.run(
+            ['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null',
+             sys.executable, __file__, '--count-calls', name, str(made)],
+            capture_output=True, text=True, check=True,
+            # Same string hashes in both runs, so dict and set work matches.
+            env={**os.environ, 'PYTHONHASHSEED': '0'})
+        found = re.search(r'Collected : (\d+)', result.stderr)
+        if found is None:
+            raise SystemExit(f'callgrind printed no instruction count for {name}')
+        counts.append(int(found.group(1)))
+    return round((counts[1] - counts[0]) / calls)
+
+
+def _report_instructions(calls: int) -> None:
+    if shutil.which('valgrind') is None:
+        raise SystemExit('--instructions needs valgrind on PATH')
+    # Two at a time: the machine has 2 cores, and counts do not depend on load.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        per_call = dict(zip(OPERATIONS, pool.map(
+            lambda name: _instructions_of(name, calls), OPERATIONS)))
+    print(f'record with {len(FIELDS)} identifying fields; machine instructions per call '
+          f'(callgrind, {calls} calls after {WARM_UP_CALLS} warm-up calls)')
+    for name in OPERATIONS:
+        print(f'  {name:10s} {per_call[name]:>10,d}')
+    for kind in ('seal', 'open'):
+        ratio = per_call[f'fle_{kind}'] / per_call[f'bare_{kind}']
+        print(f'{kind} overhead in instructions  fle/1 : bare primitives = {ratio:.2f}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--iterations', type=int, default=300)
+    parser.add_argument('--batch', type=int, default=20,
+                        help='calls per batch of one side (default 20)')
+    parser.add_argument('--instructions', action='store_true',
+                        help='count machine instructions per call with callgrind instead')
+    parser.add_argument('--calls', type=int, default=2000,
+                        help='calls counted per operation with --instructions (default 2000)')
+    # Internal: what each callgrind run of --instructions executes.
+    parser.add_argument('--count-calls', nargs=2, metavar=('OPERATION', 'CALLS'),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.count_calls:
+        _count_calls(args.count_calls[0], int(args.count_calls[1]))
+        return
+    if args.instructions:
+        _report_instructions(args.calls)
+        return
+    operations = _operations()
+    fle_seal, bare_seal_with_nonces = operations['fle_seal'], operations['bare_seal']
+    fle_open, bare_open_real = operations['fle_open'], operations['bare_open']
+    advocate = operations['advocate']
     results = {name: [] for name in ('fle_seal', 'bare_seal', 'fle_open', 'bare_open')}
     ratios = {'seal': [], 'open': []}
     for _ in range(args.rounds):
