@@ -190,6 +190,7 @@ def _instructions_of(name: str, calls: int) -> int:
 
 
 def _report_instructions(calls: int) -> None:
+    """Print the instructions per call of the four operations and the two ratios."""
     if shutil.which('valgrind') is None:
         raise SystemExit('--instructions needs valgrind on PATH')
     # Two at a time: the machine has 2 cores, and counts do not depend on load.

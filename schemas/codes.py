@@ -1,4 +1,5 @@
-"""Coded answers shared by the record schemas (T2 data, never identifying).
+"""Coded answers shared by the record schemas (T2 data, never identifying),
+and the release purposes an advocate states to open a record (audited).
 
 Codes are lowercase snake_case tokens named after the HMIS response labels
 where the HMIS Data Standards define the element (domain-screening.md §2.1,
@@ -7,7 +8,9 @@ where the HMIS Data Standards define the element (domain-screening.md §2.1,
 comparable-database aggregate export.
 
 Adding a code to a list is a compatible (minor) change. Removing or renaming
-one is breaking: it needs a new schema major and an upgrade function.
+one is breaking: it needs a new schema major and an upgrade function (for
+``RELEASE_PURPOSES``, which no record holds, it breaks the open API and the
+CLI instead).
 """
 
 from __future__ import annotations
