@@ -42,6 +42,8 @@ __all__ = [
     'SealedValue',
     'StrictBoolean',
     'Timestamp',
+    'FleIdentifier',
+    'FleTimestamp',
     'Token',
     'UUID4',
     'b64url_decode',
@@ -190,6 +192,31 @@ class Token(PatternString):
     #: Default error messages.
     default_error_messages = {
         'mismatch': 'Must be 1-128 letters, digits or . _ : @ -, starting with a letter or digit.',
+    }
+
+
+class FleIdentifier(PatternString):
+    """An fle/1 identifier: an org, key version or device id bound into AAD and info.
+
+    Narrower than :class:`Token`: openers refuse anything else, so intake must too.
+    """
+
+    PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+
+    #: Default error messages.
+    default_error_messages = {
+        'mismatch': 'Must be 1-64 letters, digits or . _ -, starting with a letter or digit.',
+    }
+
+
+class FleTimestamp(PatternString):
+    """An fle/1 ``at`` time: UTC, whole seconds, ``YYYY-MM-DDTHH:MM:SSZ``."""
+
+    PATTERN = r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$'
+
+    #: Default error messages.
+    default_error_messages = {
+        'mismatch': 'Must be a UTC time in whole seconds, e.g. 2026-03-02T10:15:00Z.',
     }
 
 

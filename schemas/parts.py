@@ -29,6 +29,8 @@ from schemas.fields import Base64UrlBytes
 from schemas.fields import Code
 from schemas.fields import DocumentId
 from schemas.fields import ExactInteger
+from schemas.fields import FleIdentifier
+from schemas.fields import FleTimestamp
 from schemas.fields import FullMatch
 from schemas.fields import Number
 from schemas.fields import Phone
@@ -120,9 +122,10 @@ class FleKeySchema(StrictSchema):
     """One record key of the fle/1 header (its envelope lives in keyvault)."""
 
     commit = Base64UrlBytes(size=32, required=True)
-    kek = Token(required=True)
-    dev = Token(allow_none=True)
-    at = Timestamp(allow_none=True)
+    kek = FleIdentifier(required=True)
+    # Optional, but never null: an opener refuses a null ``dev`` or ``at``.
+    dev = FleIdentifier()
+    at = FleTimestamp()
 
 
 class RecordKeyTable(fields.Dict):
@@ -198,7 +201,7 @@ class EnvelopeSchema(StrictSchema):
     _revisions = fields.Nested(RevisionsSchema)
     type = fields.String(required=True)
     schema = fields.String(required=True)
-    org = Token(required=True)
+    org = FleIdentifier(required=True)
     owner = Token(required=True)
     device = Token(allow_none=True)
     created_at = Timestamp(required=True)

@@ -18,6 +18,7 @@ import schemas
 from schemas import codes
 from schemas import instruments
 from schemas.fields import Phone
+from schemas.fields import FleIdentifier
 from schemas.fields import Token
 from schemas.fields import parse_timestamp
 from schemas.pointers import split
@@ -34,6 +35,7 @@ ZONES = [dt.timezone.utc, dt.timezone(dt.timedelta(hours=2)),
 
 uuid4s = st.uuids(version=4).map(str)
 tokens = st.from_regex(Token.PATTERN, fullmatch=True)
+fle_ids = st.from_regex(FleIdentifier.PATTERN, fullmatch=True)
 phones = st.from_regex(Phone.PATTERN, fullmatch=True)
 booleans = st.booleans()
 b64 = st.binary(min_size=1, max_size=64).map(lambda raw: base64.b64encode(raw).decode('ascii'))
@@ -76,7 +78,7 @@ def envelope(draw, doc_type: str) -> dict[str, Any]:
         '_id': f'{doc_type}:{draw(uuid4s)}',
         'type': doc_type,
         'schema': f'{doc_type}/1',
-        'org': draw(tokens),
+        'org': draw(fle_ids),
         'owner': draw(tokens),
         'created_at': iso(created, draw(booleans)),
         'updated_at': iso(updated, draw(booleans)),
@@ -312,7 +314,7 @@ def sealed_documents(draw) -> dict[str, Any]:
     if sealed_any or draw(booleans):
         document['fle'] = {'v': 1, 'keys': {
             rkid: {'commit': b64url(draw(st.binary(min_size=32, max_size=32))),
-                   'kek': draw(tokens)} for rkid in rkids}}
+                   'kek': draw(fle_ids)} for rkid in rkids}}
     return document
 
 
