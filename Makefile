@@ -6,7 +6,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EMBEDDED_PORT := 5984
+# The embedded database's port. With FIELDVAULT_COUCHDB_URL unset, `make run`
+# starts pouchdb-server there and hands the same URL to the CLI and gunicorn
+# (FIELDVAULT_COUCHDB_URL is the one setting every part reads).
+EMBEDDED_PORT ?= 5984
+# Where the embedded database keeps its data and pid file.
+EMBEDDED_DIR ?= var
+ifeq ($(strip $(FIELDVAULT_COUCHDB_URL)),)
+EMBEDDED := yes
+export FIELDVAULT_COUCHDB_URL := http://127.0.0.1:$(EMBEDDED_PORT)
+endif
 
 .PHONY: setup run test stop bench clean
 
@@ -17,14 +26,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.to
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "installing the pinned npm packages (pouchdb-server, PouchDB, @hpke/core): a few minutes on a fresh machine"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
 
 run: setup
-	@if [ -z "$$FIELDVAULT_COUCHDB_URL" ]; then \
-	  $(PY) -m service.embedded_db --port $(EMBEDDED_PORT) --dir var/pouchdb --pidfile var/pouchdb.pid; \
+	@if [ "$(EMBEDDED)" = yes ]; then \
+	  $(PY) -m service.embedded_db --port $(EMBEDDED_PORT) --dir $(EMBEDDED_DIR)/pouchdb --pidfile $(EMBEDDED_DIR)/pouchdb.pid; \
 	else echo "using CouchDB at $$FIELDVAULT_COUCHDB_URL (no embedded database)"; fi
 	$(VENV)/bin/fieldvault db init
 	@echo "fieldvault listens on http://$${FIELDVAULT_BIND_HOST:-127.0.0.1}:$${FIELDVAULT_BIND_PORT:-8080}"
@@ -32,7 +42,7 @@ run: setup
 	$(VENV)/bin/gunicorn --config gunicorn.conf.py 'service.app:create_app()'
 
 stop:
-	@if [ -f var/pouchdb.pid ]; then kill $$(cat var/pouchdb.pid) 2>/dev/null || true; rm -f var/pouchdb.pid; fi
+	@if [ -f $(EMBEDDED_DIR)/pouchdb.pid ]; then kill $$(cat $(EMBEDDED_DIR)/pouchdb.pid) 2>/dev/null || true; rm -f $(EMBEDDED_DIR)/pouchdb.pid; fi
 
 test: setup
 	$(PY) -m pytest
