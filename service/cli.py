@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
+import httpx
 
 import schemas
 from service.app import LOGICAL_DATABASES, build_services
@@ -18,6 +20,7 @@ from service.cli_audit import register as register_audit_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
+from sync.errors import DatabaseUnavailable
 
 __all__ = ['main', 'cli']
 
@@ -29,7 +32,45 @@ def _config() -> Config:
         raise click.ClickException(str(ex)) from None
 
 
-@click.group()
+class _PlainErrors(click.Group):
+    """A command group that turns unreachable servers into one-line messages.
+
+    Operators meet these first (a wrong port, a stopped database); a
+    traceback ending in ``ConnectError`` tells them nothing they can act on.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatabaseUnavailable:
+            raise click.ClickException(
+                f'the database at {_database_url()} did not answer: is it running, and is '
+                'FIELDVAULT_COUCHDB_URL right? (`make run` starts the embedded one)') from None
+        except httpx.TransportError as ex:
+            where = _origin(ex)
+            raise click.ClickException(
+                f'the fieldvault service at {where} did not answer: is it running, and is '
+                'that its address? (see --server)') from None
+
+
+def _origin(ex: httpx.TransportError) -> str:
+    try:
+        url = ex.request.url
+    except RuntimeError:
+        return 'the given address'
+    return f'{url.scheme}://{url.netloc.decode("ascii", "replace")}'
+
+
+def _database_url() -> str:
+    try:
+        url = httpx.URL(Config().couchdb_url)
+    except (ConfigError, httpx.InvalidURL):
+        return 'FIELDVAULT_COUCHDB_URL'
+    # The URL may carry credentials; show only where it points.
+    return f'{url.scheme}://{url.host}:{url.port or ""}'.rstrip(':')
+
+
+@click.group(cls=_PlainErrors)
 def cli() -> None:
     """fieldvault: secure offline-first field intake."""
 

@@ -62,6 +62,10 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         response = self._http.request(method, path, json=body)
+        if response.status_code == 401:
+            raise click.ClickException(
+                'your session has ended (a logout, a password or role change, or a disabled '
+                'account): run `fieldvault login` again')
         if response.status_code >= 400:
             try:
                 error = response.json()
@@ -72,6 +76,32 @@ class Api:
                 detail = response.reason_phrase
             raise click.ClickException(f'{method} {path} -> {response.status_code} {detail}')
         return response.json()
+
+
+def _default_server() -> str:
+    """The service ``make run`` starts on this machine, where the settings put it."""
+    host = os.environ.get('FIELDVAULT_BIND_HOST') or '127.0.0.1'
+    if host in ('0.0.0.0', '::'):  # listening everywhere: reach it on loopback
+        host = '127.0.0.1'
+    return f'http://{host}:{os.environ.get("FIELDVAULT_BIND_PORT") or 8080}'
+
+
+def _login_refusal(response: httpx.Response, server: str) -> str:
+    """Say why a login failed in words an operator can act on."""
+    try:
+        code = response.json().get('code')
+    except (ValueError, AttributeError):
+        code = None
+    if response.status_code == 401:
+        return 'login refused: wrong username or password'
+    if response.status_code == 429:
+        wait = response.headers.get('Retry-After', 'a few')
+        return (f'login refused: too many failed attempts for this name; try again in {wait} '
+                'seconds, or ask an admin')
+    if response.status_code == 404 or code is None:
+        return (f'{server} did not answer as a fieldvault service (is it the database\'s port? '
+                'the service listens on FIELDVAULT_BIND_PORT, 8080 by default)')
+    return f'login refused ({response.status_code} {code})'
 
 
 def _home(ctx: click.Context) -> Home:
@@ -102,7 +132,8 @@ def register(cli: click.Group) -> None:
     """Add the staff commands to the root group."""
 
     @cli.command()
-    @click.option('--server', default='http://127.0.0.1:8080', show_default=True)
+    @click.option('--server', default=_default_server, show_default='this machine, on '
+                  'FIELDVAULT_BIND_HOST and FIELDVAULT_BIND_PORT (127.0.0.1:8080)')
     @click.option('--username', required=True)
     @click.option('--home', default='~/.fieldvault', show_default=True)
     @click.password_option(confirmation_prompt=False)
@@ -111,7 +142,7 @@ def register(cli: click.Group) -> None:
         response = httpx.post(f'{server.rstrip("/")}/auth/login',
                               json={'username': username, 'password': password}, timeout=30)
         if response.status_code != 200:
-            raise click.ClickException(f'login refused ({response.status_code})')
+            raise click.ClickException(_login_refusal(response, server))
         Home(home).write('session.json', json.dumps(
             {'server': server.rstrip('/'), 'token': response.json()['token']}))
         click.echo(f'logged in as {username}')
