@@ -105,3 +105,26 @@ def test_desk_intake_refuses_it(edge, client, users, role_tokens, services):
     assert answer.status_code == 422, answer.text
     assert services.couch.get_or_none(services.db('records'), document['_id']) is None
     assert services.couch.get_or_none(services.db('keyvault'), envelope['_id']) is None
+
+
+def test_desk_intake_refuses_a_header_key_without_its_envelope(client, users, role_tokens,
+                                                               services):
+    headers = {role: users.bearer(token) for role, token in role_tokens.items()}
+    _signer, _new, _old, body = _published(client, headers, services)
+    document, envelope = sealed_contact('worker-1', ORG, manifest_body=body)
+    # A second header key, as an edit session adds, whose envelope is not sent.
+    other = sealed_contact('worker-1', ORG, manifest_body=body)[0]
+    document['fle']['keys'].update(other['fle']['keys'])
+    answer = client.simulate_post('/records', json={'document': document,
+                                                    'envelopes': [envelope]},
+                                  headers=headers['worker'])
+    assert answer.status_code == 422, answer.text
+    assert answer.json['code'] == 'missing_envelope'
+    assert services.couch.get_or_none(services.db('records'), document['_id']) is None
+    assert services.couch.get_or_none(services.db('keyvault'), envelope['_id']) is None
+    # The same record with every envelope is stored.
+    del document['fle']['keys'][next(iter(other['fle']['keys']))]
+    stored = client.simulate_post('/records', json={'document': document,
+                                                    'envelopes': [envelope]},
+                                  headers=headers['worker'])
+    assert stored.status_code == 201, stored.text
