@@ -18,6 +18,7 @@ import schemas
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
+from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
 from sync.errors import DatabaseUnavailable
@@ -184,6 +185,33 @@ def schemas_export(out: str) -> None:
 register_staff_commands(cli)
 register_lifecycle_commands(cli)
 register_audit_commands(cli)
+
+
+def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj['home'] = Home(value)
+
+
+def _accept_home_after_the_command(root: click.Group) -> None:
+    """Let ``--home`` follow the command as well as its group.
+
+    ``fieldvault admin --home X init-signer`` and ``fieldvault admin
+    init-signer --home X`` mean the same; a value after the command wins.
+    """
+    for group in root.commands.values():
+        if not isinstance(group, click.Group):
+            continue
+        if not any(param.name == 'home' for param in group.params):
+            continue
+        for command in group.commands.values():
+            if any(param.name == 'home' for param in command.params):
+                continue
+            command.params.append(click.Option(
+                ['--home'], default=None, expose_value=False, callback=_set_home,
+                help='Folder of your keys and session (also accepted before the command).'))
+
+
+_accept_home_after_the_command(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

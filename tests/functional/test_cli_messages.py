@@ -77,3 +77,24 @@ def test_an_ended_session_says_to_log_in_again(tmp_path, live, users, services):
     result = _invoke(['keys', '--home', home, 'census'])
     assert result.exit_code == 1
     assert 'run `fieldvault login` again' in result.output
+
+
+@pytest.mark.parametrize('order', ['before', 'after'])
+def test_home_is_accepted_before_or_after_the_command(order, tmp_path, live, users,
+                                                      monkeypatch):
+    # The default home must not be the one used: point it at an empty folder.
+    monkeypatch.setenv('HOME', str(tmp_path / 'nobody'))
+    users.create('admin-home', ['admin'])
+    home = str(tmp_path / 'home')
+    assert _invoke(['login', '--server', live.url, '--username', 'admin-home', '--home', home,
+                    '--password', PASSWORD]).exit_code == 0
+    args = (['keys', '--home', home, 'census'] if order == 'before'
+            else ['keys', 'census', '--home', home])
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    signer = (['admin', '--home', home, 'init-signer'] if order == 'before'
+              else ['admin', 'init-signer', '--home', home])
+    passphrase = 'signer passphrase long enough'
+    result = _invoke(signer, input_text=f'{passphrase}\n{passphrase}\n')
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / 'home' / 'signing-key.pem').exists()
