@@ -18,6 +18,7 @@ import schemas
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
+from service.cli_ops import register as register_operator_commands
 from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
@@ -185,6 +186,7 @@ def schemas_export(out: str) -> None:
 register_staff_commands(cli)
 register_lifecycle_commands(cli)
 register_audit_commands(cli)
+register_operator_commands(cli)
 
 
 def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

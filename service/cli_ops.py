@@ -1,0 +1,187 @@
+"""Operator commands of the ``fieldvault`` CLI that read and manage the service.
+
+Like ``db init`` and ``users create``, they run where the operator can reach
+the database (``FIELDVAULT_COUCHDB_URL``) and use the service's own domain
+code, so they apply the same rules and write the same audit events as the
+HTTP API. None of them prints an identifying value: users, devices and audit
+events hold none, and a quarantined document keeps its identifying fields
+sealed (or redacted).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+__all__ = ['register']
+
+#: Operator commands that change something are audited as this actor.
+_ACTOR = 'cli:operator'
+
+
+def _services():
+    from service.app import build_services
+    from service.cli import _config
+    return build_services(_config())
+
+
+def _devices(services):
+    from sync.devices import Devices
+    config = services.config
+    return Devices(services.couch, config.db_name('directory'), config.db_name('config'),
+                   enrollment_ttl=config.enrollment_ttl)
+
+
+def _when(epoch: Any) -> str:
+    if not isinstance(epoch, (int, float)):
+        return '-'
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(row[index])) for row in [header, *rows])
+              for index in range(len(header))]
+    for row in [header, *rows]:
+        click.echo('  '.join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _newest_first(services, db: str, prefix: str, limit: int) -> Iterator[dict[str, Any]]:
+    """The ``limit`` documents of ``prefix`` with the largest ids, newest first."""
+    rows = services.couch.request('GET', f'/{db}/_all_docs', params={
+        'descending': 'true', 'include_docs': 'true', 'limit': str(limit),
+        'startkey': json.dumps(prefix + '\ufff0'), 'endkey': json.dumps(prefix),
+    }).json()['rows']
+    for row in rows:
+        if row.get('doc'):
+            yield row['doc']
+
+
+def register(cli: click.Group) -> None:
+    """Add the operator commands to the root group (``users`` must exist)."""
+
+    @cli.commands['users'].command('list')
+    def users_list() -> None:
+        """List every user: name, roles, team, enabled or disabled."""
+        services = _services()
+        users = services.accounts.list_users()
+        _table([[user['username'], ','.join(user['roles']), user.get('team') or '-',
+                 'disabled' if user.get('disabled') else 'enabled'] for user in users],
+               ['USER', 'ROLES', 'TEAM', 'STATE'])
+        click.echo(f'{len(users)} user(s)')
+
+    @cli.group()
+    def devices() -> None:
+        """Tablets: register one for a worker, list them, revoke one."""
+
+    @devices.command('list')
+    def devices_list() -> None:
+        """List every device with its worker and state."""
+        services = _services()
+        rows = _devices(services).list()
+        _table([[device['device_id'], device['worker'], device.get('label') or '-',
+                 device['status']] for device in rows],
+               ['DEVICE', 'WORKER', 'LABEL', 'STATE'])
+        click.echo(f'{len(rows)} device(s)')
+
+    @devices.command('register')
+    @click.argument('worker')
+    @click.option('--label', default=None, help='A name to tell the tablet apart (no person).')
+    def devices_register(worker: str, label: str | None) -> None:
+        """Register a tablet for WORKER and print its one-time enrollment code."""
+        from service.accounts import AccountError
+        services = _services()
+        try:
+            user = services.accounts.get_user(worker)
+        except AccountError:
+            raise click.ClickException(f'no user {worker}') from None
+        if 'worker' not in user['roles'] or user.get('disabled'):
+            raise click.ClickException(f'{worker} is not an enabled worker')
+        registered = _devices(services).register(worker, label=label)
+        services.audit.record('device_registered', actor=_ACTOR,
+                              subject=f'device:{registered["device_id"]}',
+                              details={'worker': worker})
+        click.echo(f'device {registered["device_id"]} registered for {worker}')
+        click.echo(f'enrollment code (single use; type it on the tablet): '
+                   f'{registered["enrollment_code"]}')
+
+    @devices.command('revoke')
+    @click.argument('device_id')
+    def devices_revoke(device_id: str) -> None:
+        """Revoke a device: its credentials stop working at once."""
+        from sync.devices import DeviceError
+        services = _services()
+        try:
+            _devices(services).revoke(device_id)
+        except DeviceError:
+            raise click.ClickException(f'no device {device_id}') from None
+        services.audit.record('device_revoked', actor=_ACTOR, subject=f'device:{device_id}')
+        click.echo(f'device {device_id} revoked')
+
+    audit_group = cli.commands['audit']
+    assert isinstance(audit_group, click.Group)
+
+    @audit_group.command('show')
+    @click.option('--limit', default=50, show_default=True, type=click.IntRange(1, 10000),
+                  help='How many of the newest events.')
+    @click.option('--kind', default=None, help='Only events of this kind (e.g. record_released).')
+    @click.option('--json', 'as_json', is_flag=True, help='One JSON event a line.')
+    def audit_show(limit: int, kind: str | None, as_json: bool) -> None:
+        """Print the newest audit events, newest first."""
+        services = _services()
+        shown = 0
+        for event in _newest_first(services, services.db('audit'), 'event:',
+                                   limit if not kind else 10000):
+            if kind and event.get('kind') != kind:
+                continue
+            shown += 1
+            if as_json:
+                click.echo(json.dumps({key: value for key, value in event.items()
+                                       if not key.startswith('_')}, sort_keys=True))
+            else:
+                details = json.dumps(event.get('details') or {}, sort_keys=True)
+                click.echo(f'{event.get("seq", "-"):>6}  {event.get("at", "-")}  '
+                           f'{event.get("kind", "-"):<20}  {event.get("actor", "-")}  '
+                           f'{event.get("subject") or "-"}  {details}')
+            if shown >= limit:
+                break
+        click.echo(f'{shown} event(s)', err=True)
+
+    @cli.group()
+    def quarantine() -> None:
+        """Pushed documents the gateway refused, kept for review."""
+
+    @quarantine.command('list')
+    @click.option('--limit', default=50, show_default=True, type=click.IntRange(1, 10000))
+    @click.option('--rule', default=None, help='Only refusals under this rule.')
+    @click.option('--device', default=None, help='Only refusals of this device.')
+    def quarantine_list(limit: int, rule: str | None, device: str | None) -> None:
+        """List refused documents by rule, device and time (newest first)."""
+        services = _services()
+        rows = []
+        for entry in services.couch.iter_prefix(services.db('quarantine'), 'q:'):
+            if rule and entry.get('rule') != rule or device and entry.get('device') != device:
+                continue
+            rows.append(entry)
+        rows.sort(key=lambda entry: entry.get('at') or 0, reverse=True)
+        _table([[entry['_id'], _when(entry.get('at')), entry.get('rule', '-'),
+                 entry.get('device', '-'), entry.get('worker', '-'), entry.get('doc_id') or '-']
+                for entry in rows[:limit]], ['QUARANTINE', 'AT', 'RULE', 'DEVICE', 'WORKER', 'DOC'])
+        click.echo(f'{min(len(rows), limit)} of {len(rows)} refused document(s)')
+
+    @quarantine.command('show')
+    @click.argument('quarantine_id')
+    def quarantine_show(quarantine_id: str) -> None:
+        """Print one refused document as kept (identifying fields sealed or redacted)."""
+        services = _services()
+        if not quarantine_id.startswith('q:'):
+            quarantine_id = f'q:{quarantine_id}'
+        entry = services.couch.get_or_none(services.db('quarantine'), quarantine_id)
+        if entry is None:
+            raise click.ClickException(f'no quarantined document {quarantine_id}')
+        click.echo(json.dumps({key: value for key, value in entry.items()
+                               if not key.startswith('_') or key == '_id'},
+                              indent=2, sort_keys=True, ensure_ascii=False))

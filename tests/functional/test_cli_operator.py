@@ -1,0 +1,77 @@
+"""Operator commands against the real database: users, devices, the audit
+log and the quarantine, each as an operator would use them, and none of them
+prints an identifying value."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import cli
+from tests.functional.test_sync_gateway import ORG, _push, _with_rev
+from tests.integration.records import plain_contact
+
+pytestmark = pytest.mark.functional
+
+CANARY = 'Canary Quarantine Person 7731'
+
+
+def _run(env, *args):
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_users_list(env, users):
+    users.create('w-ops', ['worker'], team='north')
+    users.create('adv-ops', ['advocate'], team='north')
+    out = _run(env, 'users', 'list')
+    assert re.search(r'adv-ops\s+advocate\s+north\s+enabled', out)
+    assert re.search(r'w-ops\s+worker\s+north\s+enabled', out)
+    assert 'password' not in out and '$argon2' not in out
+
+
+def test_devices_register_enroll_list_revoke(env, users, client):
+    users.create('w-dev', ['worker'])
+    out = _run(env, 'devices', 'register', 'w-dev', '--label', 'tablet 3')
+    device_id = re.search(r'device (d-[0-9a-f]{32}) registered', out).group(1)
+    code = out.split('enrollment code (single use; type it on the tablet): ')[1].strip()
+    enrolled = client.simulate_post('/devices/enroll', json={'code': code})
+    assert enrolled.status_code == 201, enrolled.text
+    creds = enrolled.json
+    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+active', _run(env, 'devices', 'list'))
+    basic = 'Basic ' + base64.b64encode(f'{creds["device_id"]}:{creds["secret"]}'.encode()).decode()
+    assert client.simulate_get('/sync/records/', headers={'Authorization': basic}).status_code == 200
+    assert f'device {device_id} revoked' in _run(env, 'devices', 'revoke', device_id)
+    assert client.simulate_get('/sync/records/', headers={'Authorization': basic}).status_code == 401
+    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+revoked', _run(env, 'devices', 'list'))
+    shown = _run(env, 'audit', 'show', '--kind', 'device_revoked')
+    assert f'device:{device_id}' in shown and 'cli:operator' in shown
+
+
+def test_devices_register_refuses_a_non_worker(env, users):
+    users.create('adv-nodev', ['advocate'])
+    result = CliRunner().invoke(cli, ['devices', 'register', 'adv-nodev'], env=env)
+    assert result.exit_code == 1 and 'not an enabled worker' in result.output
+
+
+def test_quarantine_list_and_show_keep_identifying_values_out(env, users, client):
+    users.create('w-q', ['worker'])
+    out = _run(env, 'devices', 'register', 'w-q')
+    code = out.split('enrollment code (single use; type it on the tablet): ')[1].strip()
+    creds = client.simulate_post('/devices/enroll', json={'code': code}).json
+    refused = _with_rev(plain_contact('w-q', ORG, notes=CANARY))
+    answer = _push(client, creds, [refused])
+    assert [entry['error'] for entry in answer.json] == ['forbidden']
+    listed = _run(env, 'quarantine', 'list')
+    quarantine_id = re.search(r'(q:[0-9a-f]{32})', listed).group(1)
+    assert refused['_id'] in listed and creds['device_id'] in listed
+    shown = _run(env, 'quarantine', 'show', quarantine_id)
+    assert refused['_id'] in shown
+    assert CANARY not in listed + shown
+    assert CANARY not in _run(env, 'audit', 'show', '--limit', '1000', '--json')
+    none = _run(env, 'quarantine', 'list', '--rule', 'no-such-rule')
+    assert quarantine_id not in none
