@@ -40,6 +40,7 @@ from typing import Any
 from service.errors import ApiError
 from service.resources import json_object
 from sync.couch import doc_path
+from sync.sealed import SealedRegistry
 
 __all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
            'leave_deleted_envelopes', 'shredded_rkids']
@@ -95,6 +96,7 @@ class _Sealer:
         self.keyvault_db = services.db('keyvault')
         self.directory_db = services.db('directory')
         self.quarantine_db = services.db('quarantine')
+        self.registry = SealedRegistry(services.couch, self.directory_db, services.device_watch)
 
     def team_of_user(self, username: str | None) -> str | None:
         if not username:
@@ -156,7 +158,22 @@ class _Sealer:
         while self.couch.db_info(db).get('compact_running') and time.monotonic() < deadline:
             time.sleep(0.2)
 
+    def register(self, sealing: dict[str, Any], record_ids: list[str]) -> None:
+        """Enter the youth in the sealed registry (``sync.sealed``), before any shredding.
+
+        Every linking key the youth's records carry is registered, not only
+        the one the sealing names, so a later record linked by the other
+        (a screening with the same ``client_id``) is refused too.
+        """
+        docs = [row.get('doc') or {} for row in self.couch.all_docs(
+            self.records_db, keys=record_ids, include_docs=True)]
+        self.registry.add(
+            client_ids=[sealing.get('client_id'), *(doc.get('client_id') for doc in docs)],
+            youth_codes=[sealing.get('youth_code'), *(doc.get('youth_code') for doc in docs)],
+            record_ids=record_ids)
+
     def shred(self, sealing: dict[str, Any], record_ids: list[str]) -> dict[str, int]:
+        self.register(sealing, record_ids)
         envelope_ids = self.envelope_ids(record_ids)
         rkids = sorted(envelope_id[len(_ENVELOPE_PREFIX):] for envelope_id in envelope_ids)
         # Tombstones and the list first: a crash after this point leaves a
