@@ -9,6 +9,9 @@ contact and screening records carry before an identity exists).
 role (admin proposes and supervisor approves, or the other way round)
 carries it out:
 
+0. the youth enters the sealed-youth registry (``sync.sealed``): from then
+   on, records and envelopes of the youth that arrive by sync or desk intake
+   are refused;
 1. a ``shredded:<rkid>`` tombstone per record key is written to ``keyvault``
    first (so a key-vault restore, even of a backup taken a minute earlier,
    skips those envelopes; the sealing document in ``directory`` lists them
@@ -20,7 +23,8 @@ carries it out:
    gateway refuses it when a tablet pushes it late;
 3. quarantined copies of those envelopes are deleted;
 4. ``keyvault`` and ``quarantine`` are compacted, which drops the bodies of
-   the deleted revisions.
+   the deleted revisions; on pouchdb-server, whose LevelDB files keep them
+   anyway, they are then rebuilt into fresh files (``sync.erasure``).
 
 Record documents are not touched: they keep their non-identifying fields
 for aggregate counts, and their sealed fields stay as ciphertext nobody can
@@ -40,6 +44,7 @@ from typing import Any
 from service.errors import ApiError
 from service.resources import json_object
 from sync.couch import doc_path
+from sync.erasure import is_embedded, rebuild_database
 from sync.sealed import SealedRegistry
 
 __all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
@@ -203,6 +208,11 @@ class _Sealer:
         self.compact(self.keyvault_db)
         if quarantined:
             self.compact(self.quarantine_db)
+        if is_embedded(self.couch):
+            # LevelDB keeps deleted bodies in its files; fresh files keep none.
+            rebuild_database(self.couch, self.keyvault_db)
+            if quarantined:
+                rebuild_database(self.couch, self.quarantine_db)
         return {'records': len(record_ids), 'envelopes': deleted,
                 'quarantined': len(quarantined)}
 

@@ -40,9 +40,9 @@ def world(client, users, services):
     h = {'admin': users.bearer(users.token('admin-s', ['admin'], team='team-s')),
          'sup': users.bearer(users.token('sup-s', ['supervisor'], team='team-s')),
          'worker': users.bearer(users.token(WORKER))}
-    _signer, _new, _old, body = _published(client, h, services)
+    _signer, new, _old, body = _published(client, h, services)
     device = _enroll(client, users, h['admin'], WORKER)
-    return {'h': h, 'body': body, 'device': device}
+    return {'h': h, 'body': body, 'device': device, 'org_key': new}
 
 
 def _screening(world, youth_code, **overrides):
