@@ -163,12 +163,18 @@ class _Sealer:
         while self.couch.db_info(db).get('compact_running') and time.monotonic() < deadline:
             time.sleep(0.2)
 
-    def register(self, sealing: dict[str, Any], record_ids: list[str]) -> None:
+    def register(self, sealing: dict[str, Any], record_ids: list[str]) -> list[str]:
         """Enter the youth in the sealed registry (``sync.sealed``), before any shredding.
 
         Every linking key the youth's records carry is registered, not only
         the one the sealing names, so a later record linked by the other
-        (a screening with the same ``client_id``) is refused too.
+        (a screening with the same ``client_id``) is refused too. A record
+        of the youth stored after the approval found the records and before
+        the registry refused more (a sync in that window) is looked for
+        once the registry is written, among the same teams' records.
+
+        Returns:
+            The record ids to seal: ``record_ids`` and any such record.
         """
         docs = [row.get('doc') or {} for row in self.couch.all_docs(
             self.records_db, keys=record_ids, include_docs=True)]
@@ -176,9 +182,21 @@ class _Sealer:
             client_ids=[sealing.get('client_id'), *(doc.get('client_id') for doc in docs)],
             youth_codes=[sealing.get('youth_code'), *(doc.get('youth_code') for doc in docs)],
             record_ids=record_ids)
+        teams = {self.team_of_user(doc.get('owner')) for doc in docs}
+        known, late = set(record_ids), []
+        for doc in self.couch.iter_prefix(self.records_db, ''):
+            if doc['_id'] in known or doc['_id'].startswith('_'):
+                continue
+            if any(sealing.get(name) and doc.get(name) == sealing[name]
+                   for name in ('client_id', 'youth_code')) \
+                    and self.team_of_user(doc.get('owner')) in teams:
+                late.append(doc['_id'])
+        if late:
+            self.registry.add(record_ids=late)
+        return sorted(known | set(late))
 
     def shred(self, sealing: dict[str, Any], record_ids: list[str]) -> dict[str, int]:
-        self.register(sealing, record_ids)
+        record_ids = self.register(sealing, record_ids)
         envelope_ids = self.envelope_ids(record_ids)
         rkids = sorted(envelope_id[len(_ENVELOPE_PREFIX):] for envelope_id in envelope_ids)
         # Tombstones and the list first: a crash after this point leaves a

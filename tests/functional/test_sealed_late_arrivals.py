@@ -8,9 +8,11 @@ import random
 import uuid
 
 import pytest
+from click.testing import CliRunner
 
+from service.cli import cli
 from sync.couch import doc_path
-from sync.sealed import REGISTRY_ID, YOUTH_SEALED
+from sync.sealed import REGISTRY_ID, YOUTH_SEALED, SealedRegistry
 from tests import factories
 from tests.functional.test_lifecycle_endpoints import _published
 from tests.functional.test_sync_gateway import ORG, _enroll, _push, _with_rev
@@ -187,3 +189,51 @@ def test_a_sealing_before_the_registry_existed_is_still_honoured(client, world, 
     late = [_with_rev(doc) for doc in _screening(world, code)]
     result = _push(client, world['device'], late)
     assert [entry['reason'] for entry in result.json] == [YOUTH_SEALED.reason] * 2
+
+
+
+
+def test_a_record_synced_while_the_approval_runs_is_sealed_too(client, world, services,
+                                                                monkeypatch):
+    """A sync between the approval's search and its registry write is caught afterwards."""
+    code = _youth_code()
+    assert _push(client, world['device'],
+                 [_with_rev(doc) for doc in _screening(world, code)]).json == []
+    record, envelope = (_with_rev(doc) for doc in _screening(world, code))
+    original, synced = SealedRegistry.add, []
+
+    def add_after_a_sync(self, **kwargs):
+        if not synced:
+            synced.append(_push(client, world['device'], [record, envelope]).json)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(SealedRegistry, 'add', add_after_a_sync)
+    _seal(client, world, code)
+    assert synced == [[]]  # the record and its envelope landed inside the window
+    vault = services.couch.all_docs(services.db('keyvault'), keys=[envelope['_id']])
+    assert vault[0]['value']['deleted']
+    opened = client.simulate_post(f'/records/{record["_id"]}/open',
+                                  json={'purpose': 'case_management'},
+                                  headers=world['h']['sup'])
+    assert opened.status_code == 410
+
+
+def test_the_registry_outlives_a_lost_key_vault_restored_from_a_backup(client, world, services,
+                                                                       env, tmp_path):
+    """The registry lives in directory: losing and restoring keyvault leaves it whole."""
+    code = _youth_code()
+    assert _push(client, world['device'],
+                 [_with_rev(doc) for doc in _screening(world, code)]).json == []
+    backup = tmp_path / 'kv.jsonl'
+    result = CliRunner().invoke(cli, ['keyvault', 'backup', '--out', str(backup)], env=env)
+    assert result.exit_code == 0, result.output
+    _seal(client, world, code)
+    vault = services.db('keyvault')
+    services.couch.delete_db(vault)
+    services.couch.ensure_db(vault)
+    result = CliRunner().invoke(cli, ['keyvault', 'restore', str(backup)], env=env)
+    assert result.exit_code == 0, result.output
+    late = [_with_rev(doc) for doc in _screening(world, code)]
+    assert [entry['reason'] for entry in _push(client, world['device'], late).json] == [
+        YOUTH_SEALED.reason] * 2
+    assert not {doc['_id'] for doc in late} & {row['id'] for row in services.couch.all_docs(vault)}
