@@ -13,7 +13,7 @@
 //                             "advocate":{"advocate","apk","private_jwk" | "private_hex"},"paths","org"}
 //     (the advocate's flow: open the grants with the unlocked APK, then the
 //     record; unwrapping the APK blob needs Argon2id and stays in Python)
-//   node js/fle.mjs verify-manifest < {"signed","pinned_public","min_seq"?}
+//   node js/fle.mjs verify-manifest < {"signed","pinned_public","min_seq"?,"enrollment_code"?}
 //   node js/fle.mjs vectors tests/vectors/<file>.json
 // Exit status: 0 success, 3 InvalidCiphertext/InvalidManifest, 1 vector
 // mismatch, 2 usage or unexpected error.
@@ -56,6 +56,14 @@ export class InvalidManifest extends Error {
   constructor() {
     super("The key manifest could not be verified.");
     this.name = "InvalidManifest";
+  }
+}
+
+/** The served org signer is not the one the enrollment code names. */
+export class SignerMismatch extends Error {
+  constructor() {
+    super("The served org signing key does not match the enrollment code; do not trust this server.");
+    this.name = "SignerMismatch";
   }
 }
 
@@ -326,7 +334,47 @@ function checkManifestBody(body) {
   return active === 1 && kids.size === body.keys.length;
 }
 
-export async function verifyManifest(signed, pinnedPublicB64, { minSeq } = {}) {
+// -- Enrollment ----------------------------------------------------------------
+
+const ENROLLMENT_CODE = /^fve1\.([A-Za-z0-9_-]{43})\.([0-9a-f]{64})$/;
+
+/**
+ * Split an enrollment code (`fve1.<secret>.<signer fingerprint hex>`, printed
+ * by the admin's CLI as text and QR) into the one-time secret the server
+ * takes and the fingerprint the tablet pins, which never comes from the server.
+ */
+export function parseEnrollmentCode(code) {
+  const match = typeof code === "string" ? ENROLLMENT_CODE.exec(code) : null;
+  if (!match) throw new InvalidKeyMaterial("not an enrollment code (fve1.<secret>.<fingerprint>)");
+  return { secret: match[1], fingerprint: match[2] };
+}
+
+/** Return the served signer public key if its fingerprint is the code's, else throw SignerMismatch. */
+export async function pinSigner(servedPublicB64, expectedFingerprint) {
+  let actual = null;
+  try {
+    actual = (await fingerprint(servedPublicB64)).replaceAll(" ", "");
+  } catch {
+    throw new SignerMismatch();
+  }
+  if (typeof expectedFingerprint !== "string" || actual !== expectedFingerprint.replaceAll(" ", "").toLowerCase()) {
+    throw new SignerMismatch();
+  }
+  return servedPublicB64;
+}
+
+/**
+ * Verify a signed manifest against the pinned signer. With `fingerprint`
+ * (from the enrollment code), the pinned key itself must have it too.
+ */
+export async function verifyManifest(signed, pinnedPublicB64, { minSeq, fingerprint: expected } = {}) {
+  if (expected !== undefined && expected !== null) {
+    try {
+      await pinSigner(pinnedPublicB64, expected);
+    } catch {
+      throw new InvalidManifest();
+    }
+  }
   try {
     const shapeOk = signed !== null && typeof signed === "object"
       && Object.keys(signed).sort().join(",") === "alg,body,sig,signer" && signed.alg === "ES256";
@@ -811,7 +859,8 @@ async function main(argv) {
       }) });
     } else if (command === "verify-manifest") {
       const input = await readStdin();
-      print({ body: await verifyManifest(input.signed, input.pinned_public, { minSeq: input.min_seq }) });
+      const expected = input.enrollment_code ? parseEnrollmentCode(input.enrollment_code).fingerprint : undefined;
+      print({ body: await verifyManifest(input.signed, input.pinned_public, { minSeq: input.min_seq, fingerprint: expected }) });
     } else if (command === "vectors" && file) {
       const { readFile } = await import("node:fs/promises");
       const result = await checkVectorFile(JSON.parse(await readFile(file, "utf8")));

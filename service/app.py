@@ -33,6 +33,7 @@ from service.resources.records import RecordOpenResource, RecordsResource, Valid
 from service.resources.sync import SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
+from sync.sealed import REGISTRY_ID
 from sync.watch import DocWatch
 
 __all__ = ['Services', 'create_app', 'LOGICAL_DATABASES', 'VERSION']
@@ -52,9 +53,10 @@ class Services:
         couch: The pooled CouchDB client.
         accounts: Users and sessions.
         audit: The audit log writer.
-        device_watch: ``device:`` documents of the directory, kept while its
-            change feed reports no change (every replication request
-            authenticates a device).
+        device_watch: ``device:`` documents of the directory and the
+            sealed-youth registry, kept while its change feed reports no
+            change (every replication request authenticates a device, and
+            every push batch reads the registry).
         config_watch: The key manifest and the pinned signer, likewise.
     """
 
@@ -91,7 +93,7 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
                      team_of=directory_team_of(couch, config.db_name('directory')))
     return Services(
         config=config, couch=couch, accounts=accounts, audit=audit,
-        device_watch=DocWatch(couch, config.db_name('directory'), prefixes=('device:',)),
+        device_watch=DocWatch(couch, config.db_name('directory'), prefixes=('device:', REGISTRY_ID)),
         config_watch=DocWatch(couch, config.db_name('config'), prefixes=(MANIFEST_ID, SIGNER_ID)),
     )
 

@@ -17,6 +17,7 @@ import httpx
 import schemas
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
+from service.cli_devices import register as register_device_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_ops import register as register_operator_commands
 from service.cli_staff import Home
@@ -186,6 +187,7 @@ def schemas_export(out: str) -> None:
 register_staff_commands(cli)
 register_lifecycle_commands(cli)
 register_audit_commands(cli)
+register_device_commands(cli)
 register_operator_commands(cli)
 
 

@@ -1,4 +1,4 @@
-"""Operator commands of the ``fieldvault`` CLI that read and manage the service.
+"""Operator commands of the ``fieldvault`` CLI that read the service's state.
 
 Like ``db init`` and ``users create``, they run where the operator can reach
 the database (``FIELDVAULT_COUCHDB_URL``) and use the service's own domain
@@ -19,21 +19,12 @@ import click
 
 __all__ = ['register']
 
-#: Operator commands that change something are audited as this actor.
-_ACTOR = 'cli:operator'
 
 
 def _services():
     from service.app import build_services
     from service.cli import _config
     return build_services(_config())
-
-
-def _devices(services):
-    from sync.devices import Devices
-    config = services.config
-    return Devices(services.couch, config.db_name('directory'), config.db_name('config'),
-                   enrollment_ttl=config.enrollment_ttl)
 
 
 def _when(epoch: Any) -> str:
@@ -72,54 +63,6 @@ def register(cli: click.Group) -> None:
                  'disabled' if user.get('disabled') else 'enabled'] for user in users],
                ['USER', 'ROLES', 'TEAM', 'STATE'])
         click.echo(f'{len(users)} user(s)')
-
-    @cli.group()
-    def devices() -> None:
-        """Tablets: register one for a worker, list them, revoke one."""
-
-    @devices.command('list')
-    def devices_list() -> None:
-        """List every device with its worker and state."""
-        services = _services()
-        rows = _devices(services).list()
-        _table([[device['device_id'], device['worker'], device.get('label') or '-',
-                 device['status']] for device in rows],
-               ['DEVICE', 'WORKER', 'LABEL', 'STATE'])
-        click.echo(f'{len(rows)} device(s)')
-
-    @devices.command('register')
-    @click.argument('worker')
-    @click.option('--label', default=None, help='A name to tell the tablet apart (no person).')
-    def devices_register(worker: str, label: str | None) -> None:
-        """Register a tablet for WORKER and print its one-time enrollment code."""
-        from service.accounts import AccountError
-        services = _services()
-        try:
-            user = services.accounts.get_user(worker)
-        except AccountError:
-            raise click.ClickException(f'no user {worker}') from None
-        if 'worker' not in user['roles'] or user.get('disabled'):
-            raise click.ClickException(f'{worker} is not an enabled worker')
-        registered = _devices(services).register(worker, label=label)
-        services.audit.record('device_registered', actor=_ACTOR,
-                              subject=f'device:{registered["device_id"]}',
-                              details={'worker': worker})
-        click.echo(f'device {registered["device_id"]} registered for {worker}')
-        click.echo(f'enrollment code (single use; type it on the tablet): '
-                   f'{registered["enrollment_code"]}')
-
-    @devices.command('revoke')
-    @click.argument('device_id')
-    def devices_revoke(device_id: str) -> None:
-        """Revoke a device: its credentials stop working at once."""
-        from sync.devices import DeviceError
-        services = _services()
-        try:
-            _devices(services).revoke(device_id)
-        except DeviceError:
-            raise click.ClickException(f'no device {device_id}') from None
-        services.audit.record('device_revoked', actor=_ACTOR, subject=f'device:{device_id}')
-        click.echo(f'device {device_id} revoked')
 
     audit_group = cli.commands['audit']
     assert isinstance(audit_group, click.Group)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
-from sync import filtering, key_policy
+from sync import filtering, key_policy, sealed
 from sync.couch import CouchDBClient, doc_path
 from sync.devices import DeviceIdentity
 from sync.errors import DatabaseUnavailable, DocumentNotFound
@@ -78,6 +78,8 @@ class RecordRules:
         manifest_body: Returns the verified current key manifest body (or
             None); when given, pushed envelopes must be sealed to a key version
             it still accepts (``sync.key_policy``). Read once per push batch.
+        sealed_registry: The sealed-youth registry (``sync.sealed``); when
+            given, records and envelopes of a sealed youth are refused.
     """
 
     record_types: tuple[str, ...]
@@ -88,6 +90,7 @@ class RecordRules:
     validate_envelope: Callable[[dict[str, Any]], Any]
     envelope_errors: tuple[type[Exception], ...]
     manifest_body: Callable[[], dict[str, Any] | None] | None = None
+    sealed_registry: Any = None
 
 
 def _q(db: str) -> str:
@@ -138,6 +141,7 @@ class _Batch:
     answers: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
     refused: list[tuple[Any, filtering.Refusal]] = dataclasses.field(default_factory=list)
     envelope_revs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    late: Any = None  # sealed.LateArrivals, built at the first document
 
     def refuse(self, index: int, doc: Any, refusal: filtering.Refusal) -> None:
         """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
@@ -634,6 +638,8 @@ class Gateway:
             elif refusal is None:
                 refusal = batch.check_envelope_revision(doc, stored)
             if refusal is None:
+                refusal = self._check_sealed(doc, docs, batch)
+            if refusal is None:
                 to_store[target].append((index, doc))
             else:
                 batch.refuse(index, doc, refusal)
@@ -646,6 +652,23 @@ class Gateway:
             max_doc_bytes=self._max_doc_bytes, validate=self._rules.validate_document,
             current_owner=stored_owner, schema_errors=self._rules.schema_errors,
             unknown_schema_errors=self._rules.unknown_schema_errors)
+
+    def _check_sealed(self, doc: Any, docs: list[Any], batch: _Batch) -> filtering.Refusal | None:
+        """Refuse a record or envelope of a sealed youth (``sync.sealed``).
+
+        The registry is read once per batch (a cache hit while the
+        directory's change feed reports no change); records of sealed youths
+        refused in this batch are registered, so their envelopes are refused
+        in a later batch too.
+        """
+        registry = self._rules.sealed_registry
+        if registry is None:
+            return None
+        if batch.late is None:
+            batch.late = sealed.LateArrivals(registry.snapshot(), docs)
+            if batch.late.new_records:
+                registry.add(record_ids=batch.late.new_records)
+        return batch.late.refusal(doc)
 
     def _store_chunk(self, physical: str, to_store, answers, new_edits: bool) -> None:
         """Write one chunk's accepted documents (records, then envelopes)."""
@@ -748,7 +771,7 @@ class Gateway:
                 paths = list(self._rules.identifying_paths(doc_type))
                 # Fields the schema refused may hold anything: redact those too.
                 paths += [f'/{name}' for name in refusal.fields if isinstance(name, str)]
-            elif refusal.rule == _ENVELOPE_DELETED.rule:
+            elif refusal.rule in (_ENVELOPE_DELETED.rule, sealed.YOUTH_SEALED.rule):
                 # The sealed record key of a shredded record must not
                 # survive anywhere, quarantine included: metadata only.
                 paths = None

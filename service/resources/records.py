@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import keys
 import schemas
 from schemas.codes import RELEASE_PURPOSES
 from service.errors import ApiError
 from service.resources import ALL_STAFF
-from sync import key_policy
+from sync import filtering, key_policy
 from sync.errors import DocumentConflict
+from sync.sealed import LateArrivals, SealedRegistry
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
@@ -51,6 +53,12 @@ class RecordsResource:
     written, and if an envelope cannot be stored the new record is deleted
     again, so a refusal leaves neither an orphan envelope nor a record no
     key opens.
+
+    Nothing is added for a sealed youth: the gateway's sealing rule
+    (``sync.sealed``) applies here too, so a record of a sealed youth, or an
+    envelope a sealing shredded, is refused with 403 naming the rule
+    (``youth_sealed``, ``envelope_deleted``) and quarantined without key
+    material.
     """
 
     auth = {'POST': ('worker', 'advocate', 'supervisor')}
@@ -61,6 +69,9 @@ class RecordsResource:
         self._keyvault_db = services.db('keyvault')
         self._key_store = key_store
         self._audit = services.audit
+        self._quarantine_db = services.db('quarantine')
+        self._sealed = SealedRegistry(services.couch, services.db('directory'),
+                                      services.device_watch)
 
     def on_post(self, req, resp):
         body = req.get_media()
@@ -105,6 +116,7 @@ class RecordsResource:
             raise ApiError(422, 'missing_envelope',
                            'Every record key in the header needs its envelope.',
                            fields={'envelopes': ['An envelope is missing for a header key.']})
+        self._refuse_late_arrival(principal, document, body['envelopes'])
         try:
             rev = self._couch.put(self._records_db, document)
         except DocumentConflict:
@@ -122,6 +134,45 @@ class RecordsResource:
         resp.status = 201
         resp.location = f'/records/{document["_id"]}'
         resp.media = {'id': document['_id']}
+
+
+    def _refuse_late_arrival(self, principal, document, envelopes) -> None:
+        """Refuse a submission that would add anything for a sealed youth.
+
+        The same rule as a sync push: the record of a sealed youth (by
+        linking key or id), and any envelope a sealing shredded (keyvault
+        holds it deleted, so it could otherwise be written again). The
+        whole submission goes to quarantine, the record as the gateway keeps
+        one, every envelope as metadata only.
+
+        Raises:
+            ApiError: 403 naming the rule.
+        """
+        late = LateArrivals(self._sealed.snapshot(), [document])
+        rows = self._couch.all_docs(self._keyvault_db,
+                                    keys=[envelope['_id'] for envelope in envelopes])
+        shredded = {row['id'] for row in rows
+                    if isinstance(row.get('value'), dict) and row['value'].get('deleted')}
+        refusals = [refusal for refusal in (late.refusal(doc, shredded)
+                                            for doc in [document, *envelopes]) if refusal]
+        if not refusals:
+            return
+        if late.new_records:
+            self._sealed.add(record_ids=late.new_records)
+        refusal, now = refusals[0], round(time.time(), 3)
+        entries = [{
+            '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'source': 'desk_intake',
+            'user': principal.id, 'db': 'records', 'at': now, 'rule': refusal.rule,
+            'reason': refusal.reason, 'fields': {}, 'doc_id': doc['_id'],
+            'doc': filtering.redact_for_quarantine(
+                doc, schemas.identifying_paths(doc['type']) if doc is document else None),
+        } for doc in [document, *envelopes]]
+        self._couch.bulk_docs(self._quarantine_db, entries)
+        for entry in entries:
+            self._audit.record('intake_refused', actor=f'user:{principal.id}',
+                               subject=entry['doc_id'], team=principal.team,
+                               details={'rule': refusal.rule, 'quarantine': entry['_id']})
+        raise ApiError(403, refusal.rule, refusal.reason)
 
 
 class RecordOpenResource:

@@ -9,6 +9,9 @@ contact and screening records carry before an identity exists).
 role (admin proposes and supervisor approves, or the other way round)
 carries it out:
 
+0. the youth enters the sealed-youth registry (``sync.sealed``): from then
+   on, records and envelopes of the youth that arrive by sync or desk intake
+   are refused;
 1. a ``shredded:<rkid>`` tombstone per record key is written to ``keyvault``
    first (so a key-vault restore, even of a backup taken a minute earlier,
    skips those envelopes; the sealing document in ``directory`` lists them
@@ -20,7 +23,8 @@ carries it out:
    gateway refuses it when a tablet pushes it late;
 3. quarantined copies of those envelopes are deleted;
 4. ``keyvault`` and ``quarantine`` are compacted, which drops the bodies of
-   the deleted revisions.
+   the deleted revisions; on pouchdb-server, whose LevelDB files keep them
+   anyway, they are then rebuilt into fresh files (``sync.erasure``).
 
 Record documents are not touched: they keep their non-identifying fields
 for aggregate counts, and their sealed fields stay as ciphertext nobody can
@@ -40,6 +44,8 @@ from typing import Any
 from service.errors import ApiError
 from service.resources import json_object
 from sync.couch import doc_path
+from sync.erasure import is_embedded, rebuild_database
+from sync.sealed import SealedRegistry
 
 __all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
            'leave_deleted_envelopes', 'shredded_rkids']
@@ -95,6 +101,7 @@ class _Sealer:
         self.keyvault_db = services.db('keyvault')
         self.directory_db = services.db('directory')
         self.quarantine_db = services.db('quarantine')
+        self.registry = SealedRegistry(services.couch, self.directory_db, services.device_watch)
 
     def team_of_user(self, username: str | None) -> str | None:
         if not username:
@@ -156,7 +163,40 @@ class _Sealer:
         while self.couch.db_info(db).get('compact_running') and time.monotonic() < deadline:
             time.sleep(0.2)
 
+    def register(self, sealing: dict[str, Any], record_ids: list[str]) -> list[str]:
+        """Enter the youth in the sealed registry (``sync.sealed``), before any shredding.
+
+        Every linking key the youth's records carry is registered, not only
+        the one the sealing names, so a later record linked by the other
+        (a screening with the same ``client_id``) is refused too. A record
+        of the youth stored after the approval found the records and before
+        the registry refused more (a sync in that window) is looked for
+        once the registry is written, among the same teams' records.
+
+        Returns:
+            The record ids to seal: ``record_ids`` and any such record.
+        """
+        docs = [row.get('doc') or {} for row in self.couch.all_docs(
+            self.records_db, keys=record_ids, include_docs=True)]
+        self.registry.add(
+            client_ids=[sealing.get('client_id'), *(doc.get('client_id') for doc in docs)],
+            youth_codes=[sealing.get('youth_code'), *(doc.get('youth_code') for doc in docs)],
+            record_ids=record_ids)
+        teams = {self.team_of_user(doc.get('owner')) for doc in docs}
+        known, late = set(record_ids), []
+        for doc in self.couch.iter_prefix(self.records_db, ''):
+            if doc['_id'] in known or doc['_id'].startswith('_'):
+                continue
+            if any(sealing.get(name) and doc.get(name) == sealing[name]
+                   for name in ('client_id', 'youth_code')) \
+                    and self.team_of_user(doc.get('owner')) in teams:
+                late.append(doc['_id'])
+        if late:
+            self.registry.add(record_ids=late)
+        return sorted(known | set(late))
+
     def shred(self, sealing: dict[str, Any], record_ids: list[str]) -> dict[str, int]:
+        record_ids = self.register(sealing, record_ids)
         envelope_ids = self.envelope_ids(record_ids)
         rkids = sorted(envelope_id[len(_ENVELOPE_PREFIX):] for envelope_id in envelope_ids)
         # Tombstones and the list first: a crash after this point leaves a
@@ -186,6 +226,11 @@ class _Sealer:
         self.compact(self.keyvault_db)
         if quarantined:
             self.compact(self.quarantine_db)
+        if is_embedded(self.couch):
+            # LevelDB keeps deleted bodies in its files; fresh files keep none.
+            rebuild_database(self.couch, self.keyvault_db)
+            if quarantined:
+                rebuild_database(self.couch, self.quarantine_db)
         return {'records': len(record_ids), 'envelopes': deleted,
                 'quarantined': len(quarantined)}
 

@@ -256,6 +256,7 @@ class SyncWiring:
             DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource,
             EnrollResource)
         from sync.devices import Devices
+        from sync.sealed import SealedRegistry
 
         config = services.config
         self.devices = Devices(services.couch, config.db_name('directory'),
@@ -270,6 +271,8 @@ class SyncWiring:
             validate_envelope=keys.validate_envelope,
             envelope_errors=(keys.errors.InvalidKeyMaterial, keys.errors.KeysError),
             manifest_body=_manifest_reader(services),
+            sealed_registry=SealedRegistry(services.couch, config.db_name('directory'),
+                                           services.device_watch),
         )
         self.gateway = Gateway(
             services.couch,

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from service.cli import cli
 from tests.functional.test_sync_gateway import ORG, _push, _with_rev
 from tests.integration.records import plain_contact
+from tests.support.lifecycle import Ceremony
 
 pytestmark = pytest.mark.functional
 
@@ -34,35 +35,37 @@ def test_users_list(env, users):
     assert 'password' not in out and '$argon2' not in out
 
 
-def test_devices_register_enroll_list_revoke(env, users, client):
-    users.create('w-dev', ['worker'])
-    out = _run(env, 'devices', 'register', 'w-dev', '--label', 'tablet 3')
-    device_id = re.search(r'device (d-[0-9a-f]{32}) registered', out).group(1)
-    code = out.split('enrollment code (single use; type it on the tablet): ')[1].strip()
-    enrolled = client.simulate_post('/devices/enroll', json={'code': code})
+def test_devices_register_enroll_list_revoke(live, users, client, tmp_path, test_config):
+    ceremony = Ceremony(live.url, tmp_path, test_config.org,
+                        lambda name, roles, team: users.create(name, roles, team=team))
+    ceremony.setup(advocates=(), supervisors=(), workers=('w-dev',))
+    admin = ['devices', '--home', ceremony.homes['admin-1']]
+    out = ceremony.run([*admin, 'register', 'w-dev', '--label', 'tablet 3']).output
+    device_id = re.search(r'device (d-[0-9a-f]{32}) for w-dev', out).group(1)
+    code = out.split('enrollment code: ')[1].split()[0]
+    enrolled = client.simulate_post('/devices/enroll', json={'code': code.split('.')[1]})
     assert enrolled.status_code == 201, enrolled.text
     creds = enrolled.json
-    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+active', _run(env, 'devices', 'list'))
+    listed = ceremony.run([*admin, 'list']).output
+    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+active', listed), listed
     basic = 'Basic ' + base64.b64encode(f'{creds["device_id"]}:{creds["secret"]}'.encode()).decode()
     assert client.simulate_get('/sync/records/', headers={'Authorization': basic}).status_code == 200
-    assert f'device {device_id} revoked' in _run(env, 'devices', 'revoke', device_id)
+    assert f'device {device_id} revoked' in ceremony.run([*admin, 'revoke', device_id]).output
     assert client.simulate_get('/sync/records/', headers={'Authorization': basic}).status_code == 401
-    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+revoked', _run(env, 'devices', 'list'))
-    shown = _run(env, 'audit', 'show', '--kind', 'device_revoked')
-    assert f'device:{device_id}' in shown and 'cli:operator' in shown
+    assert re.search(rf'{device_id}\s+w-dev\s+tablet 3\s+revoked',
+                     ceremony.run([*admin, 'list']).output)
 
 
-def test_devices_register_refuses_a_non_worker(env, users):
-    users.create('adv-nodev', ['advocate'])
-    result = CliRunner().invoke(cli, ['devices', 'register', 'adv-nodev'], env=env)
-    assert result.exit_code == 1 and 'not an enabled worker' in result.output
+def _enrolled_device(client, users, worker):
+    admin = users.bearer(users.token('admin-q', ['admin']))
+    users.create(worker, ['worker'])
+    registered = client.simulate_post('/devices', json={'worker': worker}, headers=admin)
+    return client.simulate_post('/devices/enroll',
+                                json={'code': registered.json['enrollment_code']}).json
 
 
 def test_quarantine_list_and_show_keep_identifying_values_out(env, users, client):
-    users.create('w-q', ['worker'])
-    out = _run(env, 'devices', 'register', 'w-q')
-    code = out.split('enrollment code (single use; type it on the tablet): ')[1].strip()
-    creds = client.simulate_post('/devices/enroll', json={'code': code}).json
+    creds = _enrolled_device(client, users, 'w-q')
     refused = _with_rev(plain_contact('w-q', ORG, notes=CANARY))
     answer = _push(client, creds, [refused])
     assert [entry['error'] for entry in answer.json] == ['forbidden']

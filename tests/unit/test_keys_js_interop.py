@@ -27,6 +27,7 @@ import keys
 from keys import Keyring, OrgKeyPair, SigningKey
 from keys._encoding import b64url_decode, b64url_encode
 from keys._primitives import P256_ORDER
+from sync import enrollment
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE = shutil.which('node')
@@ -150,6 +151,21 @@ def test_js_verifies_python_manifests_with_webcrypto():
     assert (status, result) == (3, {'error': 'InvalidManifest'})
     status, result = run_node('verify-manifest', payload={
         'signed': signed, 'pinned_public': SigningKey.generate().public_b64()})
+    assert (status, result) == (3, {'error': 'InvalidManifest'})
+
+
+def test_js_verifies_a_manifest_only_under_the_signer_the_enrollment_code_names():
+    signer, operator = SigningKey.generate(), SigningKey.generate()
+    signed = keys.sign_manifest(keys.build_manifest(ORG, 3, [ORG_KEY.manifest_entry()]), signer)
+    code = enrollment.compose('s' * 43, signer.fingerprint())
+    status, result = run_node('verify-manifest', payload={
+        'signed': signed, 'pinned_public': signer.public_b64(), 'enrollment_code': code})
+    assert status == 0 and result['body'] == signed['body']
+    # A manifest the operator signed, checked against the operator's key as
+    # the server serves it, under a code naming the real signer: refused.
+    forged = keys.sign_manifest(keys.build_manifest(ORG, 4, [ORG_KEY.manifest_entry()]), operator)
+    status, result = run_node('verify-manifest', payload={
+        'signed': forged, 'pinned_public': operator.public_b64(), 'enrollment_code': code})
     assert (status, result) == (3, {'error': 'InvalidManifest'})
 
 

@@ -4,9 +4,14 @@
 // usage: node tablet.mjs <config.json>
 // config: {dir, url, db, auth: {username, password} | token, docs?: [...],
 //          action: "push" | "pull" | "sync_live", expect?: n, timeout_ms?, batch_size?}
+//   or, for a new tablet: {dir, action: "enroll_and_seal", base_url, enrollment_code,
+//          org, plain_docs: [...], paths: {type: [pointer, ...]}}: enroll with the
+//          code, pin the signer only if its fingerprint is the code's, verify the
+//          manifest, seal the documents and push them.
 // Prints one JSON line: {ok, result?, error?, ids, denied}.
 import fs from 'node:fs';
 import PouchDB from 'pouchdb';
+import { parseEnrollmentCode, pinSigner, sealDocument, verifyManifest } from '../../../js/fle.mjs';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const local = new PouchDB(cfg.dir);
@@ -130,6 +135,46 @@ async function main() {
       setTimeout(tick, 300);
     };
     tick();
+    return;
+  }
+  if (cfg.action === 'enroll_and_seal') {
+    const { secret, fingerprint } = parseEnrollmentCode(cfg.enrollment_code);
+    const answer = await fetch(`${cfg.base_url}/devices/enroll`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code: secret }),
+    });
+    if (answer.status !== 201) {
+      finish({ ok: false, error: { name: 'enrollment_refused', status: answer.status }, ids: await ids(), denied });
+      return;
+    }
+    const creds = await answer.json();
+    const authed = {
+      fetch: (url, opts) => {
+        opts.headers.set('Authorization', `Bearer ${creds.token}`);
+        return PouchDB.fetch(url, opts);
+      },
+    };
+    const config = new PouchDB(cfg.dir + '-config');
+    await config.replicate.from(new PouchDB(`${cfg.base_url}/sync/config`, authed));
+    let manifestBody;
+    try {
+      // The fingerprint is the code's (from the admin's own CLI), never the server's.
+      const pinned = await pinSigner(creds.manifest_signing_key, fingerprint);
+      manifestBody = await verifyManifest((await config.get('key-manifest')).signed, pinned, { fingerprint });
+    } catch (err) {
+      finish({ ok: false, refused: err.name, ids: await ids(), denied });
+      return;
+    }
+    const docs = [];
+    for (const plain of cfg.plain_docs) {
+      const { sealed, envelope } = await sealDocument(plain, { paths: cfg.paths[plain.type], org: cfg.org, manifestBody });
+      docs.push(sealed, envelope);
+    }
+    await local.bulkDocs(docs);
+    const rep = local.replicate.to(new PouchDB(`${cfg.base_url}/sync/records`, authed));
+    rep.on('denied', () => { denied += 1; });
+    const result = await rep;
+    const active = manifestBody.keys.find((entry) => entry.status === 'active').kid;
+    finish({ ok: result.ok, kid: active, result: { docs_written: result.docs_written }, ids: await ids(), denied });
     return;
   }
   throw new Error(`unknown action ${cfg.action}`);
