@@ -100,6 +100,11 @@ MALFORMED_REVISIONS = {
     'rev_position_huge': {'_rev': '1' * 30 + '-abc',
                           '_revisions': {'start': int('1' * 30), 'ids': ['abc']}},
     'rev_missing_with_revisions': {'_revisions': {'start': 1, 'ids': ['abc']}},
+    # As db.remove() sends a tombstone: _rev alone, no _revisions.
+    'rev_alone_object': {'_rev': {'start': 1}},
+    'rev_alone_no_position': {'_rev': 'abc'},
+    'rev_alone_bad_charset': {'_rev': '1-ab c'},
+    'rev_alone_position_zero': {'_rev': '0-abc'},
     'rev_missing': {},
     'deleted_not_boolean': {'_rev': '1-abc', '_revisions': {'start': 1, 'ids': ['abc']},
                             '_deleted': 'yes'},
@@ -167,7 +172,7 @@ def test_an_envelope_with_a_rev_object_is_refused_per_document(
 # -- non-finite numbers -------------------------------------------------------
 
 @pytest.mark.parametrize('number', ['NaN', 'Infinity', '-Infinity', '1e999', '-1e999',
-                                    '1' + '0' * 400])
+                                    pytest.param('1' + '0' * 400, id='400_digit_integer')])
 def test_non_finite_numbers_in_tombstones_and_checkpoints_are_a_400(
         client, users, admin, services, number):
     creds = _enroll(client, users, admin, 'w-nan')
