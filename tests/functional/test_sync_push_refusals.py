@@ -178,7 +178,8 @@ def test_non_finite_numbers_in_tombstones_and_checkpoints_are_a_400(
     creds = _enroll(client, users, admin, 'w-nan')
     headers = {**_basic(creds), 'Content-Type': 'application/json'}
     tombstone = ('{"new_edits":false,"docs":[{"_id":"%s","_rev":"1-%s","_deleted":true,'
-                 '"_revisions":{"start":1,"ids":["%s"]},"n":%s}]}' % (CONTACT_ID, HASH, HASH, number))
+                 '"_revisions":{"start":1,"ids":["%s"]},"n":%s}]}'
+                 % (CONTACT_ID, HASH, HASH, number))
     checkpoint = '{"_id":"_local/cp","last_seq":%s,"history":[{"x":[%s]}]}' % (number, number)
     for answer in (
             client.simulate_post('/sync/records/_bulk_docs', body=tombstone, headers=headers),
