@@ -120,6 +120,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting('longpoll_max_seconds', 25, _positive_int,
              'upper bound of a _changes long-poll, below gunicorn timeout'),
     _Setting('max_body_bytes', 4 * 1024 * 1024, _positive_int, 'largest accepted request body'),
+    _Setting('max_bulk_docs', 1000, _positive_int,
+             'most documents one /sync _bulk_docs or _bulk_get request may name'),
     _Setting('max_doc_bytes', 256 * 1024, _positive_int, 'largest accepted pushed document'),
     _Setting('max_json_depth', 32, _positive_int, 'deepest accepted JSON nesting'),
     _Setting('org', 'org-default', _identifier, 'organisation id bound into every ciphertext'),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -180,8 +181,33 @@ def json_depth(value: Any, limit: int) -> int:
     return deepest
 
 
+class _NonFinite(ValueError):
+    """A JSON number Python would read as NaN or an infinity."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise _NonFinite(text)
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 308:  # only a literal this long can be beyond a double's range
+        try:
+            float(value)
+        except OverflowError:
+            raise _NonFinite(text) from None
+    return value
+
+
 class SafeJSONHandler(falcon.media.BaseHandler):
-    """JSON media handler with a size cap, a depth cap and strict UTF-8.
+    """JSON media handler with a size cap, a depth cap, strict UTF-8 and finite numbers.
 
     Args:
         max_bytes: Largest body accepted (413 beyond).
@@ -207,9 +233,16 @@ class SafeJSONHandler(falcon.media.BaseHandler):
         except UnicodeDecodeError:
             raise ApiError(400, 'invalid_utf8', 'The body is not valid UTF-8.') from None
         try:
-            value = json.loads(text)
+            # NaN, Infinity and out-of-range numbers (1e999) are not JSON
+            # (RFC 8259); Python reads them, and a database would refuse them.
+            value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                               parse_int=_finite_int)
         except RecursionError:
             raise ApiError(400, 'too_deep', 'The JSON body is nested too deeply.') from None
+        except _NonFinite:
+            raise ApiError(400, 'non_finite_number',
+                           'The body holds a number JSON cannot carry (NaN, Infinity or out of '
+                           'range).') from None
         except ValueError:
             raise ApiError(400, 'malformed_json', 'The body is not valid JSON.') from None
         if json_depth(value, self._max_depth) > self._max_depth:

@@ -14,6 +14,7 @@ the checkpoint, never the size of the database.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -30,7 +31,8 @@ from sync.couch import CouchDBClient, doc_path
 from sync.devices import DeviceIdentity
 from sync.errors import DatabaseUnavailable, DocumentNotFound
 
-__all__ = ['Gateway', 'RecordRules', 'SYNC_DATABASES', 'UnknownDatabase', 'BadRequest']
+__all__ = ['Gateway', 'RecordRules', 'SYNC_DATABASES', 'UnknownDatabase', 'BadRequest',
+           'TooManyDocuments']
 
 #: Logical databases devices replicate.
 SYNC_DATABASES = ('records', 'config')
@@ -61,6 +63,10 @@ class UnknownDatabase(Exception):
 
 class BadRequest(Exception):
     """A malformed replication request; the message names the parameter."""
+
+
+class TooManyDocuments(BadRequest):
+    """A bulk request names more documents than one request may carry."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,12 +148,14 @@ class _Batch:
     refused: list[tuple[Any, filtering.Refusal]] = dataclasses.field(default_factory=list)
     envelope_revs: dict[str, Any] = dataclasses.field(default_factory=dict)
     late: Any = None  # sealed.LateArrivals, built at the first document
+    new_edits: bool = True
 
     def refuse(self, index: int, doc: Any, refusal: filtering.Refusal) -> None:
         """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
-        answer = {'id': doc.get('_id') if isinstance(doc, dict) else None,
+        doc_id = doc.get('_id') if isinstance(doc, dict) else None
+        answer = {'id': doc_id if isinstance(doc_id, str) else None,
                   'error': 'forbidden', 'reason': refusal.reason}
-        if isinstance(doc, dict) and doc.get('_rev'):
+        if isinstance(doc, dict) and isinstance(doc.get('_rev'), str) and doc['_rev']:
             answer['rev'] = doc['_rev']
         self.answers[index] = answer
         self.refused.append((doc, refusal))
@@ -188,6 +196,7 @@ class Gateway:
         rules: Validators for pushed documents.
         server_uuid: Stable uuid answered at ``GET /sync/``.
         max_doc_bytes: Largest accepted pushed document.
+        max_bulk_docs: Most documents one ``_bulk_docs`` or ``_bulk_get`` may name.
         longpoll_max_seconds: Longest a long-poll is held open.
         audit: ``record(kind, actor=, subject=, details=)`` callable.
         clock: Injected time source.
@@ -206,12 +215,14 @@ class Gateway:
         audit: Callable[..., Any],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        max_bulk_docs: int = 1000,
     ) -> None:
         self._couch = couch
         self._dbs = databases
         self._rules = rules
         self.server_uuid = server_uuid
         self._max_doc_bytes = max_doc_bytes
+        self._max_bulk_docs = max_bulk_docs
         self._longpoll_max = longpoll_max_seconds
         self._audit = audit
         self._clock = clock
@@ -270,12 +281,20 @@ class Gateway:
     ) -> dict[str, Any]:
         """Store a device's ``_local`` document and return ``{ok, id, rev}``.
 
+        Of CouchDB's special members only ``_rev`` is passed on (checkpoints
+        need nothing else, and ``_deleted`` or ``_attachments`` would be
+        acted on by the database).
+
         Raises:
+            BadRequest: ``_rev`` is not a string.
             DocumentConflict: ``_rev`` is stale.
         """
         if not isinstance(body, dict):
             raise BadRequest('body')
-        stored = {key: value for key, value in body.items() if key != '_revisions'}
+        if '_rev' in body and not isinstance(body['_rev'], str):
+            raise BadRequest('_rev')
+        stored = {key: value for key, value in body.items()
+                  if key == '_rev' or not key.startswith('_')}
         stored['_id'] = self._local_id(device, db, local_id)
         rev = self._couch.put(self.physical(db), stored)
         return {'ok': True, 'id': f'_local/{local_id}', 'rev': rev}
@@ -447,6 +466,8 @@ class Gateway:
         A document the device may not see is answered with a per-document
         ``forbidden`` error in its slot, never with its body.
         """
+        if isinstance(requests, list) and len(requests) > self._max_bulk_docs:
+            raise TooManyDocuments('docs')
         if not isinstance(requests, list) or not all(
                 isinstance(item, dict) and isinstance(item.get('id'), str) for item in requests):
             raise BadRequest('docs')
@@ -571,11 +592,16 @@ class Gateway:
         while the second half is validated. A failed write fails the request
         after the chunk before it landed; with ``new_edits=false`` the
         device's retry rewrites it harmlessly.
+
+        Raises:
+            TooManyDocuments: More than ``max_bulk_docs`` documents.
         """
         if not isinstance(docs, list):
             raise BadRequest('docs')
+        if len(docs) > self._max_bulk_docs:
+            raise TooManyDocuments('docs')
         physical = self.physical(db)
-        batch = _Batch()
+        batch = _Batch(new_edits=new_edits)
         if db == 'config':
             refusal = filtering.Refusal('read_only', 'The config database is read-only for devices.')
             for index, doc in enumerate(docs):
@@ -608,7 +634,9 @@ class Gateway:
                      batch: _Batch) -> dict[str, list[tuple[int, dict[str, Any]]]]:
         """Decide every document of ``docs[start:start + chunk]``.
 
-        Documents are first checked on their own (records as if new), then,
+        Revision metadata and attachments are checked first, for every
+        document (``filtering.check_metadata``). Documents are then checked
+        on their own (records as if new), then,
         once the batch's lookup of stored state is back, against it: a record
         whose stored owner is another worker gets the owner refusal (it
         precedes the schema rules), and an envelope whose id keyvault already
@@ -619,6 +647,10 @@ class Gateway:
         verdicts: list[tuple[int, str, Any, filtering.Refusal | None]] = []
         for index in range(start, min(start + chunk, len(docs))):
             doc = docs[index]
+            refusal = filtering.check_metadata(doc, new_edits=batch.new_edits)
+            if refusal is not None:
+                verdicts.append((index, 'refused', doc, refusal))
+                continue
             if _envelope_id(doc) is not None:
                 verdicts.append((index, 'keyvault', doc, self._check_envelope(doc, batch)))
                 continue
@@ -626,16 +658,16 @@ class Gateway:
         stored = batch.stored.result()
         for index, target, doc, refusal in verdicts:
             if target == 'records':
-                stored_owner = stored.owners.get(doc.get('_id')) if isinstance(doc, dict) else None
+                doc_id = doc.get('_id') if isinstance(doc, dict) else None
+                stored_owner = stored.owners.get(doc_id) if isinstance(doc_id, str) else None
                 if stored_owner is not None and stored_owner != device.worker:
                     refusal = self._check_record(device, doc, stored_owner)
                 if refusal is None and doc.get('_deleted'):
-                    # Stamp the owner on tombstones so they stay attributable
-                    # (and pullable) once the body is gone. new_edits=false
-                    # keeps the revision id as sent.
-                    doc = dict(doc, owner=device.worker)
-                    doc.pop('_attachments', None)
-            elif refusal is None:
+                    # A tombstone keeps its metadata only, stamped with the
+                    # owner so it stays attributable (and pullable).
+                    # new_edits=false keeps the revision id as sent.
+                    doc = filtering.tombstone(doc, device.worker)
+            elif target == 'keyvault' and refusal is None:
                 refusal = batch.check_envelope_revision(doc, stored)
             if refusal is None:
                 refusal = self._check_sealed(doc, docs, batch)
@@ -704,7 +736,9 @@ class Gateway:
         for doc in docs:
             envelope = _envelope_id(doc)
             if envelope is not None:
-                envelope_revs.setdefault(envelope, set()).add(doc.get('_rev'))
+                revs = envelope_revs.setdefault(envelope, set())
+                if isinstance(doc.get('_rev'), str):
+                    revs.add(doc['_rev'])
             elif (isinstance(doc, dict) and isinstance(doc.get('_id'), str)
                   and not doc['_id'].startswith('_')):
                 record_ids.add(doc['_id'])
@@ -762,35 +796,40 @@ class Gateway:
 
     def _quarantine(self, device: DeviceIdentity, db: str,
                     refused: list[tuple[Any, filtering.Refusal]]) -> None:
+        """Keep the refused documents of one batch, redacted, and audit them.
+
+        One ``_bulk_docs`` into quarantine and one audit event for the whole
+        batch, however many documents were refused (each request carries at
+        most ``max_bulk_docs``), so a refused batch costs no more upstream
+        writes than an accepted one. Only ids that passed the id rules are
+        recorded (``filtering.safe_id``).
+        """
         now = round(self._clock(), 3)
+        batch = uuid.uuid4().hex
         entries = []
         for doc, refusal in refused:
-            doc_type = doc.get('type') if isinstance(doc, dict) else None
-            paths: list[str] | None = None
-            if doc_type in self._rules.record_types:
-                paths = list(self._rules.identifying_paths(doc_type))
-                # Fields the schema refused may hold anything: redact those too.
-                paths += [f'/{name}' for name in refusal.fields if isinstance(name, str)]
-            elif refusal.rule in (_ENVELOPE_DELETED.rule, sealed.YOUTH_SEALED.rule):
-                # The sealed record key of a shredded record must not
-                # survive anywhere, quarantine included: metadata only.
-                paths = None
-            elif isinstance(doc, dict) and str(doc.get('_id', '')).startswith(
-                    filtering.ENVELOPE_PREFIX):
-                paths = []  # Envelopes hold only ciphertext and key ids.
+            kept, redacted = filtering.redact_for_quarantine(
+                doc, record_types=self._rules.record_types, worker=device.worker,
+                device_id=device.device_id,
+                # The sealed record key of a shredded record, or of a sealed
+                # youth's, must not survive anywhere, quarantine included.
+                key_material=refusal.rule not in (_ENVELOPE_DELETED.rule,
+                                                  sealed.YOUTH_SEALED.rule))
             entries.append({
                 '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'device': device.device_id,
-                'worker': device.worker, 'db': db, 'at': now, 'rule': refusal.rule,
-                'reason': refusal.reason, 'fields': refusal.fields,
-                'doc_id': doc.get('_id') if isinstance(doc, dict) else None,
-                'doc': filtering.redact_for_quarantine(doc, paths),
+                'worker': device.worker, 'db': db, 'at': now, 'batch': batch,
+                'rule': refusal.rule, 'reason': refusal.reason, 'fields': refusal.fields,
+                'doc_id': filtering.safe_id(doc.get('_id') if isinstance(doc, dict) else None,
+                                            self._rules.record_types),
+                'doc': kept, 'redacted': redacted,
             })
         self._couch.bulk_docs(self._dbs['quarantine'], entries)
-        for entry in entries:
-            self._audit('push_refused', actor=f'device:{device.device_id}',
-                        subject=entry['doc_id'],
-                        details={'rule': entry['rule'], 'quarantine': entry['_id'], 'db': db,
-                                 'fields': sorted(str(name) for name in entry['fields'])})
+        rules = collections.Counter(entry['rule'] for entry in entries)
+        self._audit('push_refused', actor=f'device:{device.device_id}',
+                    subject=entries[0]['doc_id'] if len(entries) == 1 else None,
+                    details={'db': db, 'count': len(entries), 'batch': batch,
+                             'rules': dict(sorted(rules.items())),
+                             'doc_ids': [entry['doc_id'] for entry in entries]})
 
     # -- conflicts ----------------------------------------------------------
 

@@ -160,13 +160,19 @@ class RecordsResource:
         if late.new_records:
             self._sealed.add(record_ids=late.new_records)
         refusal, now = refusals[0], round(time.time(), 3)
-        entries = [{
-            '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'source': 'desk_intake',
-            'user': principal.id, 'db': 'records', 'at': now, 'rule': refusal.rule,
-            'reason': refusal.reason, 'fields': {}, 'doc_id': doc['_id'],
-            'doc': filtering.redact_for_quarantine(
-                doc, schemas.identifying_paths(doc['type']) if doc is document else None),
-        } for doc in [document, *envelopes]]
+        entries = []
+        for doc in [document, *envelopes]:
+            # The same allow-list as the gateway's quarantine; envelopes keep
+            # no key material (a sealed youth's record key must not survive).
+            kept, redacted = filtering.redact_for_quarantine(
+                doc, record_types=schemas.RECORD_TYPES, worker=principal.id, device_id='',
+                key_material=False)
+            entries.append({
+                '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'source': 'desk_intake',
+                'user': principal.id, 'db': 'records', 'at': now, 'rule': refusal.rule,
+                'reason': refusal.reason, 'fields': {}, 'doc_id': doc['_id'],
+                'doc': kept, 'redacted': redacted,
+            })
         self._couch.bulk_docs(self._quarantine_db, entries)
         for entry in entries:
             self._audit.record('intake_refused', actor=f'user:{principal.id}',

@@ -9,7 +9,7 @@ from typing import Any
 from service.errors import ApiError
 from service.resources import CASE_STAFF
 from sync.devices import DeviceIdentity
-from sync.gateway import BadRequest, Gateway, RecordRules, UnknownDatabase
+from sync.gateway import BadRequest, Gateway, RecordRules, TooManyDocuments, UnknownDatabase
 
 __all__ = ['ConflictsResource', 'SyncWiring', 'sync_routes']
 
@@ -22,6 +22,9 @@ def _gateway_errors():
         yield
     except UnknownDatabase:
         raise ApiError(404, 'not_found', 'Database does not exist.') from None
+    except TooManyDocuments:
+        raise ApiError(413, 'too_many_documents',
+                       'The request names more documents than one request may carry.') from None
     except BadRequest as ex:
         raise ApiError(400, 'bad_request', f'Malformed request: {ex.args[0]}.') from None
 
@@ -281,6 +284,7 @@ class SyncWiring:
             rules,
             server_uuid=config.server_uuid or Gateway.derive_server_uuid(config.org),
             max_doc_bytes=config.max_doc_bytes,
+            max_bulk_docs=config.max_bulk_docs,
             longpoll_max_seconds=config.longpoll_max_seconds,
             audit=services.audit.record,
         )

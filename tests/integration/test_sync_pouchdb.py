@@ -155,12 +155,35 @@ def test_bad_documents_are_refused_per_doc_and_quarantined(stack):
     assert stored == {doc['_id'] for doc in good}
     quarantined = stack.services.couch.all_docs(stack.services.db('quarantine'),
                                                 include_docs=True)
+    # Ids that failed the id rules are never recorded as they were sent.
     assert sorted(row['doc']['doc_id'] for row in quarantined) == sorted(
-        doc['_id'] for doc in bad)
+        [doc['_id'] for doc in bad[:2] + bad[3:4]] + ['invalid-id'] * 2)
     assert all(row['doc']['device'] == alice['device_id'] for row in quarantined)
     # A second push sends nothing again (envelopes included: _revs_diff knows them).
     again = stack.tablet(alice, 'push', name='carol')
     assert again['ok'] and again['result']['docs_written'] == 0, again
+
+
+def test_deletions_by_remove_and_by_put_replicate_as_bare_tombstones(stack):
+    creds = stack.enroll('w-del')
+    docs, envelopes = _sealed_batch('w-del', 2)
+    first = stack.tablet(creds, 'push', name='del', docs=docs + envelopes)
+    assert first['ok'] and first['denied'] == 0, first
+    removed, put_deleted = docs[0]['_id'], docs[1]['_id']
+    deleted = stack.tablet(creds, 'push', name='del', remove=[removed],
+                           put_deleted=[put_deleted])
+    assert deleted['ok'] and deleted['denied'] == 0, deleted
+    assert deleted['result']['docs_written'] == 2, deleted
+    records = stack.services.db('records')
+    for doc_id in (removed, put_deleted):
+        assert stack.services.couch.get_or_none(records, doc_id) is None
+        tombstone = stack.services.couch.open_revs(records, doc_id, 'all')[0]['ok']
+        assert set(tombstone) == {'_id', '_rev', '_revisions', '_deleted', 'owner'}
+        assert tombstone['owner'] == 'w-del'
+    # The worker's other tablet pulls the deletions.
+    other = stack.tablet(stack.enroll('w-del'), 'pull', name='del-other')
+    assert other['ok'] and other['result']['docs_written'] == 2, other
+    assert not {removed, put_deleted} & set(other['ids'])
 
 
 def test_revoked_device_stops_with_401_and_never_syncs_again(stack):

@@ -8,7 +8,9 @@ from sync import filtering
 
 pytestmark = pytest.mark.unit
 
-SEALED = {'fle': 1, 'rk': 'r1', 'n': 'nonce', 'ct': 'ciphertext'}
+SEALED = {'fle': 1, 'rk': '0' * 32, 'n': 'bm9uY2U', 'ct': 'Y2lwaGVydGV4dA'}
+ID = 'contact:0b7e9c1a-5d2f-4c3b-9a8e-1f2d3c4b5a69'
+OTHER_ID = 'contact:00000000-0000-4000-8000-000000000009'
 
 
 class Invalid(Exception):
@@ -24,7 +26,7 @@ def _check(doc, *, owner=None, validate=lambda doc: doc, max_bytes=10_000):
 
 
 def _contact(**overrides):
-    return {'_id': 'contact:1', '_rev': '1-a', 'type': 'contact', 'owner': 'w1',
+    return {'_id': ID, '_rev': '1-a', 'type': 'contact', 'owner': 'w1',
             'full_name': SEALED, **overrides}
 
 
@@ -49,10 +51,13 @@ def test_config_visibility_hides_other_devices_control_docs():
     (_contact(owner='w2'), None, 'owner'),
     (_contact(), 'w2', 'owner'),
     (_contact(type='grant'), None, 'type'),
-    (_contact(_id='screening:1'), None, 'id'),
+    (_contact(_id='screening:0b7e9c1a-5d2f-4c3b-9a8e-1f2d3c4b5a69'), None, 'id'),
+    (_contact(_id='contact:Jane Canary'), None, 'id'),
+    ({'_id': 'contact:1', '_deleted': True}, None, 'id'),
     (_contact(_attachments={'a': {}}), None, 'attachments'),
     (_contact(notes='x' * 20_000), None, 'max_doc_bytes'),
-    ({'_id': 'contact:1', '_deleted': True}, 'w2', 'owner'),
+    ({'_id': ID, '_deleted': True}, 'w2', 'owner'),
+    ({'_id': ID, '_deleted': True, '_attachments': {}}, None, 'attachments'),
     ('not a doc', None, 'id'),
 ])
 def test_push_refusals_name_the_rule(doc, owner, rule):
@@ -63,8 +68,8 @@ def test_push_refusals_name_the_rule(doc, owner, rule):
 def test_push_accepts_own_records_and_own_tombstones():
     assert _check(_contact()) is None
     assert _check(_contact(), owner='w1') is None
-    assert _check({'_id': 'contact:1', '_rev': '2-b', '_deleted': True}, owner='w1') is None
-    assert _check({'_id': 'contact:9', '_rev': '2-b', '_deleted': True}) is None
+    assert _check({'_id': ID, '_rev': '2-b', '_deleted': True}, owner='w1') is None
+    assert _check({'_id': OTHER_ID, '_rev': '2-b', '_deleted': True}) is None
 
 
 def test_schema_refusal_names_fields_never_values():
@@ -76,20 +81,74 @@ def test_schema_refusal_names_fields_never_values():
     assert 'Jane' not in refusal.reason and 'Jane' not in str(refusal.fields)
 
 
-def test_quarantine_redacts_plaintext_at_identifying_paths_only():
-    doc = _contact(full_name='Jane Canary', nested={'dob': '2010-01-01'}, phone=SEALED)
-    redacted = filtering.redact_for_quarantine(doc, ['/full_name', '/nested/dob', '/phone'])
-    assert redacted['full_name'] == {'redacted': True}
-    assert redacted['nested']['dob'] == {'redacted': True}
-    assert redacted['phone'] == SEALED
+@pytest.mark.parametrize('metadata, new_edits, rule', [
+    ({'_rev': '1-abc', '_revisions': {'start': 'x', 'ids': 5}}, False, 'revision'),
+    ({'_rev': '2-abc', '_revisions': {'start': 2, 'ids': ['abd', 'abc']}}, False, 'revision'),
+    ({'_rev': '2-abc', '_revisions': {'start': 1, 'ids': ['abc']}}, False, 'revision'),
+    ({'_rev': '1-abc', '_revisions': {'start': True, 'ids': ['abc']}}, False, 'revision'),
+    ({'_rev': {'start': 1}}, True, 'revision'),
+    ({}, False, 'revision'),
+    ({'_rev': '1-abc', '_deleted': 1}, False, 'revision'),
+    ({'_rev': '1-abc', '_attachments': {}}, False, 'attachments'),
+    ({'_rev': '1-abc', '_rev_tree': []}, False, 'reserved_member'),
+])
+def test_metadata_couchdb_would_refuse_is_refused(metadata, new_edits, rule):
+    refusal = filtering.check_metadata({'_id': ID, **metadata}, new_edits=new_edits)
+    assert refusal is not None and refusal.rule == rule
+
+
+@pytest.mark.parametrize('metadata, new_edits', [
+    ({}, True),
+    ({'_rev': '1-abc'}, False),
+    ({'_rev': '3-abc', '_revisions': {'start': 3, 'ids': ['abc', 'abb', 'aba']}}, False),
+    ({'_rev': '9-abc', '_revisions': {'start': 9, 'ids': ['abc']}, '_deleted': True}, False),
+])
+def test_sound_metadata_passes(metadata, new_edits):
+    assert filtering.check_metadata({'_id': ID, **metadata}, new_edits=new_edits) is None
+
+
+def test_only_ids_that_passed_the_id_rules_are_recorded():
+    assert filtering.safe_id(ID, ('contact',)) == ID
+    assert filtering.safe_id('rk:' + 'a' * 32, ('contact',)) == 'rk:' + 'a' * 32
+    for bad in ('contact:Jane Canary', 'note:0b7e9c1a-5d2f-4c3b-9a8e-1f2d3c4b5a69',
+                'rk:Jane', '_design/x', None, {'a': 1}):
+        assert filtering.safe_id(bad, ('contact',)) == filtering.INVALID_ID
+
+
+def test_a_tombstone_keeps_its_metadata_and_the_owner_only():
+    stored = filtering.tombstone(_contact(_deleted=True, notes='Jane Canary', owner='w2'), 'w1')
+    assert stored == {'_id': ID, '_rev': '1-a', '_deleted': True, 'owner': 'w1'}
+
+
+def _redact(doc, **kwargs):
+    return filtering.redact_for_quarantine(doc, record_types=('contact',), worker='w1',
+                                           device_id='d1', **kwargs)
+
+
+def test_quarantine_keeps_only_allow_listed_members_and_sealed_values():
+    doc = _contact(full_name='Jane Canary', phone=SEALED, guardian={'name': SEALED, 'x': 'Jane'},
+                   schema='contact/1', created_at='2026-03-02T10:05:00Z', org='jane',
+                   notes='Jane Canary', **{'Jane Canary': SEALED})
+    kept, redacted = _redact(doc)
+    assert kept == {'_id': ID, '_rev': '1-a', 'type': 'contact', 'owner': 'w1',
+                    'phone': SEALED, 'guardian': {'name': SEALED}, 'schema': 'contact/1',
+                    'created_at': '2026-03-02T10:05:00Z'}
+    assert redacted == 5  # full_name, guardian.x, org, notes, the member named by a value
     assert doc['full_name'] == 'Jane Canary'  # the input is not changed
 
 
-def test_quarantine_redacts_everything_but_metadata_for_unknown_types():
-    redacted = filtering.redact_for_quarantine(
-        {'_id': '_design/x', 'owner': 'w1', 'secret': 'Jane', 'sealed': SEALED}, None)
-    assert redacted == {'_id': '_design/x', 'owner': 'w1', 'secret': {'redacted': True},
-                        'sealed': SEALED}
+def test_quarantine_redacts_whatever_the_id_or_type():
+    envelope_like = {'_id': 'rk:' + 'ab' * 16, 'type': 'rk', 'client_name': 'Jane Canary',
+                     'kek': 'oek-1', 'enc': 'ZW5j', 'ct': 'Y3Q', 'owner': 'w2'}
+    kept, _redacted = _redact(envelope_like)
+    assert kept == {'_id': 'rk:' + 'ab' * 16, 'type': 'rk', 'kek': 'oek-1', 'enc': 'ZW5j',
+                    'ct': 'Y3Q', 'owner': {'redacted': True}}
+    withheld, _redacted = _redact(envelope_like, key_material=False)
+    assert withheld['enc'] == withheld['ct'] == {'redacted': True}
+    kept, _redacted = _redact({'_id': '_design/x', 'type': 'Jane', 'secret': 'Jane',
+                               '_attachments': {'a': {'data': 'SmFuZQ'}}})
+    assert kept == {'_id': filtering.INVALID_ID, 'type': {'redacted': True}}
+    assert _redact(['Jane']) == ({}, 1)
 
 
 def test_sealed_value_shape():

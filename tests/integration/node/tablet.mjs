@@ -3,7 +3,8 @@
 //
 // usage: node tablet.mjs <config.json>
 // config: {dir, url, db, auth: {username, password} | token, docs?: [...],
-//          action: "push" | "pull" | "sync_live", expect?: n, timeout_ms?, batch_size?}
+//          action: "push" | "pull" | "sync_live", expect?: n, timeout_ms?, batch_size?,
+//          remove?: [id], put_deleted?: [id]}
 //   or, for a new tablet: {dir, action: "enroll_and_seal", base_url, enrollment_code,
 //          org, plain_docs: [...], paths: {type: [pointer, ...]}}: enroll with the
 //          code, pin the signer only if its fingerprint is the code's, verify the
@@ -40,6 +41,14 @@ function finish(payload) {
 async function main() {
   if (cfg.docs && cfg.docs.length) {
     await local.bulkDocs(cfg.docs);
+  }
+  // Deletions the two ways an app deletes: db.remove(doc) and a put of the
+  // whole document with _deleted: true.
+  for (const id of cfg.remove || []) {
+    await local.remove(await local.get(id));
+  }
+  for (const id of cfg.put_deleted || []) {
+    await local.put({ ...(await local.get(id)), _deleted: true });
   }
   const opts = { batch_size: cfg.batch_size || 100, retry: !!cfg.retry };
   if (cfg.action === 'push' || cfg.action === 'pull') {
