@@ -296,7 +296,18 @@ def test_negative_vectors_cover_every_required_failure_mode():
     for mode in ('wrong org key', 'tampered field ciphertext', 'moved to another field',
                  'moved to another document', 'wrong rkid', 'commitment mismatch',
                  'unknown fle version', 'unknown suite', 'truncated value', 'not on the curve',
-                 'rollback', 'manifest: bad signature', 'malformed base64'):
+                 'rollback', 'manifest: bad signature', 'malformed base64',
+                 'padding: 32 trailing zeros', 'padding: no 80', 'plaintext: NaN',
+                 'plaintext: 1e999', 'plaintext: escaped lone surrogate', 'plaintext: byte order',
+                 'ct base64url with non-zero trailing bits', 'commit with non-zero trailing bits',
+                 'enc with non-zero trailing bits', 'n in the standard base64 alphabet',
+                 'rkid in uppercase', 'sealed value: extra member', 'header entry: extra member',
+                 'header entry: dev null', 'envelope: extra member', 'record _id of 513',
+                 'manifest body: two active keys', 'manifest body: pub not on the curve',
+                 'manifest body: 65 keys', 'certificate: bad signature',
+                 'certificate body: fingerprint of another key', 'scalar zero',
+                 'scalar equal to the group order', 'not normalised to NFC', 'salt of 15 bytes',
+                 'paths: one a prefix of the other', 'paths: a top-level member starting with _'):
         assert mode in names, mode
 
 
@@ -330,3 +341,14 @@ def test_deterministic_hpke_path_is_opened_by_pycas_hpke():
     enc, ciphertext = _primitives.hpke_seal(b'k' * 32, recipient.public_key(), b'info',
                                             ephemeral_ikm=bytes(32))
     assert _primitives.hpke_open(enc, ciphertext, recipient, b'info') == b'k' * 32
+
+
+def test_wrapped_apk_vector_opens_with_the_decomposed_passphrase():
+    """Unwrapping normalises to NFC: the NFD spelling of a passphrase opens its blob."""
+    import unicodedata
+
+    vector = load_vectors('fle1_apk.json')['cases'][1]
+    decomposed = unicodedata.normalize('NFD', vector['passphrase'])
+    assert decomposed != vector['passphrase']
+    key = AdvocateKey.unwrap(vector['blob'], decomposed)
+    assert key.public_b64() == vector['blob']['pub']
