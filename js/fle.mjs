@@ -671,7 +671,7 @@ export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
 // -- Grants (advocate side) --------------------------------------------------
 //
 // A grant is an org private scalar HPKE-sealed to an advocate's APK and
-// signed by an admin (docs/ENCRYPTION.md section 14). Opening one needs the
+// signed by the org signing key (docs/ENCRYPTION.md section 14). Opening one needs the
 // APK private key already unlocked: unwrapping the passphrase-protected APK
 // blob (section 12) needs Argon2id, which WebCrypto lacks and no package in
 // node_modules provides, so that step stays in Python (AdvocateKey.unwrap).
@@ -747,7 +747,7 @@ async function openGrantScalar(grant, { advocate, org, pinnedPublicB64 }) {
 }
 
 /**
- * Open a grant with the advocate's unlocked APK: verify the admin signature
+ * Open a grant with the advocate's unlocked APK: verify the org signing key's signature
  * against the pinned key first, check the grant is this advocate's and APK's,
  * HPKE-open it with the reader's org in `info`, check 0 < scalar < n.
  * `advocate` is `{ advocate, apk, privateKey }` (see importAdvocatePrivateKey).

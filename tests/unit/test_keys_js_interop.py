@@ -9,7 +9,9 @@ tablet would. These tests run it under node:
 3. it opens documents Python sealed, and refuses tampered ones;
 4. it verifies Python's ES256 manifest signatures with WebCrypto;
 5. it opens grants Python sealed (APK private key as JWK or raw scalar)
-   and refuses bad ones. Wrapped APK blobs stay Python-only (Argon2id).
+   and refuses bad ones. Wrapped APK blobs stay Python-only (Argon2id);
+6. its sealer and opener read and refuse the edges of plaintext JSON as
+   Python's do (duplicate names, whitespace, lone surrogates, NaN).
 """
 
 from __future__ import annotations
