@@ -29,6 +29,9 @@ import {
 const subtle = globalThis.crypto.subtle;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+// A field's plaintext keeps a byte order mark, so JSON.parse refuses it (the
+// default decoder would drop it silently).
+const utf8StrictKeepBom = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export const SUITE = "hpke:0x0010-0x0001-0x0002";
 export const FLE_VERSION = 1;
@@ -42,6 +45,37 @@ const PAD_BLOCK = 32;
 const MAX_CIPHERTEXT_LENGTH = 64 * 1024;
 const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const RKID = /^[0-9a-f]{32}$/;
+const TIMESTAMP = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$/;
+const DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
+const MAX_DOC_ID_LENGTH = 512;
+const MAX_MANIFEST_KEYS = 64;
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function isIdentifier(value) {
+  return typeof value === "string" && IDENTIFIER.test(value);
+}
+
+function isTimestamp(value) {
+  return typeof value === "string" && TIMESTAMP.test(value);
+}
+
+function isPlainObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Valid Unicode: no lone surrogate (it has no UTF-8 form). */
+function isWellFormed(text) {
+  return !LONE_SURROGATE.test(text);
+}
+
+/** A record `_id`: 1 to 512 code points, valid Unicode, not starting with `_`. */
+export function isDocId(value) {
+  if (typeof value !== "string" || value === "" || value.startsWith("_") || !isWellFormed(value)) return false;
+  let codePoints = 0;
+  for (const _ of value) if (++codePoints > MAX_DOC_ID_LENGTH) return false;
+  return true;
+}
 
 /** Every failure to open anything: one class, one message. */
 export class InvalidCiphertext extends Error {
@@ -136,7 +170,10 @@ export function pae(...parts) {
 
 /** Canonical JSON: sorted keys (UTF-16 order), no spaces; strings and safe integers only. */
 export function canonicalJson(value) {
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") {
+    if (!isWellFormed(value)) throw new Error("canonical JSON strings must be valid Unicode");
+    return JSON.stringify(value);
+  }
   if (typeof value === "number") {
     if (!Number.isSafeInteger(value)) throw new Error("canonical JSON allows safe integers only");
     return String(value);
@@ -144,7 +181,7 @@ export function canonicalJson(value) {
   if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
   if (value !== null && typeof value === "object") {
     const keys = Object.keys(value).sort();
-    return "{" + keys.map((key) => JSON.stringify(key) + ":" + canonicalJson(value[key])).join(",") + "}";
+    return "{" + keys.map((key) => canonicalJson(key) + ":" + canonicalJson(value[key])).join(",") + "}";
   }
   throw new Error("canonical JSON holds strings, integers, arrays and objects only");
 }
@@ -189,9 +226,16 @@ export function locate(doc, tokens) {
 }
 
 function parsePaths(paths) {
+  if (!Array.isArray(paths)) throw new InvalidKeyMaterial("'paths' must be an array of JSON Pointers");
   const parsed = paths.map((pointer) => {
-    const tokens = parsePointer(pointer);
-    if (tokens[0] === "fle" || tokens[0].startsWith("_")) {
+    let tokens;
+    try {
+      tokens = parsePointer(pointer);
+    } catch {
+      throw new InvalidKeyMaterial("an identifying path is not a JSON Pointer");
+    }
+    // "/" names the top-level member whose name is empty: reserved, like "fle" and "_...".
+    if (tokens[0] === "fle" || tokens[0].startsWith("_") || (tokens.length === 1 && tokens[0] === "")) {
       throw new InvalidKeyMaterial(`identifying path '${pointer}' targets a reserved member`);
     }
     return [pointer, tokens];
@@ -268,7 +312,57 @@ export async function importOrgPrivateKey(scalar) {
 
 // -- Fields ------------------------------------------------------------------
 
+/**
+ * Throw unless `value` is JSON fle/1 can seal: strings (valid Unicode), finite
+ * numbers, booleans, null, arrays and plain objects, nothing else (JSON.stringify
+ * would write NaN as null, drop undefined members and escape lone surrogates).
+ */
+function checkJsonValue(value) {
+  if (value === null || typeof value === "boolean") return;
+  if (typeof value === "string") {
+    if (!isWellFormed(value)) throw new Error("lone surrogate");
+    return;
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error("non-finite number");
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      if (!Object.hasOwn(value, index)) throw new Error("sparse array");
+      checkJsonValue(value[index]);
+    }
+    return;
+  }
+  const prototype = typeof value === "object" ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) throw new Error("not JSON");
+  for (const [name, item] of Object.entries(value)) {
+    if (!isWellFormed(name)) throw new Error("lone surrogate");
+    checkJsonValue(item);
+  }
+}
+
+/**
+ * Parse an opened field's JSON text, refusing what fle/1 refuses: a number
+ * that is not finite as a double (`1e999`) and a string or member name that
+ * is not valid Unicode (an escaped lone surrogate). Duplicate member names
+ * keep the last value, as JSON.parse (and Python's json) do.
+ */
+function parseOpenedValue(text) {
+  return JSON.parse(text, function check(name, value) {
+    if (!isWellFormed(name)) throw new Error("lone surrogate");
+    if (typeof value === "number" && !Number.isFinite(value)) throw new Error("non-finite number");
+    if (typeof value === "string" && !isWellFormed(value)) throw new Error("lone surrogate");
+    return value;
+  });
+}
+
 export async function sealValue(value, { rk, rkid, org, docId, pointer, nonce }) {
+  try {
+    checkJsonValue(value);
+  } catch {
+    throw new InvalidKeyMaterial(`the value at '${pointer}' is not valid JSON`);
+  }
   const plaintext = pad(utf8.encode(JSON.stringify(value)));
   if (plaintext.length + 16 > MAX_CIPHERTEXT_LENGTH) throw new InvalidKeyMaterial(`the value at '${pointer}' is too large to seal`);
   const { kEnc } = await deriveRecordKeys(rk, rkid);
@@ -279,7 +373,9 @@ export async function sealValue(value, { rk, rkid, org, docId, pointer, nonce })
 function isSealedValue(value) {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
   const keys = Object.keys(value).sort().join(",");
-  if (keys !== "ct,fle,n,rk" || value.fle !== FLE_VERSION || !RKID.test(String(value.rk))) return false;
+  if (keys !== "ct,fle,n,rk" || value.fle !== FLE_VERSION || typeof value.rk !== "string" || !RKID.test(value.rk)) {
+    return false;
+  }
   try {
     b64urlDecode(value.n, 12);
     const length = b64urlDecode(value.ct).length;
@@ -296,7 +392,7 @@ export async function openValue(sealed, { rk, org, docId, pointer }) {
     const { kEnc } = await deriveRecordKeys(rk, sealed.rk);
     const padded = await aesGcm(
       "decrypt", kEnc, b64urlDecode(sealed.n), b64urlDecode(sealed.ct), fieldAad(org, docId, pointer, sealed.rk));
-    return JSON.parse(utf8Strict.decode(unpad(padded)));
+    return parseOpenedValue(utf8StrictKeepBom.decode(unpad(padded)));
   } catch {
     throw new InvalidCiphertext();
   }
@@ -315,20 +411,32 @@ export async function verifySignature(body, sigB64, publicB64) {
   return subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, b64urlDecode(sigB64, 64), utf8.encode(canonicalJson(body)));
 }
 
+const MANIFEST_ENTRY_REQUIRED = ["kid", "suite", "status"];
+const MANIFEST_ENTRY_ALLOWED = new Set([...MANIFEST_ENTRY_REQUIRED, "pub", "accept_until"]);
+
+/** Structure of a manifest body (section 11); `pub` points are checked by checkManifestKeys. */
 function checkManifestBody(body) {
-  const ok = body !== null && typeof body === "object" && Object.keys(body).sort().join(",") === "keys,org,seq,type"
-    && body.type === MANIFEST_TYPE && IDENTIFIER.test(String(body.org))
-    && Number.isSafeInteger(body.seq) && body.seq >= 1 && Array.isArray(body.keys) && body.keys.length >= 1;
+  const ok = isPlainObject(body) && Object.keys(body).sort().join(",") === "keys,org,seq,type"
+    && body.type === MANIFEST_TYPE && isIdentifier(body.org)
+    && Number.isSafeInteger(body.seq) && body.seq >= 1 && Array.isArray(body.keys)
+    && body.keys.length >= 1 && body.keys.length <= MAX_MANIFEST_KEYS;
   if (!ok) return false;
   const kids = new Set();
   let active = 0;
   for (const entry of body.keys) {
-    if (entry === null || typeof entry !== "object" || entry.suite !== SUITE || !IDENTIFIER.test(String(entry.kid))) return false;
+    if (!isPlainObject(entry) || !MANIFEST_ENTRY_REQUIRED.every((key) => Object.hasOwn(entry, key))) return false;
+    if (!Object.keys(entry).every((key) => MANIFEST_ENTRY_ALLOWED.has(key))) return false;
+    if (entry.suite !== SUITE || !isIdentifier(entry.kid)) return false;
     if (!["active", "decrypt-only", "retired"].includes(entry.status)) return false;
-    const allowed = new Set(["kid", "suite", "status", "pub", "accept_until"]);
-    if (!Object.keys(entry).every((key) => allowed.has(key))) return false;
-    if (entry.status === "active") active++;
-    if (entry.status === "active" && typeof entry.pub !== "string") return false;
+    if (Object.hasOwn(entry, "pub") && typeof entry.pub !== "string") return false;
+    if (entry.status === "active") {
+      active++;
+      if (!Object.hasOwn(entry, "pub")) return false;
+    }
+    if (Object.hasOwn(entry, "accept_until")
+        && (entry.status !== "decrypt-only" || typeof entry.accept_until !== "string" || !DATE.test(entry.accept_until))) {
+      return false;
+    }
     kids.add(entry.kid);
   }
   return active === 1 && kids.size === body.keys.length;
@@ -363,6 +471,18 @@ export async function pinSigner(servedPublicB64, expectedFingerprint) {
   return servedPublicB64;
 }
 
+/** Throw unless `publicB64` is an uncompressed SEC1 point on P-256 (WebCrypto checks the curve). */
+async function checkPublicKey(publicB64) {
+  const bytes = b64urlDecode(publicB64, 65);
+  if (bytes[0] !== 4) throw new Error("compressed point");
+  await subtle.importKey("raw", bytes, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+}
+
+/** Every `pub` of a manifest body must be a P-256 public key. */
+async function checkManifestKeys(body) {
+  for (const entry of body.keys) if (Object.hasOwn(entry, "pub")) await checkPublicKey(entry.pub);
+}
+
 /**
  * Verify a signed manifest against the pinned signer. With `fingerprint`
  * (from the enrollment code), the pinned key itself must have it too.
@@ -381,10 +501,38 @@ export async function verifyManifest(signed, pinnedPublicB64, { minSeq, fingerpr
     if (!shapeOk || signed.signer !== (await fingerprint(pinnedPublicB64))) throw new InvalidManifest();
     if (!(await verifySignature(signed.body, signed.sig, pinnedPublicB64))) throw new InvalidManifest();
     if (!checkManifestBody(signed.body)) throw new InvalidManifest();
+    await checkManifestKeys(signed.body);
     if (minSeq !== undefined && minSeq !== null && signed.body.seq < minSeq) throw new InvalidManifest();
     return structuredClone(signed.body);
   } catch {
     throw new InvalidManifest();
+  }
+}
+
+const CERT_TYPE = "fle/1/cert";
+const CERT_BODY_KEYS = "advocate,apk,certified_by,fingerprint,pub,suite,type";
+
+/**
+ * Verify an advocate certificate (section 13) against the pinned org signing
+ * key: the signed object's shape, `alg`, `signer`, the signature, then the
+ * body (exact members, type, identifiers, suite, a P-256 `pub` whose
+ * fingerprint is `fingerprint`). Returns a copy of the body. Every failure is
+ * one InvalidKeyMaterial with one message, as in Python.
+ */
+export async function verifyCertificate(signed, pinnedPublicB64) {
+  try {
+    const shapeOk = isPlainObject(signed) && Object.keys(signed).sort().join(",") === "alg,body,sig,signer"
+      && signed.alg === "ES256" && isPlainObject(signed.body);
+    if (!shapeOk || signed.signer !== (await fingerprint(pinnedPublicB64))) throw new Error("shape");
+    if (!(await verifySignature(signed.body, signed.sig, pinnedPublicB64))) throw new Error("signature");
+    const body = signed.body;
+    if (Object.keys(body).sort().join(",") !== CERT_BODY_KEYS || body.type !== CERT_TYPE) throw new Error("body");
+    if (![body.advocate, body.apk, body.certified_by].every(isIdentifier) || body.suite !== SUITE) throw new Error("body");
+    await checkPublicKey(body.pub);
+    if (body.fingerprint !== (await fingerprint(body.pub))) throw new Error("fingerprint");
+    return structuredClone(body);
+  } catch {
+    throw new InvalidKeyMaterial("the advocate certificate is not valid");
   }
 }
 
@@ -412,18 +560,23 @@ export async function sealDocument(doc, { paths, org, manifestBody, device, now 
     if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new Error("rng returned the wrong number of bytes");
     return bytes;
   };
-  if (doc === null || typeof doc !== "object" || typeof doc._id !== "string" || doc._id === "" || doc._id.startsWith("_")) {
+  if (!isPlainObject(doc) || !isDocId(doc._id)) {
     throw new InvalidKeyMaterial("the document needs a valid '_id' before sealing");
   }
   if (Object.hasOwn(doc, "fle")) throw new InvalidKeyMaterial("the document is already sealed");
-  if (!IDENTIFIER.test(org)) throw new InvalidKeyMaterial("'org' is not a valid identifier");
-  if (device !== undefined && device !== null && !IDENTIFIER.test(device)) {
+  if (!isIdentifier(org)) throw new InvalidKeyMaterial("'org' is not a valid identifier");
+  if (device !== undefined && device !== null && !isIdentifier(device)) {
     throw new InvalidKeyMaterial("'device' is not a valid identifier");
   }
   const key = activeKey(manifestBody);
   if (manifestBody.org !== org) throw new InvalidKeyMaterial("the manifest belongs to another org");
 
-  const sealed = structuredClone(doc);
+  let sealed;
+  try {
+    sealed = structuredClone(doc);
+  } catch {
+    throw new InvalidKeyMaterial("the document is not JSON");
+  }
   const targets = [];
   for (const [pointer, tokens] of parsePaths(paths)) {
     const found = locate(sealed, tokens);
@@ -455,13 +608,16 @@ export async function sealDocument(doc, { paths, org, manifestBody, device, now 
 }
 
 function isEnvelope(envelope) {
-  if (envelope === null || typeof envelope !== "object") return false;
+  if (!isPlainObject(envelope)) return false;
   const required = ["_id", "type", "org", "doc", "rkid", "kek", "suite", "enc", "ct"];
   const allowed = new Set([...required, "dev", "at", "_rev", "_revisions"]);
   return required.every((key) => Object.hasOwn(envelope, key))
     && Object.keys(envelope).every((key) => allowed.has(key))
-    && envelope.type === "rk" && envelope.suite === SUITE && RKID.test(String(envelope.rkid))
-    && envelope._id === `rk:${envelope.rkid}` && IDENTIFIER.test(String(envelope.kek));
+    && envelope.type === "rk" && envelope.suite === SUITE && typeof envelope.rkid === "string"
+    && RKID.test(envelope.rkid) && envelope._id === `rk:${envelope.rkid}` && isIdentifier(envelope.kek)
+    && isIdentifier(envelope.org) && isDocId(envelope.doc)
+    && (!Object.hasOwn(envelope, "dev") || isIdentifier(envelope.dev))
+    && (!Object.hasOwn(envelope, "at") || isTimestamp(envelope.at));
 }
 
 /**
@@ -493,12 +649,22 @@ function timingSafeEqual(left, right) {
   return difference === 0;
 }
 
+const HEADER_ENTRY_ALLOWED = new Set(["commit", "kek", "dev", "at"]);
+
+/** The checked `fle.keys` of a record (section 7), or null if the header is malformed. */
 function headerKeys(sealed) {
   const header = sealed.fle;
-  if (header === null || typeof header !== "object" || Object.keys(header).sort().join(",") !== "keys,v") return null;
-  if (header.v !== FLE_VERSION || header.keys === null || typeof header.keys !== "object") return null;
-  for (const [rkid, entry] of Object.entries(header.keys)) {
-    if (!RKID.test(rkid) || entry === null || typeof entry !== "object") return null;
+  if (!isPlainObject(header) || Object.keys(header).sort().join(",") !== "keys,v") return null;
+  if (header.v !== FLE_VERSION || !isPlainObject(header.keys)) return null;
+  const entries = Object.entries(header.keys);
+  if (entries.length === 0) return null;
+  for (const [rkid, entry] of entries) {
+    if (!RKID.test(rkid) || !isPlainObject(entry)) return null;
+    if (!Object.hasOwn(entry, "commit") || !Object.hasOwn(entry, "kek")) return null;
+    if (!Object.keys(entry).every((key) => HEADER_ENTRY_ALLOWED.has(key))) return null;
+    if (!isIdentifier(entry.kek)) return null;
+    if (Object.hasOwn(entry, "dev") && !isIdentifier(entry.dev)) return null;
+    if (Object.hasOwn(entry, "at") && !isTimestamp(entry.at)) return null;
     try {
       b64urlDecode(entry.commit, 32);
     } catch {
@@ -511,8 +677,7 @@ function headerKeys(sealed) {
 /** Open a sealed record; returns the plaintext copy without the `fle` header. */
 export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
   const parsed = parsePaths(paths);
-  if (sealed === null || typeof sealed !== "object" || typeof sealed._id !== "string"
-      || sealed._id === "" || sealed._id.startsWith("_")) {
+  if (!isPlainObject(sealed) || !isDocId(sealed._id)) {
     throw new InvalidCiphertext();
   }
   const keys = headerKeys(sealed);
@@ -554,7 +719,7 @@ export async function openDocument(sealed, { envelopes, orgKeys, paths, org }) {
 // -- Grants (advocate side) --------------------------------------------------
 //
 // A grant is an org private scalar HPKE-sealed to an advocate's APK and
-// signed by an admin (docs/ENCRYPTION.md section 14). Opening one needs the
+// signed by the org signing key (docs/ENCRYPTION.md section 14). Opening one needs the
 // APK private key already unlocked: unwrapping the passphrase-protected APK
 // blob (section 12) needs Argon2id, which WebCrypto lacks and no package in
 // node_modules provides, so that step stays in Python (AdvocateKey.unwrap).
@@ -630,7 +795,7 @@ async function openGrantScalar(grant, { advocate, org, pinnedPublicB64 }) {
 }
 
 /**
- * Open a grant with the advocate's unlocked APK: verify the admin signature
+ * Open a grant with the advocate's unlocked APK: verify the org signing key's signature
  * against the pinned key first, check the grant is this advocate's and APK's,
  * HPKE-open it with the reader's org in `info`, check 0 < scalar < n.
  * `advocate` is `{ advocate, apk, privateKey }` (see importAdvocatePrivateKey).
@@ -799,6 +964,23 @@ const vectorCheckers = {
         report(vector.name, await expectThrows(openGrant(vector.grant, {
           advocate, org: vector.org, pinnedPublicB64: vector.pinned_public,
         }), InvalidCiphertext));
+      } else if (vector.kind === "certificate") {
+        let refused = false;
+        try {
+          await verifyCertificate(vector.signed, vector.pinned_public);
+        } catch (error) {
+          refused = error instanceof InvalidKeyMaterial && error.message === vector.message;
+        }
+        report(vector.name, refused);
+      } else if (vector.kind === "paths") {
+        // Refused by sealing and by opening alike, before any key is used.
+        const sealRefused = await expectThrows(sealDocument(vector.doc, {
+          paths: vector.paths, org: vector.org, manifestBody: vector.manifest_body,
+        }), InvalidKeyMaterial);
+        const openRefused = await expectThrows(openDocument(vector.sealed, {
+          envelopes: vector.envelopes, orgKeys: await orgKeysFrom(vector.org_keys), paths: vector.paths, org: vector.org,
+        }), InvalidKeyMaterial);
+        report(vector.name, sealRefused && openRefused);
       } else {
         // Wrapped APK blobs need Argon2id: WebCrypto has none and no package
         // in node_modules provides it, so APK unwrapping stays in Python.

@@ -20,10 +20,11 @@ from typing import Any
 IDENTIFIER = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
 #: ``rkid`` as it appears in JSON: 16 random bytes as 32 lowercase hex digits.
 RKID = re.compile(r'[0-9a-f]{32}')
-#: ``at`` timestamps: UTC, whole seconds.
-TIMESTAMP = re.compile(r'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z')
+#: ``at`` timestamps: UTC, whole seconds. ASCII digits only (``\d`` would
+#: also match other scripts' digits, which JavaScript's ``\d`` does not).
+TIMESTAMP = re.compile(r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z')
 #: ``accept_until`` dates.
-DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
+DATE = re.compile(r'[0-9]{4}-[0-9]{2}-[0-9]{2}')
 
 _BAD_ESCAPE = re.compile(r'~(?![01])')
 #: Longest CouchDB ``_id`` we seal into (a bound, not a CouchDB limit).
@@ -172,12 +173,25 @@ _is_identifier_cached = functools.lru_cache(maxsize=1024)(_is_identifier)
 
 
 def is_doc_id(value: Any) -> bool:
-    """Tell whether ``value`` can be the ``_id`` of a sealed document."""
+    """Tell whether ``value`` can be the ``_id`` of a sealed document.
+
+    1 to 512 code points, not starting with ``_``, valid Unicode (a lone
+    surrogate has no UTF-8 form, so it could not enter an AAD).
+    """
     return (
         isinstance(value, str)
         and 0 < len(value) <= MAX_DOC_ID_LENGTH
         and not value.startswith('_')
+        and (value.isascii() or _is_unicode(value))
     )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def rkid_bytes(rkid: Any) -> bytes:

@@ -259,7 +259,7 @@ def certify_advocate_key(
 
 
 def verify_certificate(cert: dict[str, Any], pinned_public_b64: str) -> dict[str, Any]:
-    """Verify an advocate certificate against the pinned admin key.
+    """Verify an advocate certificate against the pinned org signing key.
 
     Returns:
         The certificate body (``advocate``, ``apk``, ``pub``...).

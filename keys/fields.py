@@ -27,7 +27,9 @@ import datetime
 import functools
 import hmac
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -188,7 +190,8 @@ def encode_value(value: Any) -> bytes:
     """Serialise a field value as compact UTF-8 JSON.
 
     Raises:
-        ValueError: The value holds NaN, infinity or a lone surrogate.
+        ValueError: The value holds NaN, infinity, an integer beyond the
+            range of a double, or a lone surrogate.
         TypeError: The value holds something JSON has no type for.
     """
     # Most identifying fields are a string or a list of strings (names,
@@ -204,6 +207,8 @@ def encode_value(value: Any) -> bytes:
         text = '[' + ','.join(map(_ENCODE_STR, value)) + ']'
     else:
         text = _ENCODER.encode(value)
+        if _LONG_DIGITS.search(text):
+            _check_opened(value)  # An integer no reader can hold as a double.
     # A lone surrogate passes the JSON encoder and is refused here
     # (UnicodeEncodeError is a ValueError).
     return text.encode('utf-8')
@@ -213,16 +218,32 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError('non-finite number')
 
 
-#: What ``json.loads(text, parse_constant=_refuse_constant)`` builds per call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite_float(text: str) -> float:
+    # A number with a fraction or an exponent; ``1e999`` parses to infinity
+    # (as in JavaScript), which JSON has no place for.
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError('non-finite number')
+    return number
+
+
+#: What ``json.loads(text, parse_constant=..., parse_float=...)`` builds per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 _SCAN = _DECODER.scan_once
+#: Text that may hold what the scanner lets through but fle/1 refuses: an
+#: escaped surrogate (which may be lone) or an integer too long for a double
+#: (JavaScript reads it as infinity). Only such text is walked after parsing.
+_SUSPECT = re.compile(r'\\u[dD][89a-fA-F]|[0-9]{309}')
+_LONG_DIGITS = re.compile(r'[0-9]{309}')
 
 
 def decode_value(data: bytes) -> Any:
     """Parse the JSON text of an opened field value.
 
     Raises:
-        ValueError: Not strict UTF-8 JSON.
+        ValueError: Not strict UTF-8 JSON, or it holds a number that is not
+            finite as an IEEE 754 double or a string that is not valid
+            Unicode (an escaped lone surrogate).
     """
     text = data.decode('utf-8')
     # What sealers write is one JSON value with no surrounding whitespace:
@@ -231,13 +252,34 @@ def decode_value(data: bytes) -> Any:
         value, end = _SCAN(text, 0)
     except StopIteration:
         end = -1
-    if end == len(text):
-        return value
-    # Anything else (whitespace, garbage, trailing data) goes through the
-    # full decoder, which accepts or refuses exactly as json.loads does.
-    if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
-        raise ValueError('byte order mark')
-    return _DECODER.decode(text)
+    if end != len(text):
+        # Anything else (whitespace, garbage, trailing data) goes through the
+        # full decoder, which accepts or refuses exactly as json.loads does.
+        if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
+            raise ValueError('byte order mark')
+        value = _DECODER.decode(text)
+    if _SUSPECT.search(text):
+        _check_opened(value)
+    return value
+
+
+def _check_opened(value: Any) -> None:
+    """Refuse lone surrogates and integers beyond the double range in ``value``."""
+    kind = type(value)
+    if kind is str:
+        value.encode('utf-8')  # UnicodeEncodeError is a ValueError.
+    elif kind is int:
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError('non-finite number') from None
+    elif kind is list:
+        for item in value:
+            _check_opened(item)
+    elif kind is dict:
+        for name, item in value.items():
+            name.encode('utf-8')
+            _check_opened(item)
 
 
 #: JSON scalars: immutable, so a copy may share them.

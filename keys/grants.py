@@ -9,7 +9,7 @@ A grant lives in the ``keyvault`` database::
 
 ``ct`` = HPKE seal of the 32-byte org private scalar to the APK, ``info =
 PAE("fle/1/grant", org, kek, advocate, apk)``, empty AAD. ``sig`` is the
-admin's ES256 signature over the canonical JSON of every other member
+org signing key's ES256 signature over the canonical JSON of every other member
 (CouchDB's ``_rev`` and ``_revisions`` excluded), so a server cannot plant or
 alter grants. Advocates verify it before opening.
 """

@@ -1,4 +1,4 @@
-"""Admin signing keys, fingerprints and ES256 signatures over canonical JSON.
+"""The org signing key (held by an admin), fingerprints and ES256 signatures over canonical JSON.
 
 A signed object is ``{"body": {...}, "sig": b64url(r||s), "alg": "ES256",
 "signer": fingerprint}``. The signature is ECDSA P-256 with SHA-256 over

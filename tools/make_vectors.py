@@ -601,12 +601,415 @@ def build_negative(envelopes_file: dict[str, Any], manifests_file: dict[str, Any
     ]:
         cases.append({'name': name, 'kind': 'manifest', 'expect': 'InvalidManifest',
                       'signed': candidate, 'pinned_public': pinned, 'min_seq': min_seq})
+    cases += _strictness_cases(envelopes_file, manifests_file, apk_file)
     return {
         'kind': 'fle1_negative',
-        'description': 'Every case must fail with the single opaque error named in expect.',
+        'description': 'Every case must fail with the single error named in expect '
+                       '(InvalidKeyMaterial cases with message, when given).',
         'generator': GENERATOR,
         'cases': cases,
     }
+
+
+# -- fle1_negative.json: the strictness rules ---------------------------------
+#
+# Each case below is well-formed cryptography around one thing the spec
+# refuses, so an implementation that skips the rule opens it: the values are
+# sealed with the real record key, the envelopes with the real org key, and
+# the grants, manifests and certificates carry valid signatures by the pinned
+# org signing key.
+
+_B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+P256_ORDER = _primitives.P256_ORDER
+
+
+def _noncanonical(text: str) -> str:
+    """The same bytes spelt with non-zero unused trailing bits (lenient decoders accept it)."""
+    assert len(text) % 4 in (2, 3), 'only a partial last group has unused bits'
+    return text[:-1] + _B64URL[_B64URL.index(text[-1]) | 1]
+
+
+def _craft_value(padded: bytes, *, rk: bytes, rkid: str, doc_id: str, pointer: str,
+                 nonce_label: str) -> dict[str, Any]:
+    """A sealed value of arbitrary padded plaintext bytes under a real record key."""
+    k_enc, _ = derive_record_keys(rk, rkid)
+    nonce = fixed(nonce_label, 12)
+    aad = field_aad(ORG, doc_id, pointer, rkid)
+    ciphertext = _primitives.aes_gcm_seal(k_enc, nonce, padded, aad)
+    return {'fle': 1, 'rk': rkid, 'n': b64url_encode(nonce), 'ct': b64url_encode(ciphertext)}
+
+
+def _signed_by(body: dict[str, Any], key: SigningKey = SIGNING_KEY) -> dict[str, Any]:
+    """Sign ``body`` without checking it (sign_manifest would refuse a bad body)."""
+    return {'body': body, 'sig': key.sign(body), 'alg': 'ES256', 'signer': key.fingerprint()}
+
+
+def _sign_grant(grant: dict[str, Any]) -> dict[str, Any]:
+    unsigned = {name: value for name, value in grant.items() if name != 'sig'}
+    return {**unsigned, 'sig': SIGNING_KEY.sign(unsigned)}
+
+
+def _strictness_cases(envelopes_file: dict[str, Any], manifests_file: dict[str, Any],
+                      apk_file: dict[str, Any]) -> list[dict[str, Any]]:
+    from keys.envelopes import open_envelope
+    from keys.keyring import Keyring
+
+    cases: list[dict[str, Any]] = []
+    good_keys = [{'kid': ORG_KEY.kid, 'private_hex': ORG_KEY._scalar().hex()}]
+    contact = envelopes_file['documents'][0]
+    sealed, envelope = contact['sealed'], contact['envelope']
+    rkid = envelope['rkid']
+    rk = open_envelope(envelope, Keyring([ORG_KEY]), ORG)
+
+    def document_case(name: str, doc: dict, envelopes: list, *, paths=CONTACT_PATHS) -> None:
+        cases.append({
+            'name': name, 'kind': 'document', 'expect': 'InvalidCiphertext', 'org': ORG,
+            'paths': paths, 'sealed': doc, 'envelopes': envelopes, 'org_keys': good_keys,
+        })
+
+    def with_full_name(value: dict) -> dict:
+        doc = copy.deepcopy(sealed)
+        doc['full_name'] = value
+        return doc
+
+    def plaintext_case(name: str, padded: bytes) -> None:
+        value = _craft_value(padded, rk=rk, rkid=rkid, doc_id=CONTACT_ID, pointer='/full_name',
+                             nonce_label=f'negative plaintext {name}')
+        document_case(name, with_full_name(value), [envelope])
+
+    # Padding (section 6).
+    name_json = encode_value('Jane Q. Example')
+    plaintext_case('padding: 32 trailing zeros after 80', pad(name_json) + bytes(32))
+    plaintext_case('padding: no 80 marker', name_json + bytes(32 - len(name_json)))
+    plaintext_case('padding: a block of zeros only', bytes(32))
+    plaintext_case('padding: 80 followed by a non-zero byte',
+                   name_json + b'\x80\x01' + bytes(30 - len(name_json)))
+    # Plaintext JSON (section 6 and "Settled details").
+    for name, text in [
+        ('plaintext: NaN', b'NaN'),
+        ('plaintext: Infinity', b'Infinity'),
+        ('plaintext: 1e999 (infinite as a double)', b'1e999'),
+        ('plaintext: -1e999 nested in an array', b'["x",-1e999]'),
+        ('plaintext: 1e999 nested in an object', b'{"a":1e999}'),
+        ('plaintext: integer of 310 digits (infinite as a double)', b'1' + b'0' * 309),
+        ('plaintext: escaped lone surrogate in a string', b'"\\ud800"'),
+        ('plaintext: escaped lone surrogate in a member name', b'{"\\udc00":1}'),
+        ('plaintext: byte order mark', b'\xef\xbb\xbf"Jane Q. Example"'),
+        ('plaintext: invalid UTF-8', b'"Jane \xff"'),
+        ('plaintext: UTF-8 encoded surrogate', b'"\xed\xa0\x80"'),
+        ('plaintext: two JSON values', b'"Jane" "Q"'),
+        ('plaintext: trailing garbage', b'"Jane"x'),
+        ('plaintext: empty', b''),
+        ('plaintext: single quotes', b"'Jane'"),
+    ]:
+        plaintext_case(name, pad(text))
+
+    # Sealed values (section 6).
+    long_value = _craft_value(pad(encode_value('J' * 40)), rk=rk, rkid=rkid, doc_id=CONTACT_ID,
+                              pointer='/full_name', nonce_label='negative long value')
+    assert len(long_value['ct']) % 4 == 3
+    document_case('sealed value: ct base64url with non-zero trailing bits',
+                  with_full_name({**long_value, 'ct': _noncanonical(long_value['ct'])}), [envelope])
+    label = 0
+    while True:  # A nonce whose spelling holds '-' or '_', to respell in the standard alphabet.
+        nonce_label = f'negative nonce with url-safe characters {label}'
+        spelled = b64url_encode(fixed(nonce_label, 12))
+        if '-' in spelled or '_' in spelled:
+            break
+        label += 1
+    value = _craft_value(pad(name_json), rk=rk, rkid=rkid, doc_id=CONTACT_ID, pointer='/full_name',
+                         nonce_label=nonce_label)
+    document_case('sealed value: n in the standard base64 alphabet',
+                  with_full_name({**value, 'n': value['n'].replace('-', '+').replace('_', '/')}),
+                  [envelope])
+    document_case('sealed value: n with a space inside',
+                  with_full_name({**value, 'n': value['n'][:8] + ' ' + value['n'][8:]}), [envelope])
+    document_case('sealed value: n with padding',
+                  with_full_name({**value, 'n': value['n'] + '=='}), [envelope])
+    document_case('sealed value: extra member',
+                  with_full_name({**sealed['full_name'], 'v': 1}), [envelope])
+    document_case('sealed value: missing member',
+                  with_full_name({key: item for key, item in sealed['full_name'].items()
+                                  if key != 'n'}), [envelope])
+    document_case('sealed value: fle as the string "1"',
+                  with_full_name({**sealed['full_name'], 'fle': '1'}), [envelope])
+    document_case('sealed value: sealed value inside an array',
+                  with_full_name([sealed['full_name']]), [envelope])
+
+    # Uppercase rkids (section 2): in the header, the value and the envelope alike.
+    upper = rkid.upper()
+    doc = copy.deepcopy(sealed)
+    doc['fle']['keys'] = {upper: doc['fle']['keys'][rkid]}
+    for pointer_name in ('full_name', 'phone', 'dob', 'aliases'):
+        doc[pointer_name]['rk'] = upper
+    doc['address']['street']['rk'] = upper
+    upper_envelope = {**envelope, '_id': f'rk:{upper}', 'rkid': upper}
+    document_case('rkid in uppercase (header, values and envelope)', doc, [upper_envelope])
+    cases.append({'name': 'envelope: rkid in uppercase', 'kind': 'envelope',
+                  'expect': 'InvalidCiphertext', 'org': ORG, 'envelope': upper_envelope,
+                  'org_keys': good_keys})
+
+    # The header (section 7).
+    def header_case(name: str, change) -> None:
+        doc = copy.deepcopy(sealed)
+        change(doc['fle'], doc['fle']['keys'][rkid])
+        document_case(name, doc, [envelope])
+
+    header_case('header entry: extra member', lambda header, entry: entry.update(note='x'))
+    header_case('header entry: kek missing', lambda header, entry: entry.pop('kek'))
+    header_case('header entry: commit missing', lambda header, entry: entry.pop('commit'))
+    header_case('header entry: dev null', lambda header, entry: entry.update(dev=None))
+    header_case('header entry: at null', lambda header, entry: entry.update(at=None))
+    header_case('header entry: kek not an identifier',
+                lambda header, entry: entry.update(kek='oek:2026-03'))
+    header_case('header entry: dev not an identifier',
+                lambda header, entry: entry.update(dev='dev:42'))
+    header_case('header entry: at not whole UTC seconds',
+                lambda header, entry: entry.update(at='2026-03-02T10:15:00.000Z'))
+    header_case('header entry: at in non-ASCII digits',
+                lambda header, entry: entry.update(at='２０２６-03-02T10:15:00Z'))
+    header_case('header entry: commit with non-zero trailing bits',
+                lambda header, entry: entry.update(commit=_noncanonical(entry['commit'])))
+    header_case('header: extra member', lambda header, entry: header.update(note='x'))
+    header_case('header: v true', lambda header, entry: header.update(v=True))
+    header_case('header: keys an array', lambda header, entry: header.update(keys=[entry]))
+    doc = {key: item for key, item in copy.deepcopy(sealed).items()
+           if key not in ('full_name', 'phone', 'dob', 'aliases', 'address')}
+    doc['fle']['keys'] = {}
+    document_case('header: keys empty (and no sealed value)', doc, [])
+
+    # Record ids (section 2): crafted with valid cryptography under the bad _id.
+    for name, doc_id in [
+        ('record _id of 513 characters', 'contact:' + 'x' * 505),
+        ('record _id starting with _', '_design/contact'),
+    ]:
+        assert doc_id == '_design/contact' or len(doc_id) == 513
+        value = _craft_value(pad(name_json), rk=rk, rkid=rkid, doc_id=doc_id, pointer='/full_name',
+                             nonce_label=f'negative {name}')
+        crafted = seal_rk(rk, org=ORG, doc_id=doc_id, rkid=rkid, kid=ORG_KEY.kid,
+                          public_b64=ORG_KEY.public_b64(), device=None, at=NOW,
+                          ephemeral_ikm=fixed(f'negative ekm {name}'))
+        document_case(name, {'_id': doc_id, 'type': 'contact', 'full_name': value,
+                             'fle': {'v': 1, 'keys': {rkid: sealed['fle']['keys'][rkid]}}},
+                      [crafted], paths=['/full_name'])
+
+    # Envelopes on their own (section 8).
+    compressed = b64url_decode(envelope['enc'])
+    compressed = bytes([2 + (compressed[-1] & 1)]) + compressed[1:33]
+    for name, candidate in [
+        ('envelope: enc with non-zero trailing bits',
+         {**envelope, 'enc': _noncanonical(envelope['enc'])}),
+        ('envelope: enc a compressed point', {**envelope, 'enc': b64url_encode(compressed)}),
+        ('envelope: extra member', {**envelope, 'note': 'x'}),
+        ('envelope: dev null', {**envelope, 'dev': None}),
+        ('envelope: at null', {**envelope, 'at': None}),
+        ('envelope: at not a UTC timestamp', {**envelope, 'at': '2026-03-02'}),
+        ('envelope: kek not an identifier', {**envelope, 'kek': 'oek 2026'}),
+        ('envelope: type missing', {k: v for k, v in envelope.items() if k != 'type'}),
+    ]:
+        cases.append({'name': name, 'kind': 'envelope', 'expect': 'InvalidCiphertext', 'org': ORG,
+                      'envelope': candidate, 'org_keys': good_keys})
+
+    # Grants (section 14), each signed by the pinned key after the change.
+    grant = envelopes_file['grants'][0]['grant']
+    advocate = {'advocate': ADVOCATE.advocate_id, 'apk': ADVOCATE.key_id,
+                'private_hex': _primitives.private_scalar(ADVOCATE._private_key).hex()}
+    info = grant_info(ORG, ORG_KEY.kid, ADVOCATE.advocate_id, ADVOCATE.key_id)
+    grant_cases = [
+        ('grant: extra member (signed)', _sign_grant({**grant, 'note': 'x'})),
+        ('grant: granted_by missing (signed)',
+         _sign_grant({k: v for k, v in grant.items() if k != 'granted_by'})),
+        ('grant: _id not grant:<kek>:<advocate> (signed)',
+         _sign_grant({**grant, '_id': 'grant:' + ORG_KEY.kid})),
+        ('grant: granted_by not an identifier (signed)',
+         _sign_grant({**grant, 'granted_by': 'admin 2'})),
+        ('grant: enc with non-zero trailing bits (signed)',
+         _sign_grant({**grant, 'enc': _noncanonical(grant['enc'])})),
+        ('grant: sig with non-zero trailing bits', {**grant, 'sig': _noncanonical(grant['sig'])}),
+    ]
+    for name, scalar in [
+        ('zero', bytes(32)),
+        ('equal to the group order n', P256_ORDER.to_bytes(32, 'big')),
+        ('above the group order n', (P256_ORDER + 1).to_bytes(32, 'big')),
+        ('all ones', b'\xff' * 32),
+    ]:
+        enc, ciphertext = _primitives.hpke_seal(
+            scalar, _primitives.load_public_b64(ADVOCATE.public_b64()), info,
+            ephemeral_ikm=fixed(f'negative grant scalar {name}'))
+        grant_cases.append((f'grant: org private scalar {name} (signed)', _sign_grant(
+            {**grant, 'enc': b64url_encode(enc), 'ct': b64url_encode(ciphertext)})))
+    for name, candidate in grant_cases:
+        cases.append({'name': name, 'kind': 'grant', 'expect': 'InvalidCiphertext', 'org': ORG,
+                      'grant': candidate, 'advocate': advocate,
+                      'pinned_public': SIGNING_KEY.public_b64()})
+
+    # Wrapped APKs (section 12): cheap parameters, valid AES-GCM under the KEK.
+    passphrase = 'contrasen\u0303a segura 2026'  # NFD: 'n' + combining tilde.
+    assert normalize_secret(passphrase) != passphrase.encode('utf-8')
+    params = Argon2Params(1024, 1, 1)
+    aad = _apk_aad(ADVOCATE.advocate_id, ADVOCATE.key_id)
+    scalar = _primitives.private_scalar(ADVOCATE._private_key)
+
+    def blob_with(name: str, secret: bytes, plaintext: bytes, *, salt_length: int = 16,
+                  **changes: Any) -> dict[str, Any]:
+        salt = fixed(f'negative apk salt {name}', salt_length)
+        nonce = fixed(f'negative apk nonce {name}', 12)
+        kek = _primitives.argon2id(secret, salt=salt, memory_kib=params.memory_kib,
+                                   iterations=params.iterations, lanes=params.lanes)
+        blob = {
+            'v': 1, 'kdf': 'argon2id', 'm': params.memory_kib, 't': params.iterations,
+            'p': params.lanes, 'salt': b64url_encode(salt), 'n': b64url_encode(nonce),
+            'ct': b64url_encode(_primitives.aes_gcm_seal(kek, nonce, plaintext, aad)),
+            'advocate': ADVOCATE.advocate_id, 'apk': ADVOCATE.key_id, 'pub': ADVOCATE.public_b64(),
+        }
+        blob.update(changes)
+        return blob
+
+    nfc = normalize_secret(passphrase)
+    good_blob = blob_with('good', nfc, scalar)
+    apk_cases = [
+        ('apk: wrapped under the passphrase not normalised to NFC',
+         blob_with('nfd', passphrase.encode('utf-8'), scalar)),
+        ('apk: private scalar zero', blob_with('zero', nfc, bytes(32))),
+        ('apk: private scalar equal to the group order n',
+         blob_with('order', nfc, P256_ORDER.to_bytes(32, 'big'))),
+        ('apk: salt of 15 bytes', blob_with('short salt', nfc, scalar, salt_length=15)),
+        ('apk: salt with non-zero trailing bits',
+         {**good_blob, 'salt': _noncanonical(good_blob['salt'])}),
+        ('apk: extra member', {**good_blob, 'note': 'x'}),
+        ('apk: kdf argon2i', {**good_blob, 'kdf': 'argon2i'}),
+        ('apk: p zero', {**good_blob, 'p': 0}),
+        ('apk: t above 32', {**good_blob, 't': 33}),
+        ('apk: m below 8p', {**good_blob, 'm': 7}),
+        ('apk: m a string', {**good_blob, 'm': '1024'}),
+    ]
+    for name, candidate in apk_cases:
+        cases.append({'name': name, 'kind': 'apk', 'expect': 'InvalidCiphertext', 'blob': candidate,
+                      'passphrase': passphrase})
+
+    # Manifest bodies (section 11) under a valid signature by the pinned key.
+    body = manifests_file['manifests'][1]['body']
+    active, old = body['keys']
+
+    def manifest_with(**changes: Any) -> dict[str, Any]:
+        return {**copy.deepcopy(body), **changes}
+
+    off_curve_pub = _off_curve(active['pub'])
+    point = b64url_decode(active['pub'])
+    compressed_pub = b64url_encode(bytes([2 + (point[-1] & 1)]) + point[1:33])
+    many = [{'kid': f'oek-{index:03d}', 'suite': active['suite'], 'status': 'retired'}
+            for index in range(64)]
+    manifest_cases = [
+        ('manifest body: extra member', manifest_with(note='x')),
+        ('manifest body: seq missing', {k: v for k, v in body.items() if k != 'seq'}),
+        ('manifest body: type of a certificate', manifest_with(type='fle/1/cert')),
+        ('manifest body: org not an identifier', manifest_with(org='org acme')),
+        ('manifest body: seq zero', manifest_with(seq=0)),
+        ('manifest body: seq negative', manifest_with(seq=-2)),
+        ('manifest body: seq a string', manifest_with(seq='2')),
+        ('manifest body: keys empty', manifest_with(keys=[])),
+        ('manifest body: 65 keys', manifest_with(keys=[active, *many])),
+        ('manifest body: repeated kid',
+         manifest_with(keys=[active, {**old, 'kid': active['kid']}])),
+        ('manifest body: no active key',
+         manifest_with(keys=[{**active, 'status': 'decrypt-only'}, old])),
+        ('manifest body: two active keys',
+         manifest_with(keys=[active, {k: v for k, v in old.items() if k != 'accept_until'}
+                              | {'status': 'active'}])),
+        ('manifest body: active key without pub',
+         manifest_with(keys=[{k: v for k, v in active.items() if k != 'pub'}, old])),
+        ('manifest body: pub not on the curve',
+         manifest_with(keys=[{**active, 'pub': off_curve_pub}, old])),
+        ('manifest body: pub a compressed point',
+         manifest_with(keys=[{**active, 'pub': compressed_pub}, old])),
+        ('manifest body: pub with non-zero trailing bits',
+         manifest_with(keys=[{**active, 'pub': _noncanonical(active['pub'])}, old])),
+        ('manifest body: accept_until on the active key',
+         manifest_with(keys=[{**active, 'accept_until': '2026-04-30'}, old])),
+        ('manifest body: accept_until not YYYY-MM-DD',
+         manifest_with(keys=[active, {**old, 'accept_until': '2026-4-30'}])),
+        ('manifest body: accept_until in non-ASCII digits',
+         manifest_with(keys=[active, {**old, 'accept_until': '２０２６-04-30'}])),
+        ('manifest body: unknown status',
+         manifest_with(keys=[active, {**old, 'status': 'revoked'}])),
+        ('manifest body: unknown suite',
+         manifest_with(keys=[{**active, 'suite': 'hpke:0x0010-0x0001-0x0001'}, old])),
+        ('manifest body: key entry extra member',
+         manifest_with(keys=[{**active, 'note': 'x'}, old])),
+        ('manifest body: key entry suite missing',
+         manifest_with(keys=[active, {k: v for k, v in old.items() if k != 'suite'}])),
+        ('manifest body: kid not an identifier',
+         manifest_with(keys=[{**active, 'kid': 'oek/2026'}, old])),
+        ('manifest body: keys an object', manifest_with(keys={'0': active})),
+    ]
+    signed_cases = [(name, _signed_by(candidate)) for name, candidate in manifest_cases]
+    signed = manifests_file['manifests'][1]['signed']
+    signed_cases.append(('manifest: sig with non-zero trailing bits',
+                         {**signed, 'sig': _noncanonical(signed['sig'])}))
+    for name, candidate in signed_cases:
+        cases.append({'name': name, 'kind': 'manifest', 'expect': 'InvalidManifest',
+                      'signed': candidate, 'pinned_public': SIGNING_KEY.public_b64(),
+                      'min_seq': None})
+
+    # Advocate certificates (section 13).
+    cert = manifests_file['certificates'][0]['signed']
+    cert_body = cert['body']
+    off_curve_apk = _off_curve(cert_body['pub'])
+    off_curve_fingerprint = ' '.join(
+        hashlib.sha256(b64url_decode(off_curve_apk)).hexdigest()[index:index + 4]
+        for index in range(0, 64, 4))
+
+    def cert_with(**changes: Any) -> dict[str, Any]:
+        return _signed_by({**cert_body, **changes})
+
+    other_record = RECOVERY.public_record()
+    certificate_cases = [
+        ('certificate: bad signature', {**cert, 'sig': _flip(cert['sig'])}),
+        ('certificate: sig with non-zero trailing bits',
+         {**cert, 'sig': _noncanonical(cert['sig'])}),
+        ('certificate: signed by another key', _signed_by(cert_body, OTHER_SIGNING_KEY)),
+        ('certificate: signer fingerprint mismatch',
+         {**cert, 'signer': OTHER_SIGNING_KEY.fingerprint()}),
+        ('certificate: alg changed', {**cert, 'alg': 'ES384'}),
+        ('certificate: extra member', {**cert, 'kid': 'x'}),
+        ('certificate: body altered after signing',
+         {**cert, 'body': {**cert_body, 'apk': 'apk-2'}}),
+        ('certificate body: extra member (signed)', cert_with(note='x')),
+        ('certificate body: certified_by missing (signed)',
+         _signed_by({k: v for k, v in cert_body.items() if k != 'certified_by'})),
+        ('certificate body: type of a manifest (signed)', cert_with(type='fle/1/manifest')),
+        ('certificate body: fingerprint of another key (signed)',
+         cert_with(fingerprint=other_record['fingerprint'])),
+        ('certificate body: pub not on the curve (signed)',
+         cert_with(pub=off_curve_apk, fingerprint=off_curve_fingerprint)),
+        ('certificate body: unknown suite (signed)', cert_with(suite='hpke:0x0010-0x0001-0x0001')),
+        ('certificate body: advocate not an identifier (signed)', cert_with(advocate='adv 17')),
+        ('certificate body: certified_by not an identifier (signed)', cert_with(certified_by='')),
+    ]
+    for name, candidate in certificate_cases:
+        cases.append({'name': name, 'kind': 'certificate', 'expect': 'InvalidKeyMaterial',
+                      'message': 'the advocate certificate is not valid',
+                      'signed': candidate, 'pinned_public': SIGNING_KEY.public_b64()})
+
+    # Identifying paths (section 2): refused before anything is sealed or opened.
+    for name, paths in [
+        ('paths: no leading slash', ['full_name']),
+        ('paths: the whole document', ['']),
+        ('paths: the top-level member with the empty name', ['/']),
+        ('paths: bad escape', ['/full~2name']),
+        ('paths: the fle header', ['/fle']),
+        ('paths: inside the fle header', ['/fle/keys']),
+        ('paths: a top-level member starting with _', ['/_id']),
+        ('paths: inside a top-level member starting with _', ['/_attachments/photo']),
+        ('paths: one a prefix of the other (by token)', ['/address', '/address/street']),
+        ('paths: the same pointer twice', ['/full_name', '/full_name']),
+        ('paths: one string, not a list', '/full_name'),
+    ]:
+        cases.append({'name': name, 'kind': 'paths', 'expect': 'InvalidKeyMaterial', 'org': ORG,
+                      'paths': paths, 'doc': contact['doc'],
+                      'manifest_body': contact['manifest_body'],
+                      'sealed': sealed, 'envelopes': [envelope], 'org_keys': good_keys})
+    return cases
 
 
 # -- Driver -------------------------------------------------------------------

@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 
+import keys
 from keys import _encoding
 from keys._encoding import b64url_decode, b64url_encode, canonical_json, pae
 
@@ -128,3 +129,38 @@ def test_timestamps_before_year_1000_keep_four_digits():
 def test_pae_items_build_the_pae():
     parts = ('fle/1/rk', 'org-é', b'\x00\x01', '')
     assert _encoding.le64(len(parts)) + b''.join(map(_encoding.pae_item, parts)) == pae(*parts)
+
+
+@pytest.mark.parametrize(('value', 'expected'), [
+    ('contact:1', True),
+    ('x' * 512, True),
+    ('\U0001f335' * 512, True),      # 512 code points (1024 UTF-16 code units)
+    ('x' * 513, False),
+    ('', False),
+    ('_design/x', False),
+    ('contact:\ud800', False),       # a lone surrogate has no UTF-8 form
+    (7, False),
+])
+def test_is_doc_id_counts_code_points_and_refuses_lone_surrogates(value, expected):
+    from keys._encoding import is_doc_id
+
+    assert is_doc_id(value) is expected
+
+
+def test_a_record_id_with_a_lone_surrogate_gets_the_opaque_error():
+    # The sealer's refusal is a clear one; the opener's, as for any other
+    # malformed record, the one opaque error (never a UnicodeEncodeError).
+    doc = {'_id': 'contact:\ud800', 'full_name': 'x'}
+    with pytest.raises(keys.InvalidKeyMaterial):
+        keys.seal_document(doc, paths=['/full_name'], org='org-acme', manifest_body=_manifest())
+    sealed = {'_id': 'contact:\ud800', 'fle': {'v': 1, 'keys': {'0' * 32: {
+        'commit': 'A' * 43, 'kek': 'oek-1'}}}}
+    with pytest.raises(keys.InvalidCiphertext):
+        keys.open_document(sealed, envelopes=[],
+                           keyring=keys.Keyring([keys.OrgKeyPair.generate('oek-1')]),
+                           paths=['/full_name'], org='org-acme')
+
+
+def _manifest() -> dict:
+    org_key = keys.OrgKeyPair.generate('oek-1')
+    return keys.build_manifest('org-acme', 1, [org_key.manifest_entry()])

@@ -450,7 +450,7 @@ def test_validate_sealed_document_refuses_plaintext_and_unknown_rkids():
 
 @pytest.mark.parametrize('text', [
     '"Maria"', '["M","Mimi"]', '{"a":1}', '12', '-0.5', 'true', ' "x"', '"x" ', '\ufeff"x"',
-    '\ufeff', '', '"x""y"', 'NaN', '[Infinity]', '"\\ud800"', '{"a":1}x',
+    '\ufeff', '', '"x""y"', 'NaN', '[Infinity]', '{"a":1}x', '"\\ud83c\\udf35"', '1e308',
 ])
 def test_decode_value_agrees_with_strict_json_loads(text):
     from keys.fields import decode_value
@@ -465,6 +465,18 @@ def test_decode_value_agrees_with_strict_json_loads(text):
             decode_value(text.encode('utf-8'))
     else:
         assert decode_value(text.encode('utf-8')) == expected
+
+
+@pytest.mark.parametrize('text', [
+    '"\\ud800"', '["\\udc00"]', '{"\\ud800":1}', '"\\ude00\\ud83d"', '1e999', '[-1e999]',
+    '{"a":1E400}', '1' + '0' * 309, '-' + '9' * 400,
+])
+def test_decode_value_refuses_lone_surrogates_and_numbers_no_double_holds(text):
+    from keys.fields import decode_value
+
+    json.loads(text)  # What json.loads lets through, fle/1 refuses.
+    with pytest.raises(ValueError):
+        decode_value(text.encode('utf-8'))
 
 
 def test_hkdf_with_one_extract_is_hkdf_per_info():

@@ -9,7 +9,9 @@ tablet would. These tests run it under node:
 3. it opens documents Python sealed, and refuses tampered ones;
 4. it verifies Python's ES256 manifest signatures with WebCrypto;
 5. it opens grants Python sealed (APK private key as JWK or raw scalar)
-   and refuses bad ones. Wrapped APK blobs stay Python-only (Argon2id).
+   and refuses bad ones. Wrapped APK blobs stay Python-only (Argon2id);
+6. its sealer and opener read and refuse the edges of plaintext JSON as
+   Python's do (duplicate names, whitespace, lone surrogates, NaN).
 """
 
 from __future__ import annotations
@@ -235,3 +237,82 @@ def test_js_refuses_bad_grants(tamper):
         'advocate': {'advocate': 'adv-17', 'apk': apk, 'private_jwk': _jwk(advocate, scalar)},
         'paths': PATHS, 'org': org}
     assert run_node('open', payload=payload) == (3, {'error': 'InvalidCiphertext'})
+
+
+def _with_plaintext(sealed: dict, envelope: dict, text: bytes) -> dict:
+    """``sealed`` with ``/full_name`` replaced by ``text`` (padded) under the record's own RK."""
+    from keys import _primitives
+    from keys.fields import derive_record_keys, field_aad, pad
+
+    rk = keys.open_envelope(envelope, Keyring([ORG_KEY]), ORG)
+    rkid = envelope['rkid']
+    k_enc, _ = derive_record_keys(rk, rkid)
+    nonce = os.urandom(12)
+    ciphertext = _primitives.aes_gcm_seal(
+        k_enc, nonce, pad(text), field_aad(ORG, sealed['_id'], '/full_name', rkid))
+    return {**sealed, 'full_name': {'fle': 1, 'rk': rkid, 'n': b64url_encode(nonce),
+                                    'ct': b64url_encode(ciphertext)}}
+
+
+@pytest.mark.parametrize(('text', 'expected'), [
+    (b'{"a":1,"a":2}', {'a': 2}),                    # duplicate names: the last one wins
+    (b' \n"Jane"\t', 'Jane'),                        # insignificant whitespace
+    (b'"\\ud83c\\udf35"', '\U0001f335'),             # an escaped surrogate pair
+    (b'1e308', 1e308),                               # a finite double opens
+])
+def test_python_and_js_openers_read_plaintext_json_alike(text, expected):
+    sealed, envelope = keys.seal_document(DOC, paths=PATHS, org=ORG, manifest_body=MANIFEST)
+    crafted = _with_plaintext(sealed, envelope, text)
+    opened = keys.open_document(crafted, envelopes=[envelope], keyring=Keyring([ORG_KEY]),
+                                paths=PATHS, org=ORG)
+    assert opened['full_name'] == expected
+    status, result = run_node('open', payload={
+        'sealed': crafted, 'envelopes': [envelope], 'org_keys': org_keys_payload(ORG_KEY),
+        'paths': PATHS, 'org': ORG})
+    assert status == 0, result
+    assert result['doc']['full_name'] == expected
+
+
+@pytest.mark.parametrize('value', ['\ud800', ['ok', '\udc00'], {'\ud800': 1}])
+def test_python_and_js_sealers_refuse_lone_surrogates(value):
+    with pytest.raises(keys.InvalidKeyMaterial):
+        keys.seal_document({**DOC, 'full_name': value}, paths=PATHS, org=ORG,
+                           manifest_body=MANIFEST)
+    status, result = run_node('seal', payload={
+        'doc': {**DOC, 'full_name': value}, 'paths': PATHS, 'org': ORG, 'manifest_body': MANIFEST})
+    assert status == 2 and result['error'] == 'InvalidKeyMaterial', result
+
+
+def test_python_sealer_refuses_what_no_json_reader_can_hold():
+    for value in (float('nan'), float('inf'), [1, -float('inf')], 10**400, {'n': 10**309}):
+        with pytest.raises(keys.InvalidKeyMaterial):
+            keys.seal_document({**DOC, 'full_name': value}, paths=PATHS, org=ORG,
+                               manifest_body=MANIFEST)
+
+
+def test_js_sealer_refuses_what_json_cannot_carry():
+    # JSON.stringify would write NaN and Infinity as null, drop undefined
+    # members and write a function as nothing at all.
+    script = """
+      import { sealDocument, InvalidKeyMaterial } from "./js/fle.mjs";
+      const input = JSON.parse(process.argv[1]);
+      const values = [NaN, Infinity, [1, -Infinity], undefined, { a: undefined }, () => 1, 10n,
+                      new Date(0), [, 1]];
+      const outcomes = [];
+      for (const value of values) {
+        try {
+          await sealDocument({ ...input.doc, full_name: value }, {
+            paths: input.paths, org: input.org, manifestBody: input.manifest_body });
+          outcomes.push("sealed");
+        } catch (error) {
+          outcomes.push(error instanceof InvalidKeyMaterial ? "refused" : String(error));
+        }
+      }
+      process.stdout.write(JSON.stringify(outcomes));
+    """
+    completed = subprocess.run(
+        [NODE, '--input-type=module', '-e', script,
+         json.dumps({'doc': DOC, 'paths': PATHS, 'org': ORG, 'manifest_body': MANIFEST})],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == ['refused'] * 9
