@@ -278,8 +278,10 @@ def register(cli: click.Group) -> None:
         from service.cli_staff import Api
         for item in Api(ctx.obj['home']).call('GET', '/sealings')['sealings']:
             expires = item.get('expires_at')
-            until = (f' expires={dt.datetime.fromtimestamp(expires, dt.timezone.utc):%Y-%m-%dT%H:%MZ}'
-                     if expires and item['status'] == 'proposed' else '')
+            until = ''
+            if expires and item['status'] == 'proposed':
+                when = dt.datetime.fromtimestamp(expires, dt.timezone.utc)
+                until = f' expires={when:%Y-%m-%dT%H:%MZ}'
             click.echo(f'{item["id"]} {item["status"]} {item["reason"]} records={item["records"]} '
                        f'proposed_by={item["proposed_by"]} approved_by={item["approved_by"]}'
                        f'{until}')

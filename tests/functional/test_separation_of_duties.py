@@ -291,3 +291,33 @@ def test_an_expired_proposal_cannot_be_approved(services, staff):
     in_time = _app_at(services, 13)
     assert in_time.simulate_post(f'/sealings/{sealing}/approve',
                                  headers=staff['adm-1']).status_code == 200
+
+
+def test_sealing_cancel_and_list_through_the_cli(live, services, users, tmp_path):
+    users.create('worker-a', ['worker'], team='team-a')
+    users.create('adm-9', ['admin'], team=None)
+    users.create('sup-9', ['supervisor'], team='team-a')
+    client_id = _seal_records(services, 'worker-a')
+    runner = CliRunner()
+    homes = {name: str(tmp_path / name) for name in ('adm-9', 'sup-9')}
+    for name, home in homes.items():
+        assert runner.invoke(cli, ['login', '--server', live.url, '--username', name, '--home',
+                                   home, '--password', PASSWORD]).exit_code == 0
+
+    def sealing(name, *args):
+        return runner.invoke(cli, ['sealing', '--home', homes[name], *args])
+
+    proposed = sealing('adm-9', 'propose', '--client-id', client_id, '--reason',
+                       'retention_expired')
+    assert proposed.exit_code == 0, proposed.output
+    sealing_id = proposed.output.split('sealing ')[1].split()[0]
+    listed = sealing('sup-9', 'list')
+    assert f'{sealing_id} proposed retention_expired records=2 proposed_by=adm-9' in \
+        listed.output and ' expires=' in listed.output
+    refused = sealing('sup-9', 'cancel', sealing_id)
+    assert refused.exit_code != 0 and 'not_proposer' in refused.output
+    cancelled = sealing('adm-9', 'cancel', sealing_id)
+    assert cancelled.exit_code == 0 and f'sealing {sealing_id} cancelled' in cancelled.output
+    assert f'{sealing_id} cancelled' in sealing('sup-9', 'list').output
+    refused = sealing('sup-9', 'approve', sealing_id, '--yes')
+    assert refused.exit_code != 0 and 'proposal_cancelled' in refused.output
