@@ -7,8 +7,9 @@ Storage, all in the ``directory`` database:
 
 * ``user:<username>``: roles, team, disabled flag, Argon2id password hash;
   ``ever_admin`` once the user has held the admin role, and who created the
-  user and last changed their roles or team, and when (``created_by``,
-  ``changed_at``, ``changed_by``), for the two-person rules of sealings.
+  user and last changed their roles, team or (someone else) their password,
+  and when (``created_by``, ``changed_at``, ``changed_by``), for the
+  two-person rules of sealings.
 * ``token:<sha256(token)>``: one login session. Only the hash is stored, so a
   leaked database backup holds no usable token. Logout and disabling a user
   delete or invalidate it at once, for every service instance.
@@ -290,7 +291,10 @@ class Accounts:
                 doc['disabled'] = bool(disabled)
             if team is not None:
                 doc['team'] = team
-            if (list(doc['roles']), doc.get('team')) != before:
+            # A password set by someone else counts as a change too: whoever
+            # set it could act as this user.
+            if (list(doc['roles']), doc.get('team')) != before or (
+                    password is not None and actor != username):
                 doc['changed_at'] = int(self._clock())
                 doc['changed_by'] = actor
             if password is not None:

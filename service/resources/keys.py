@@ -143,7 +143,8 @@ class KeyStore:
                 if any(stored.get(name) != doc.get(name) for name in _SEALED_GRANT):
                     raise ApiError(409, 'grant_exists',
                                    f"A grant of {doc['kek']} to {doc['advocate']} already "
-                                   'exists with another key; remove it first.')
+                                   'exists with another key: a key id is never reused, so '
+                                   'choose a new one, or remove the stray grant first.')
                 continue
             if row is not None:
                 doc['_rev'] = row['value']['rev']  # re-granting after a removal

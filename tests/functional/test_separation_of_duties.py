@@ -209,6 +209,26 @@ def test_one_admin_cannot_seal_alone_with_an_account_it_just_made(services, staf
     assert answer.status_code == 200 and answer.json['status'] == 'sealed'
 
 
+def test_an_admin_cannot_approve_as_a_supervisor_whose_password_it_just_set(services, staff):
+    now = _app_at(services)
+    client_id = _seal_records(services, 'worker-a')
+    sealing = _propose(now, staff['adm-1'], client_id).json['id']
+    assert now.simulate_patch('/users/sup-a', headers=staff['adm-1'],
+                              json={'password': 'a password the admin knows'}).status_code == 200
+    token = now.simulate_post('/auth/login', json={
+        'username': 'sup-a', 'password': 'a password the admin knows'}).json['token']
+    answer = now.simulate_post(f'/sealings/{sealing}/approve',
+                               headers={'Authorization': f'Bearer {token}'})
+    assert answer.status_code == 403 and answer.json['code'] == 'approver_too_recent'
+    # A password the user sets for themselves is no such change.
+    services.accounts.update_user('sup-a2', password='my own new password', actor='sup-a2')
+    token = now.simulate_post('/auth/login', json={
+        'username': 'sup-a2', 'password': 'my own new password'}).json['token']
+    answer = now.simulate_post(f'/sealings/{sealing}/approve',
+                               headers={'Authorization': f'Bearer {token}'})
+    assert answer.status_code == 200, answer.text
+
+
 def test_an_approver_whose_team_was_just_changed_is_refused(services, staff):
     now = _app_at(services)
     client_id = _seal_records(services, 'worker-a')
