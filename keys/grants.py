@@ -25,7 +25,7 @@ from keys.errors import InvalidCiphertext, InvalidKeyMaterial
 from keys.orgkeys import SUITE, OrgKeyPair
 from keys.signing import SignatureRefused, SigningKey, load_public_key, verify_signature
 
-__all__ = ['grant_info', 'open_grant', 'seal_grant', 'validate_grant']
+__all__ = ['check_grant_signature', 'grant_info', 'open_grant', 'seal_grant', 'validate_grant']
 
 GRANT_TAG = 'fle/1/grant'
 _GRANT_KEYS = frozenset(
@@ -132,6 +132,25 @@ def validate_grant(grant: Any) -> None:
         b64url_decode(grant['sig'], length=_primitives.SIGNATURE_LENGTH)
     except ValueError:
         raise InvalidKeyMaterial("grant 'sig' is not a 64-byte signature") from None
+
+
+def check_grant_signature(grant: Any, signer_public_b64: str) -> None:
+    """Check a grant's structure and its signature by the org signer.
+
+    The server calls this before storing a grant, so a grant signed by any
+    other key (planted by whoever can reach the API) is refused instead of
+    breaking the recipient's keyring later.
+
+    Raises:
+        InvalidKeyMaterial: The grant is malformed, its signature does not
+            verify against ``signer_public_b64``, or that key is malformed.
+    """
+    signer = load_public_key(signer_public_b64, field='signer public key')
+    validate_grant(grant)
+    try:
+        verify_signature(_signed_part(grant), grant['sig'], signer)
+    except SignatureRefused:
+        raise InvalidKeyMaterial("grant 'sig' does not verify against the org signer") from None
 
 
 def open_grant(

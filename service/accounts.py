@@ -5,7 +5,11 @@ No falcon here: the resources in ``service/resources/`` call these functions and
 
 Storage, all in the ``directory`` database:
 
-* ``user:<username>``: roles, team, disabled flag, Argon2id password hash.
+* ``user:<username>``: roles, team, disabled flag, Argon2id password hash;
+  ``ever_admin`` once the user has held the admin role, and who created the
+  user and last changed their roles, team or (someone else) their password,
+  and when (``created_by``, ``changed_at``, ``changed_by``), for the
+  two-person rules of sealings.
 * ``token:<sha256(token)>``: one login session. Only the hash is stored, so a
   leaked database backup holds no usable token. Logout and disabling a user
   delete or invalidate it at once, for every service instance.
@@ -37,6 +41,8 @@ __all__ = [
 ]
 
 ROLES = ('worker', 'advocate', 'supervisor', 'admin', 'liaison')
+#: Roles that can come to read identifying data; never held with, or after, ``admin``.
+DATA_ROLES = ('advocate', 'supervisor')
 
 _USERNAME = re.compile(r'[a-z0-9][a-z0-9._-]{1,62}')
 MIN_PASSWORD_LENGTH = 12
@@ -99,6 +105,24 @@ class Principal:
     def has_any(self, roles: Iterable[str]) -> bool:
         """Return True when the principal holds one of ``roles``."""
         return bool(set(self.roles) & set(roles))
+
+
+def _check_separation(roles: tuple[str, ...], *, ever_admin: bool) -> None:
+    """Refuse role sets that would let one person both administer and read.
+
+    Raises:
+        AccountError: 422 ``admin_role_exclusive`` for admin with a data role;
+            409 ``former_admin`` for a data role given to a user who has
+            ever held the admin role.
+    """
+    data = sorted(set(roles) & set(DATA_ROLES))
+    if 'admin' in roles and data:
+        raise AccountError(422, 'admin_role_exclusive',
+                           'The admin role cannot be held with advocate or supervisor.')
+    if ever_admin and data:
+        raise AccountError(409, 'former_admin',
+                           'A user who has held the admin role can never hold advocate or '
+                           'supervisor; create a separate account for that person.')
 
 
 def _sha256(text: str) -> str:
@@ -171,12 +195,16 @@ class Accounts:
         roles: Iterable[str],
         *,
         team: str | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
         """Create a user and return its public view.
 
+        Args:
+            actor: Who creates the user (a user name, or ``cli:...``).
+
         Raises:
-            AccountError: Bad user name, weak password, unknown role, or the
-                user exists.
+            AccountError: Bad user name, weak password, unknown role, admin
+                with a data role, or the user exists.
         """
         roles = tuple(dict.fromkeys(roles))
         if not _USERNAME.fullmatch(username or ''):
@@ -184,6 +212,7 @@ class Accounts:
                                'User names are 2-63 lowercase letters, digits, ".", "-" or "_".')
         if not roles or any(role not in ROLES for role in roles):
             raise AccountError(422, 'invalid_roles', f'Roles must be among: {", ".join(ROLES)}.')
+        _check_separation(roles, ever_admin=False)
         if len(password or '') < MIN_PASSWORD_LENGTH:
             raise AccountError(422, 'weak_password',
                                f'Passwords need at least {MIN_PASSWORD_LENGTH} characters.')
@@ -196,6 +225,8 @@ class Accounts:
             'disabled': False,
             'password': hash_password(password, *self._password_params),
             'created_at': int(self._clock()),
+            'created_by': actor,
+            'ever_admin': 'admin' in roles,
         }
         try:
             self._couch.put(self._db, doc)
@@ -229,20 +260,43 @@ class Accounts:
         disabled: bool | None = None,
         team: str | None = None,
         password: str | None = None,
+        actor: str | None = None,
     ) -> dict[str, Any]:
-        """Change roles, team, password or the disabled flag of a user."""
+        """Change roles, team, password or the disabled flag of a user.
+
+        Args:
+            actor: Who makes the change (a user name, or ``cli:...``).
+
+        Raises:
+            AccountError: Unknown user, bad roles, admin with a data role, a
+                data role for a user who has ever been an admin, or a weak
+                password.
+        """
         for _attempt in range(5):
             doc = self._user_doc(username)
+            before = (list(doc['roles']), doc.get('team'))
             if roles is not None:
                 roles = tuple(dict.fromkeys(roles))
                 if not roles or any(role not in ROLES for role in roles):
                     raise AccountError(422, 'invalid_roles',
                                        f'Roles must be among: {", ".join(ROLES)}.')
+                # A user document from before the flag existed: its admin
+                # role counts as held.
+                _check_separation(roles, ever_admin=bool(
+                    doc.get('ever_admin') or 'admin' in doc['roles']))
                 doc['roles'] = list(roles)
+                if 'admin' in roles:
+                    doc['ever_admin'] = True
             if disabled is not None:
                 doc['disabled'] = bool(disabled)
             if team is not None:
                 doc['team'] = team
+            # A password set by someone else counts as a change too: whoever
+            # set it could act as this user.
+            if (list(doc['roles']), doc.get('team')) != before or (
+                    password is not None and actor != username):
+                doc['changed_at'] = int(self._clock())
+                doc['changed_by'] = actor
             if password is not None:
                 if len(password) < MIN_PASSWORD_LENGTH:
                     raise AccountError(422, 'weak_password',

@@ -9,6 +9,8 @@ before the database is up; ``/readyz`` says when it is.
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -29,7 +31,8 @@ from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
 from service.resources.keys import MANIFEST_ID, SIGNER_ID, KeyStore, key_routes
 from service.resources.lifecycle import lifecycle_routes
-from service.resources.records import RecordOpenResource, RecordsResource, ValidateResource
+from service.resources.records import (
+    RecordOpenFailureResource, RecordOpenResource, RecordsResource, ValidateResource)
 from service.resources.sync import SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
@@ -58,6 +61,8 @@ class Services:
             change (every replication request authenticates a device, and
             every push batch reads the registry).
         config_watch: The key manifest and the pinned signer, likewise.
+        clock: Seconds since the epoch, for rules that count days (tests
+            inject a later time instead of waiting).
     """
 
     config: Config
@@ -66,6 +71,7 @@ class Services:
     audit: AuditLog
     device_watch: DocWatch
     config_watch: DocWatch
+    clock: Callable[[], float] = time.time
 
     def db(self, logical: str) -> str:
         """Return a database's physical name."""
@@ -122,6 +128,7 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     routes += [
         ('/records', RecordsResource(services, key_store)),
         ('/records/{record_id}/open', RecordOpenResource(services)),
+        ('/records/{record_id}/open-failures', RecordOpenFailureResource(services)),
     ]
     routes += sync_wiring.routes
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)

@@ -117,7 +117,7 @@ class AuditLog:
         """Append one event and return it.
 
         Args:
-            kind: Event kind, such as ``login`` or ``record_opened``.
+            kind: Event kind, such as ``login`` or ``record_released``.
             actor: ``user:<name>`` or ``device:<id>``; None when unknown.
             subject: What the event is about (a record id, a user), never a value.
             team: Team the event belongs to, so supervisors see their team's

@@ -117,7 +117,7 @@ def bootstrap_admin(username: str, password: str) -> None:
         raise click.ClickException('an admin already exists; ask them to create your account')
     from service.accounts import AccountError
     try:
-        services.accounts.create_user(username, password, ['admin'])
+        services.accounts.create_user(username, password, ['admin'], actor='cli:bootstrap')
     except AccountError as ex:
         raise click.ClickException(ex.description) from None
     services.audit.record('user_created', actor='cli:bootstrap', subject=f'user:{username}',
@@ -136,7 +136,8 @@ def users_create(username: str, roles: tuple[str, ...], team: str | None, passwo
     from service.accounts import AccountError
     services = build_services(_config())
     try:
-        services.accounts.create_user(username, password, roles, team=team)
+        services.accounts.create_user(username, password, roles, team=team,
+                                         actor='cli:operator')
     except AccountError as ex:
         raise click.ClickException(ex.description) from None
     services.audit.record('user_created', actor='cli:operator', subject=f'user:{username}',
@@ -156,7 +157,8 @@ def users_set(username: str, roles: tuple[str, ...], disabled: bool | None) -> N
     from service.accounts import AccountError
     services = build_services(_config())
     try:
-        user = services.accounts.update_user(username, roles=roles or None, disabled=disabled)
+        user = services.accounts.update_user(username, roles=roles or None, disabled=disabled,
+                                             actor='cli:operator')
     except AccountError as ex:
         raise click.ClickException(ex.description) from None
     services.audit.record('user_updated', actor='cli:operator', subject=f'user:{username}',

@@ -60,6 +60,14 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> Iterator[str]:
         last_hash = event.get('hash')
 
 
+#: What each key-vault document is, by ``_id`` prefix (the rest counts as ``other``).
+_KINDS = (('rk:', 'envelopes'), ('grant:', 'grants'), ('shredded:', 'sealing tombstones'))
+
+
+def _kind(doc_id: str) -> str:
+    return next((kind for prefix, kind in _KINDS if doc_id.startswith(prefix)), 'other')
+
+
 def _services():
     from service.app import build_services
     from service.cli import _config
@@ -130,6 +138,7 @@ def register(cli: click.Group) -> None:
         except FileExistsError:
             raise click.ClickException(f'{out} exists; choose a new file') from None
         count = 0
+        kinds = dict.fromkeys([kind for _prefix, kind in _KINDS] + ['other'], 0)
         with os.fdopen(fd, 'w', encoding='utf-8') as handle:
             handle.write(json.dumps({'format': BACKUP_FORMAT, 'created_at': created_at,
                                      'org': services.config.org,
@@ -140,10 +149,15 @@ def register(cli: click.Group) -> None:
                 doc = {k: v for k, v in doc.items() if k != '_rev'}
                 handle.write(json.dumps(doc, sort_keys=True, separators=(',', ':')) + '\n')
                 count += 1
+                kinds[_kind(doc['_id'])] += 1
         services.audit.record('keyvault_backup', actor='cli:operator',
-                              details={'documents': count, 'created_at': created_at})
+                              details={'documents': count, 'created_at': created_at,
+                                       'kinds': {k.replace(' ', '_'): v
+                                                 for k, v in kinds.items()}})
         services.couch.close()
-        click.echo(f'backed up {count} key-vault documents to {out} (created_at {created_at})')
+        shown = ', '.join(f'{number} {kind}' for kind, number in kinds.items())
+        click.echo(f'backed up {count} key-vault documents to {out} (created_at {created_at}): '
+                   f'{shown}')
 
     @keyvault.command('restore')
     @click.argument('path', type=click.Path(exists=True, dir_okay=False))
@@ -175,11 +189,11 @@ def register(cli: click.Group) -> None:
                 raise click.ClickException('backup is dated in the future; refusing it')
             db = services.db('keyvault')
             shredded = shredded_rkids(services.couch, db, services.db('directory'))
-            restored = skipped = present = 0
+            restored = skipped = present = deleted = tombstones = total = 0
             batch: list[dict[str, Any]] = []
 
             def flush() -> None:
-                nonlocal restored, present
+                nonlocal restored, present, deleted
                 if not batch:
                     return
                 rows = services.couch.all_docs(db, keys=[doc['_id'] for doc in batch])
@@ -187,8 +201,10 @@ def register(cli: click.Group) -> None:
                 # deleted one was deleted on purpose (a sealing, a revoked
                 # advocate's grant, a retired version) and stays deleted.
                 known = {row['id'] for row in rows if 'value' in row}
+                gone = sum(1 for row in rows if row.get('value', {}).get('deleted'))
                 docs = [doc for doc in batch if doc['_id'] not in known]
-                present += len(batch) - len(docs)
+                deleted += gone
+                present += len(batch) - len(docs) - gone
                 results = services.couch.bulk_docs(db, docs) if docs else []
                 restored += sum(1 for result in results if not result.get('error'))
                 present += sum(1 for result in results if result.get('error'))
@@ -202,7 +218,9 @@ def register(cli: click.Group) -> None:
                     raise click.ClickException(f'line {number} is not a document') from None
                 if not isinstance(doc_id, str) or doc_id.startswith('_') or '_rev' in doc:
                     raise click.ClickException(f'line {number} is not a key-vault document')
+                total += 1
                 if doc_id.startswith(TOMBSTONE_PREFIX):
+                    tombstones += 1
                     continue  # tombstones are written by sealings only, never restored
                 if doc_id.startswith('rk:') and doc_id[3:] in shredded:
                     skipped += 1
@@ -214,12 +232,17 @@ def register(cli: click.Group) -> None:
         # As the sealing itself did: every shredded key stays a deleted rk:.
         leave_deleted_envelopes(services.couch, db, (f'rk:{rkid}' for rkid in shredded))
         services.audit.record('keyvault_restored', actor='cli:operator',
-                              details={'restored': restored, 'shredded_skipped': skipped,
-                                       'already_present': present,
+                              details={'documents': total, 'restored': restored,
+                                       'shredded_skipped': skipped, 'already_present': present,
+                                       'deleted_in_vault': deleted,
+                                       'tombstones_skipped': tombstones,
                                        'backup_created_at': header['created_at']})
         services.couch.close()
-        click.echo(f'restored {restored} documents; {present} already present or deleted; '
-                   f'{skipped} shredded envelopes skipped')
+        # The five numbers add up to the documents read: each one is counted once.
+        click.echo(f'{total} documents in the backup: restored {restored} documents; '
+                   f'{present} already present; {deleted} deleted in the vault (left deleted); '
+                   f'{skipped} shredded envelopes skipped; {tombstones} sealing tombstones '
+                   f'skipped (only a sealing writes them)')
 
     @cli.group()
     @click.option('--home', default='~/.fieldvault', show_default=True)
@@ -254,8 +277,23 @@ def register(cli: click.Group) -> None:
         """List sealings."""
         from service.cli_staff import Api
         for item in Api(ctx.obj['home']).call('GET', '/sealings')['sealings']:
+            expires = item.get('expires_at')
+            until = ''
+            if expires and item['status'] == 'proposed':
+                when = dt.datetime.fromtimestamp(expires, dt.timezone.utc)
+                until = f' expires={when:%Y-%m-%dT%H:%MZ}'
             click.echo(f'{item["id"]} {item["status"]} {item["reason"]} records={item["records"]} '
-                       f'proposed_by={item["proposed_by"]} approved_by={item["approved_by"]}')
+                       f'proposed_by={item["proposed_by"]} approved_by={item["approved_by"]}'
+                       f'{until}')
+
+    @sealing.command('cancel')
+    @click.argument('sealing_id')
+    @click.pass_context
+    def sealing_cancel(ctx: click.Context, sealing_id: str) -> None:
+        """Cancel a proposed sealing (its proposer, or an admin)."""
+        from service.cli_staff import Api
+        Api(ctx.obj['home']).call('POST', f'/sealings/{sealing_id}/cancel', {})
+        click.echo(f'sealing {sealing_id} cancelled')
 
     @sealing.command('approve')
     @click.argument('sealing_id')

@@ -344,7 +344,8 @@ def register(cli: click.Group) -> None:
                    f'conflicts {stats.conflicts}, unopenable {stats.failed}')
         if after.get(old, 0):
             click.echo(f'{after[old]} envelopes still sealed to {old}: run this command again '
-                       '(new ones may arrive from offline tablets until accept_until)')
+                       '(new ones may arrive from offline tablets until accept_until); each '
+                       "team's custodian rewraps their own team's envelopes")
 
     @keys_group.command('retire')
     @click.option('--kid', required=True, help='The old key version to retire.')

@@ -128,6 +128,96 @@ def _load_signing_key(home: Home) -> keys.SigningKey:
         raise click.ClickException('the signing key could not be unlocked') from None
 
 
+def _verified_manifest(api: Api, pinned: str) -> dict[str, Any]:
+    """Return the server's manifest body, verified against the pinned signer."""
+    try:
+        signed = api.call('GET', '/keys/manifest')['signed']
+        return keys.verify_manifest(signed, pinned)
+    except (click.ClickException, keys.errors.KeysError, KeyError, TypeError):
+        raise click.ClickException('the key manifest could not be fetched or does not verify '
+                                   'against the pinned signing key: do not trust this '
+                                   'server') from None
+
+
+def _manifest_exists(api: Api) -> bool:
+    try:
+        api.call('GET', '/keys/manifest')
+    except click.ClickException as ex:
+        if ' -> 404 ' in ex.message:
+            return False
+        raise
+    return True
+
+
+def _unlock(mine: dict[str, Any], passphrase: str) -> keys.AdvocateKey:
+    try:
+        return keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
+    except keys.errors.KeysError:
+        raise click.ClickException('wrong passphrase: your personal key could not be '
+                                   'unlocked') from None
+
+
+class _Opener:
+    """Opens released records on this machine, one keyring per org.
+
+    Only grants of key versions the verified manifest lists are used (a
+    stray grant of any other version is ignored), and only those of the
+    versions a record needs. A failure is reported to the server as a code
+    (``record_open_failed`` in the audit log), never a value, and named
+    here: no grant of a version, a grant that does not open, or a record
+    that does not open.
+    """
+
+    def __init__(self, api: Api, mine: dict[str, Any], personal: keys.AdvocateKey,
+                 manifest: dict[str, Any], pinned: str) -> None:
+        self._api = api
+        self._personal = personal
+        self._pinned = pinned
+        listed = {entry['kid'] for entry in manifest['keys']}
+        self._grants = {grant.get('kek'): grant for grant in mine['grants']
+                        if grant.get('kek') in listed}
+        self._opened: dict[tuple[str, str], Any] = {}
+
+    def _fail(self, record_id: str, code: str, message: str) -> click.ClickException:
+        try:
+            self._api.call('POST', f'/records/{record_id}/open-failures', {'code': code})
+        except click.ClickException:
+            pass  # the local answer matters more than the report
+        return click.ClickException(message)
+
+    def open(self, record_id: str, released: dict[str, Any]) -> dict[str, Any]:
+        document = released['document']
+        org = document['org']
+        needed = sorted({envelope.get('kek') for envelope in released['envelopes']})
+        missing = [kid for kid in needed if kid not in self._grants]
+        if missing:
+            raise self._fail(record_id, 'no_grant',
+                             f'you hold no grant of {", ".join(missing)} (the key version this '
+                             f'record is sealed to): ask a custodian who holds it to share it')
+        org_keys = []
+        for kid in needed:
+            if (org, kid) not in self._opened:
+                try:
+                    self._opened[(org, kid)] = keys.open_grant(
+                        self._grants[kid], self._personal, org=org,
+                        pinned_public_b64=self._pinned)
+                except keys.errors.KeysError:
+                    raise self._fail(record_id, 'grant_unopenable',
+                                     f'your grant of {kid} could not be opened: ask an admin '
+                                     'to remove it and a custodian to share the version '
+                                     'again') from None
+            org_keys.append(self._opened[(org, kid)])
+        try:
+            if not org_keys:
+                raise keys.InvalidCiphertext  # no envelope released: nothing opens it
+            return keys.open_document(
+                document, envelopes=released['envelopes'], keyring=keys.Keyring(org_keys),
+                paths=schemas.identifying_paths(document['type']), org=org)
+        except keys.errors.KeysError:
+            raise self._fail(record_id, 'record_unopenable',
+                             f'record {record_id} could not be opened with your keys') from None
+
+
 def register(cli: click.Group) -> None:
     """Add the staff commands to the root group."""
 
@@ -194,7 +284,11 @@ def register(cli: click.Group) -> None:
         enrolled = api.call('GET', f'/advocates/keys/{advocate}')['public']
         shown = keys.fingerprint(enrolled['pub'])
         if shown.replace(' ', '') != fingerprint.replace(' ', ''):
-            raise click.ClickException(f'fingerprint mismatch: the server holds {shown}')
+            # APPSEC: never show the server's fingerprint: an operator would
+            # be tempted to copy it, and it may be the server's own key.
+            raise click.ClickException(
+                'fingerprint mismatch: the key the server holds does not match the one the '
+                'advocate read to you; do not trust this server and do not certify')
         signing_key = _load_signing_key(home)
         me = api.call('GET', '/auth/me')['username']
         certificate = keys.certify_advocate_key(enrolled, signing_key, certified_by=me)
@@ -218,6 +312,16 @@ def register(cli: click.Group) -> None:
         """Create the first org key: grants to every certified advocate and recovery, manifest."""
         home = _home(ctx)
         api = Api(home)
+        # A first key only: a second `init` would replace the manifest (and
+        # with it every key version already sealing records).
+        if _manifest_exists(api):
+            raise click.ClickException('a key manifest is already published: `keys init` '
+                                       'makes the first key only; use `fieldvault keys rotate '
+                                       '--kid NEW --accept-until YYYY-MM-DD` for a new version')
+        service_org = api.call('GET', '/keys/signer').get('org')
+        if org != service_org:
+            raise click.ClickException(f'--org {org} is not this service\'s org '
+                                       f'({service_org}, FIELDVAULT_ORG)')
         signing_key = _load_signing_key(home)
         pinned = signing_key.public_b64()
         recipients = []
@@ -245,6 +349,19 @@ def register(cli: click.Group) -> None:
         api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
         click.echo(f'org key {kid} active in manifest seq {seq}; '
                    f'grants to {len(recipients) - 1} advocates and recovery')
+
+    @keys_group.command('remove-grant')
+    @click.option('--kid', required=True, help='The key version of the grant.')
+    @click.option('--advocate', required=True, help='The person the grant was sealed to.')
+    @click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
+    @click.pass_context
+    def keys_remove_grant(ctx: click.Context, kid: str, advocate: str, yes: bool) -> None:
+        """Remove one grant (admin; audited), e.g. a stray grant that stops a keyring loading."""
+        api = Api(_home(ctx))
+        if not yes:
+            click.confirm(f'Remove the grant of {kid} to {advocate}?', abort=True)
+        api.call('DELETE', f'/keys/grants/{kid}/{advocate}')
+        click.echo(f'grant of {kid} to {advocate} removed')
 
     @cli.group()
     def recovery() -> None:
@@ -297,19 +414,11 @@ def register(cli: click.Group) -> None:
         api = Api(home)
         pinned = _pinned_signer(home)
         mine = api.call('GET', '/advocates/me')
+        manifest = _verified_manifest(api, pinned)
         passphrase = click.prompt('Key passphrase', hide_input=True)
-        try:
-            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
-            released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
-            document = released['document']
-            keyring = keys.Keyring.from_grants(mine['grants'], personal, org=document['org'],
-                                               pinned_public_b64=pinned)
-            plain = keys.open_document(document, envelopes=released['envelopes'],
-                                       keyring=keyring,
-                                       paths=schemas.identifying_paths(document['type']),
-                                       org=document['org'])
-        except keys.errors.KeysError:
-            raise click.ClickException('the record could not be opened with your keys') from None
+        personal = _unlock(mine, passphrase)
+        released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
+        plain = _Opener(api, mine, personal, manifest, pinned).open(record_id, released)
         click.echo(json.dumps(plain, indent=2, ensure_ascii=False, sort_keys=True))
 
     @advocate.command('open-many')
@@ -333,26 +442,12 @@ def register(cli: click.Group) -> None:
             ids += [line.strip() for line in pathlib.Path(ids_file).read_text().splitlines()
                     if line.strip()]
         mine = api.call('GET', '/advocates/me')
+        manifest = _verified_manifest(api, pinned)
         passphrase = click.prompt('Key passphrase', hide_input=True)
-        try:
-            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
-        except keys.errors.KeysError:
-            raise click.ClickException('the record could not be opened with your keys') from None
-        keyrings: dict[str, Any] = {}
+        opener = _Opener(api, mine, _unlock(mine, passphrase), manifest, pinned)
         for record_id in ids:
             released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
-            document = released['document']
-            try:
-                if document['org'] not in keyrings:
-                    keyrings[document['org']] = keys.Keyring.from_grants(
-                        mine['grants'], personal, org=document['org'], pinned_public_b64=pinned)
-                plain = keys.open_document(document, envelopes=released['envelopes'],
-                                           keyring=keyrings[document['org']],
-                                           paths=schemas.identifying_paths(document['type']),
-                                           org=document['org'])
-            except keys.errors.KeysError:
-                raise click.ClickException(
-                    f'record {record_id} could not be opened with your keys') from None
+            plain = opener.open(record_id, released)
             click.echo(json.dumps(plain, ensure_ascii=False, sort_keys=True))
 
     @cli.group()

@@ -131,6 +131,11 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting('quarantine_db', 'quarantine', _identifier, 'database of refused pushed documents'),
     _Setting('records_db', 'records', _identifier, 'database of intake records'),
     _Setting('retry_after_seconds', 30, _positive_int, 'Retry-After sent with 503'),
+    _Setting('sealing_proposal_ttl_days', 14, _positive_int,
+             'days a sealing proposal can be approved; later it has expired'),
+    _Setting('sealing_waiting_days', 7, _non_negative_int,
+             'days a sealing approver must have existed with unchanged roles and team before '
+             'the proposal'),
     _Setting('server_uuid', None, _optional_text,
              'stable CouchDB-style uuid for GET /sync/; derived from org when unset'),
     _Setting('token_ttl', 3600, _positive_int, 'seconds a login token lives'),

@@ -42,6 +42,9 @@ def test_config(couch_server) -> Config:
         couchdb_url=couch_server.url,
         db_prefix=f't{uuid.uuid4().hex[:10]}_',
         org='org-test',
+        # Tests create their staff moments before a sealing; the waiting
+        # period has its own tests, with a later clock.
+        sealing_waiting_days=0,
         **TEST_PASSWORD_PARAMS,
     )
 

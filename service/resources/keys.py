@@ -14,6 +14,7 @@ from typing import Any
 
 import keys
 from keys.advocates import check_public_record
+from keys.grants import check_grant_signature
 from service.errors import ApiError
 from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
 from service.resources.lifecycle import manifest_events
@@ -21,6 +22,44 @@ from sync.errors import DocumentConflict
 
 SIGNER_ID = 'org-signer'
 MANIFEST_ID = 'key-manifest'
+#: Key statuses in the only order a version may move through them.
+_STATUS_RANK = {'active': 0, 'decrypt-only': 1, 'retired': 2}
+#: Grant members that carry the sealed key; a stored grant never changes them.
+_SEALED_GRANT = ('kek', 'advocate', 'apk', 'suite', 'enc', 'ct')
+
+
+def manifest_succession_problem(previous: dict[str, Any] | None, new: dict[str, Any],
+                                org: str) -> tuple[str, str] | None:
+    """Say why ``new`` may not follow ``previous``, or return None.
+
+    A manifest names the service's own org; it keeps every key version the
+    previous one listed (a version leaves use through the retire flow, which
+    keeps it listed as ``retired``), never changes a listed version's public
+    key, never brings back a retired one, and never moves a version back
+    from decrypt-only to active. So a key id, once used, names one key for
+    good: an envelope or grant sealed under it can never be confused with
+    another key's.
+
+    Returns:
+        ``(code, description)`` of the first rule broken, or None.
+    """
+    if new['org'] != org:
+        return 'org_mismatch', "The manifest names another org than this service's."
+    if previous is None:
+        return None
+    entries = {entry['kid']: entry for entry in new['keys']}
+    for old in previous['keys']:
+        entry = entries.get(old['kid'])
+        if entry is None:
+            return ('kid_dropped', f"The manifest drops key version {old['kid']}; retire it "
+                                   'with `fieldvault keys retire` instead.')
+        if entry.get('pub') is not None and entry.get('pub') != old.get('pub'):
+            return ('kid_reused', f"Key version {old['kid']} already names another key; "
+                                  'choose a new key id.')
+        if _STATUS_RANK[entry['status']] < _STATUS_RANK[old['status']]:
+            return ('status_regressed', f"Key version {old['kid']} cannot go back from "
+                                        f"{old['status']} to {entry['status']}.")
+    return None
 
 
 class KeyStore:
@@ -32,6 +71,7 @@ class KeyStore:
 
     def __init__(self, services) -> None:
         self._couch = services.couch
+        self.org = services.config.org
         # The signer and manifest are read on every push batch of envelopes
         # and every manifest GET: the watch keeps them while the config
         # feed reports no change (see sync.watch).
@@ -83,15 +123,33 @@ class KeyStore:
                 if doc.get('advocate') == advocate]
 
     def put_grants(self, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        existing = {row['id']: row['value']['rev'] for row in self._couch.all_docs(
-            self._keyvault_db, keys=[grant['_id'] for grant in grants]) if 'value' in row}
+        """Store grants; one identical to the stored grant is left as it is.
+
+        Raises:
+            ApiError: 409 ``grant_exists`` when a live grant of the same
+                version and person holds another sealed key (a key id is
+                never reused, and a stray grant would make that person's
+                keyring fail to load); remove it first (``keys remove-grant``).
+        """
+        rows = self._couch.all_docs(self._keyvault_db, keys=[grant['_id'] for grant in grants],
+                                    include_docs=True)
+        existing = {row['id']: row for row in rows if 'value' in row}
         docs = []
         for grant in grants:
-            doc = dict(grant)
-            if doc['_id'] in existing:
-                doc['_rev'] = existing[doc['_id']]
+            doc = {name: value for name, value in grant.items() if name != '_rev'}
+            row = existing.get(doc['_id'])
+            stored = row.get('doc') if row else None
+            if stored is not None:
+                if any(stored.get(name) != doc.get(name) for name in _SEALED_GRANT):
+                    raise ApiError(409, 'grant_exists',
+                                   f"A grant of {doc['kek']} to {doc['advocate']} already "
+                                   'exists with another key: a key id is never reused, so '
+                                   'choose a new one, or remove the stray grant first.')
+                continue
+            if row is not None:
+                doc['_rev'] = row['value']['rev']  # re-granting after a removal
             docs.append(doc)
-        return self._couch.bulk_docs(self._keyvault_db, docs)
+        return self._couch.bulk_docs(self._keyvault_db, docs) if docs else []
 
 
 class SignerResource:
@@ -107,7 +165,8 @@ class SignerResource:
         signer = self._store.signer()
         if signer is None:
             raise ApiError(404, 'not_found', 'No org signing key is pinned yet.')
-        resp.media = {'public': signer['public'], 'fingerprint': signer['fingerprint']}
+        resp.media = {'public': signer['public'], 'fingerprint': signer['fingerprint'],
+                      'org': self._store.org}
 
     def on_put(self, req, resp):
         body = json_object(req, allowed={'public'}, required={'public'})
@@ -152,6 +211,10 @@ class ManifestResource:
         if current is not None:
             min_seq = keys.verify_manifest(current['signed'], signer)['seq'] + 1
         manifest = keys.verify_manifest(body['signed'], signer, min_seq=min_seq)
+        previous = keys.verify_manifest(current['signed'], signer) if current else None
+        problem = manifest_succession_problem(previous, manifest, self._store.org)
+        if problem is not None:
+            raise ApiError(409 if problem[0] != 'org_mismatch' else 422, *problem)
         doc = {'_id': MANIFEST_ID, 'type': 'key-manifest', 'seq': manifest['seq'],
                'signed': body['signed']}
         if current is not None:
@@ -160,7 +223,6 @@ class ManifestResource:
         self._audit.record('manifest_published', actor=f'user:{req.context.principal.id}',
                            details={'seq': manifest['seq'],
                                     'keys': [(k['kid'], k['status']) for k in manifest['keys']]})
-        previous = keys.verify_manifest(current['signed'], signer) if current else None
         for kind, details in manifest_events(previous, manifest):
             self._audit.record(kind, actor=f'user:{req.context.principal.id}', details=details)
         resp.media = {'seq': manifest['seq']}
@@ -294,11 +356,12 @@ class GrantsResource:
         if not isinstance(grants, list) or not grants:
             raise ApiError(422, 'validation_failed', 'grants must be a non-empty list.',
                            fields={'grants': ['Send a non-empty list.']})
-        self._store.signer_public()  # grants only make sense once a signer is pinned
+        signer = self._store.signer_public()
         for grant in grants:
-            # Structure only: advocates verify the admin's signature when they
-            # open a grant, so a planted grant is useless to a malicious server.
-            keys.validate_grant(grant)
+            # APPSEC: only the org signer's grants are stored. Advocates verify
+            # the signature again when they open one, but a planted grant
+            # stored here would still make their keyring fail to load.
+            check_grant_signature(grant, signer)
         results = self._store.put_grants(grants)
         failed = [r for r in results if r.get('error')]
         if failed:

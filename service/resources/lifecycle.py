@@ -99,6 +99,7 @@ class _Base:
         self._couch = services.couch
         self._keyvault_db = services.db('keyvault')
         self._directory_db = services.db('directory')
+        self._records_db = services.db('records')
         self._store = store
         self._audit = services.audit
 
@@ -145,9 +146,33 @@ class RecoveryResource(_Base):
         resp.media = {'apk': certified['apk'], 'fingerprint': certified['fingerprint']}
 
 
+def team_envelope_ids(couch, records_db: str, directory_db: str, docs: list[dict[str, Any]],
+                      team: str | None) -> set[str]:
+    """Return the ids of the envelopes in ``docs`` whose record belongs to ``team``.
+
+    A record belongs to its owner's team; an envelope whose record or owner
+    is unknown belongs to no team, and a caller without a team gets nothing.
+    """
+    if not team or not docs:
+        return set()
+    record_ids = sorted({doc['doc'] for doc in docs if isinstance(doc.get('doc'), str)})
+    owners = {row['id']: row['doc'].get('owner') for row in couch.all_docs(
+        records_db, keys=record_ids, include_docs=True) if row.get('doc')}
+    user_ids = sorted({f'user:{owner}' for owner in owners.values() if isinstance(owner, str)})
+    teams = {row['id'][len('user:'):]: row['doc'].get('team') for row in couch.all_docs(
+        directory_db, keys=user_ids, include_docs=True) if row.get('doc')}
+    return {doc['_id'] for doc in docs
+            if teams.get(owners.get(doc.get('doc'))) == team}
+
+
 class EnvelopesResource(_Base):
     """``GET /keys/envelopes?kek=K&limit=N&after=ID``: one page of envelopes
     sealed to ``kek``, in ``_id`` order after ``after``, for rewrap.
+
+    A custodian receives only the envelopes of their own team's records (a
+    record belongs to its owner's team), and every page released is audited
+    like a record release (``envelopes_released``: the key version, the
+    purpose ``rewrap`` and the record ids, never a value).
 
     At most ``MAX_SCAN`` keyvault rows are scanned per call, so a page may
     hold fewer than ``limit`` envelopes; ``next`` is the cursor to pass as
@@ -169,6 +194,7 @@ class EnvelopesResource(_Base):
         if after is not None and not after.startswith(ENVELOPE_PREFIX):
             raise ApiError(422, 'validation_failed', 'after must be an envelope id.',
                            fields={'after': ['Send the "next" cursor of the previous page.']})
+        principal = req.context.principal
         found: list[dict[str, Any]] = []
         scanned = 0
         start, skip = (after, 1) if after else (ENVELOPE_PREFIX, 0)
@@ -180,11 +206,16 @@ class EnvelopesResource(_Base):
             rows = self._couch.all_docs(self._keyvault_db, include_docs=True, start_key=start,
                                         end_key=ENVELOPE_PREFIX + '\ufff0', limit=chunk,
                                         skip=skip)
+            # APPSEC: a custodian rewraps their own team's envelopes only.
+            ours = team_envelope_ids(
+                self._couch, self._records_db, self._directory_db,
+                [row['doc'] for row in rows if row.get('doc') and row['doc'].get('kek') == kek],
+                principal.team)
             for row in rows:
                 scanned += 1
                 cursor = row['id']
                 doc = row.get('doc')
-                if doc and doc.get('kek') == kek:
+                if doc and doc.get('kek') == kek and row['id'] in ours:
                     found.append(doc)
                     if len(found) >= limit:
                         break
@@ -192,6 +223,12 @@ class EnvelopesResource(_Base):
                 exhausted = True
                 break
             start, skip = cursor, 1
+        if found:
+            self._audit.record('envelopes_released', actor=f'user:{principal.id}',
+                               team=principal.team,
+                               details={'kek': kek, 'purpose': 'rewrap', 'count': len(found),
+                                        'records': sorted({doc.get('doc') for doc in found
+                                                           if isinstance(doc.get('doc'), str)})})
         resp.media = {'envelopes': found, 'next': None if exhausted else cursor,
                       'scanned': scanned}
 
@@ -366,6 +403,30 @@ class AdvocateGrantsResource(_Base):
                       'key': 'revoked' if key_doc is not None else None}
 
 
+class GrantResource(_Base):
+    """``DELETE /keys/grants/{kek}/{advocate}``: remove one grant (admin, audited).
+
+    For a stray or mistaken grant (one version, one person); revoking a
+    person uses ``/advocates/keys/{advocate}/grants``, retiring a version
+    ``/keys/grants/{kek}``.
+    """
+
+    auth = {'DELETE': ADMIN}
+
+    def on_delete(self, req, resp, kek, advocate):
+        kek = _kid(kek, 'kek')
+        if not is_identifier(advocate):
+            raise ApiError(422, 'validation_failed', 'advocate must be a user name.',
+                           fields={'advocate': ['Not a valid identifier.']})
+        grant = self._couch.get_or_none(self._keyvault_db, f'grant:{kek}:{advocate}')
+        if grant is None:
+            raise ApiError(404, 'not_found', 'No such grant.')
+        deleted = _delete_docs(self._couch, self._keyvault_db, [grant])
+        self._audit.record('grant_removed', actor=f'user:{req.context.principal.id}',
+                           subject=f'user:{advocate}', details={'kek': kek})
+        resp.media = {'kek': kek, 'advocate': advocate, 'deleted': deleted}
+
+
 def _delete_docs(couch, db: str, docs: list[dict[str, Any]]) -> int:
     if not docs:
         return 0
@@ -385,5 +446,6 @@ def lifecycle_routes(services, store) -> list[tuple[str, Any]]:
         ('/keys/census', CensusResource(services, store)),
         ('/keys/rewrap-runs', RewrapRunsResource(services, store)),
         ('/keys/grants/{kek}', KeyGrantsResource(services, store)),
+        ('/keys/grants/{kek}/{advocate}', GrantResource(services, store)),
         ('/advocates/keys/{advocate}/grants', AdvocateGrantsResource(services, store)),
     ]

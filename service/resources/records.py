@@ -16,6 +16,8 @@ from sync.sealed import LateArrivals, SealedRegistry
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
+#: Why a released record could not be opened on the caller's machine (codes only).
+OPEN_FAILURES = ('no_grant', 'grant_unopenable', 'record_unopenable')
 
 
 class ValidateResource:
@@ -181,12 +183,28 @@ class RecordsResource:
         raise ApiError(403, refusal.rule, refusal.reason)
 
 
+def _team_record(couch, records_db: str, directory_db: str, record_id: str, team):
+    """Return the record when it belongs to ``team``; else answer 404.
+
+    APPSEC: a record outside the caller's team answers exactly like a
+    missing one, so ids cannot be probed.
+    """
+    document = couch.get_or_none(records_db, record_id)
+    owner = couch.get_or_none(directory_db, f'user:{document["owner"]}') if document else None
+    if document is None or owner is None or owner.get('team') is None \
+            or owner.get('team') != team:
+        raise ApiError(404, 'not_found', 'No such record on your caseload.')
+    return document
+
+
 class RecordOpenResource:
     """``POST /records/{record_id}/open``: release a record and its envelopes.
 
     Only an advocate or supervisor of the record owner's team, stating a
-    purpose, receives them; the release is audited (who, which record, the
-    purpose, when). The purpose is one of ``schemas.codes.RELEASE_PURPOSES``,
+    purpose, receives them; the release is audited as ``record_released``
+    (who, which record, the purpose, when): the server hands out ciphertext,
+    and whether it opened is only known on the caller's machine, which
+    reports a failure through ``/records/{record_id}/open-failures``. The purpose is one of ``schemas.codes.RELEASE_PURPOSES``,
     never free text: the audit log must hold no identifying value, and a
     typed reason could name the youth. The server hands out ciphertext only:
     decryption happens on the advocate's machine.
@@ -234,7 +252,42 @@ class RecordOpenResource:
             # key failure.
             raise ApiError(410, 'sealed', "This youth's records were sealed: their identifying "
                                           'fields can no longer be opened.')
-        self._audit.record('record_opened', actor=f'user:{principal.id}', subject=record_id,
+        self._audit.record('record_released', actor=f'user:{principal.id}', subject=record_id,
                            team=principal.team, details={'purpose': purpose,
                                                          'envelopes': len(envelopes)})
         resp.media = {'document': document, 'envelopes': envelopes}
+
+
+class RecordOpenFailureResource:
+    """``POST /records/{record_id}/open-failures``: the caller's CLI reports
+    that a record released to it could not be opened locally.
+
+    The body is ``{"code": ...}``, one of ``OPEN_FAILURES``, never a value or
+    free text; audited as ``record_open_failed`` with the record id and code.
+    The same team rule as the release applies.
+    """
+
+    auth = {'POST': ('advocate', 'supervisor')}
+    openapi_request = {'POST': {
+        'type': 'object', 'required': ['code'], 'additionalProperties': False,
+        'properties': {'code': {'type': 'string', 'enum': list(OPEN_FAILURES)}}}}
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._records_db = services.db('records')
+        self._directory_db = services.db('directory')
+        self._audit = services.audit
+
+    def on_post(self, req, resp, record_id):
+        body = req.get_media()
+        code = body.get('code') if isinstance(body, dict) else None
+        if code not in OPEN_FAILURES or set(body) != {'code'}:
+            raise ApiError(422, 'validation_failed', 'Report one of the listed codes.',
+                           fields={'code': [f'Must be one of: {", ".join(OPEN_FAILURES)}.']})
+        principal = req.context.principal
+        _team_record(self._couch, self._records_db, self._directory_db, record_id,
+                     principal.team)
+        self._audit.record('record_open_failed', actor=f'user:{principal.id}',
+                           subject=record_id, team=principal.team, details={'code': code})
+        resp.status = 201
+        resp.media = {'recorded': True}

@@ -7,7 +7,15 @@ consent records require and contact and screening records may carry) and/or
 contact and screening records carry before an identity exists).
 ``POST /sealings/{id}/approve`` by a *different* person holding the *other*
 role (admin proposes and supervisor approves, or the other way round)
-carries it out:
+carries it out. The two are distinct, pre-existing staff: the approver's
+account must not have been created, nor its roles or team changed, within
+``FIELDVAULT_SEALING_WAITING_DAYS`` before the proposal, and the proposer's
+not by the approver in that window, so one admin cannot create a
+supervisor account and approve their own proposal with it. A proposal
+names the youth's team (an admin proposes for any team; that team's
+supervisor sees and approves it), expires after
+``FIELDVAULT_SEALING_PROPOSAL_TTL_DAYS``, and can be cancelled by its
+proposer or an admin (``POST /sealings/{id}/cancel``). Approval:
 
 0. the youth enters the sealed-youth registry (``sync.sealed``): from then
    on, records and envelopes of the youth that arrive by sync or desk intake
@@ -46,11 +54,13 @@ from service.resources import json_object
 from sync.couch import doc_path
 from sync.erasure import is_embedded, rebuild_database
 from sync.sealed import SealedRegistry
+from sync.errors import DocumentConflict
 
-__all__ = ['SealingsResource', 'SealingApproveResource', 'sealing_routes', 'REASONS',
-           'leave_deleted_envelopes', 'shredded_rkids']
+__all__ = ['SealingsResource', 'SealingApproveResource', 'SealingCancelResource',
+           'sealing_routes', 'REASONS', 'leave_deleted_envelopes', 'shredded_rkids']
 
 SEALERS = ('supervisor', 'admin')
+_DAY = 86400
 #: Why a youth is sealed: codes, never free text (the audit log holds it).
 REASONS = ('erasure_request', 'retention_expired', 'legal_order')
 _UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
@@ -102,6 +112,39 @@ class _Sealer:
         self.directory_db = services.db('directory')
         self.quarantine_db = services.db('quarantine')
         self.registry = SealedRegistry(services.couch, self.directory_db, services.device_watch)
+        self.clock = services.clock
+        self.waiting_seconds = services.config.sealing_waiting_days * _DAY
+        self.proposal_ttl_seconds = services.config.sealing_proposal_ttl_days * _DAY
+
+    def youth_team(self, record_ids: list[str]) -> str | None:
+        """Return the one team the records belong to, or None when not exactly one."""
+        teams = set()
+        for record_id in record_ids:
+            doc = self.couch.get_or_none(self.records_db, record_id)
+            teams.add(self.team_of_user((doc or {}).get('owner')))
+        return teams.pop() if len(teams) == 1 else None
+
+    def too_recent(self, approver: str, proposal: dict[str, Any]) -> bool:
+        """Say whether the two people of a sealing fail to be distinct, pre-existing staff.
+
+        The approver must have existed, with the roles and team they hold,
+        for the whole waiting period before the proposal; the proposer must
+        not have been created or changed by the approver within it.
+        """
+        since = proposal['proposed_at'] - self.waiting_seconds
+        mine = self.couch.get_or_none(self.directory_db, f'user:{approver}') or {}
+        if (mine.get('created_at') or 0) > since or (mine.get('changed_at') or 0) > since:
+            return True
+        theirs = self.couch.get_or_none(self.directory_db,
+                                        f'user:{proposal["proposed_by"]}') or {}
+        return ((theirs.get('created_by') == approver and (theirs.get('created_at') or 0) > since)
+                or (theirs.get('changed_by') == approver
+                    and (theirs.get('changed_at') or 0) > since))
+
+    def expired(self, proposal: dict[str, Any]) -> bool:
+        """Say whether a proposal is past its approval window."""
+        return proposal['status'] == 'proposed' and self.clock() > proposal.get(
+            'expires_at', proposal['proposed_at'] + self.proposal_ttl_seconds)
 
     def team_of_user(self, username: str | None) -> str | None:
         if not username:
@@ -235,6 +278,15 @@ class _Sealer:
                 'quarantined': len(quarantined)}
 
 
+def _shown(doc: dict[str, Any], sealer: _Sealer) -> dict[str, Any]:
+    """The public view, with an expired proposal shown as ``expired``."""
+    shown = _public(doc)
+    if sealer.expired(doc):
+        shown['status'] = 'expired'
+    shown['expires_at'] = doc.get('expires_at')
+    return shown
+
+
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
     return {'id': doc['_id'][len('sealing:'):], 'status': doc['status'],
             'client_id': doc.get('client_id'), 'youth_code': doc.get('youth_code'),
@@ -255,7 +307,7 @@ class SealingsResource:
         principal = req.context.principal
         docs = self._sealer.couch.iter_prefix(self._sealer.directory_db, 'sealing:')
         resp.media = {'sealings': [
-            _public(doc) for doc in docs
+            _shown(doc, self._sealer) for doc in docs
             if 'admin' in principal.roles
             or (principal.team and doc.get('team') == principal.team)]}
 
@@ -281,19 +333,24 @@ class SealingsResource:
         if not records:
             raise ApiError(404, 'not_found', 'No records of that youth on your caseload.')
         sealing_id = uuid.uuid4().hex
+        now = self._sealer.clock()
+        # The youth's team, whatever the proposer's own: that team's
+        # supervisor is the one who lists and approves it.
+        team = self._sealer.youth_team(records)
         doc = {'_id': f'sealing:{sealing_id}', 'type': 'sealing', 'status': 'proposed',
                'client_id': client_id, 'youth_code': youth_code, 'reason': body['reason'],
                'proposed_by': principal.id, 'proposed_roles': sorted(_sealer_roles(principal)),
-               'proposed_at': round(time.time(), 3), 'team': principal.team,
+               'proposed_at': round(now, 3),
+               'expires_at': round(now + self._sealer.proposal_ttl_seconds, 3), 'team': team,
                'records': len(records)}
         self._sealer.couch.put(self._sealer.directory_db, doc)
         # The audit names the sealing, never the youth's linking keys.
         self._sealer.audit.record('sealing_proposed', actor=f'user:{principal.id}',
-                                  subject=f'sealing:{sealing_id}', team=principal.team,
+                                  subject=f'sealing:{sealing_id}', team=team,
                                   details={'reason': body['reason'], 'records': len(records)})
         resp.status = 201
         resp.location = f'/sealings/{sealing_id}'
-        resp.media = _public(doc)
+        resp.media = _shown(doc, self._sealer)
 
 
 class SealingApproveResource:
@@ -318,6 +375,11 @@ class SealingApproveResource:
             raise ApiError(409, 'already_sealed', 'This sealing was already carried out.')
         if doc['status'] == 'approving' and doc.get('approved_by') != principal.id:
             raise ApiError(409, 'approval_running', 'Another approver is carrying this out.')
+        if doc['status'] == 'cancelled':
+            raise ApiError(409, 'proposal_cancelled', 'This proposal was cancelled.')
+        if self._sealer.expired(doc):
+            raise ApiError(409, 'proposal_expired',
+                           'This proposal has expired; propose the sealing again.')
         mine = _sealer_roles(principal)
         theirs = set(doc.get('proposed_roles') or ())
         # APPSEC: two people, two roles: admin + supervisor in either order.
@@ -326,6 +388,14 @@ class SealingApproveResource:
             raise ApiError(403, 'second_person_required',
                            'A different person with the other role (admin or supervisor) '
                            'must approve a sealing.')
+        # APPSEC: the second person must be pre-existing staff, not an
+        # account the proposer just made or re-roled; else one admin could
+        # seal alone.
+        if doc['status'] == 'proposed' and self._sealer.too_recent(principal.id, doc):
+            raise ApiError(403, 'approver_too_recent',
+                           'The approver must have held their account, roles and team for '
+                           'the waiting period before the proposal, and neither person may '
+                           'have created or changed the other in it.')
         records = self._sealer.matching_records(doc.get('client_id'), doc.get('youth_code'),
                                                 principal)
         if not records:
@@ -343,10 +413,46 @@ class SealingApproveResource:
         resp.media = _public(doc)
 
 
+class SealingCancelResource:
+    """``POST /sealings/{sealing_id}/cancel``: the proposer or an admin withdraws a proposal."""
+
+    auth = {'POST': SEALERS}
+
+    def __init__(self, sealer: _Sealer) -> None:
+        self._sealer = sealer
+
+    def on_post(self, req, resp, sealing_id):
+        if req.content_length:
+            json_object(req, allowed={'confirm'})
+        principal = req.context.principal
+        doc = None
+        if re.fullmatch(r'[0-9a-f]{32}', sealing_id):
+            doc = self._sealer.couch.get_or_none(self._sealer.directory_db,
+                                                 f'sealing:{sealing_id}')
+        if doc is None or ('admin' not in principal.roles and doc.get('team') != principal.team):
+            raise ApiError(404, 'not_found', 'No such sealing.')
+        if principal.id != doc['proposed_by'] and 'admin' not in principal.roles:
+            raise ApiError(403, 'not_proposer', 'Only the proposer or an admin can cancel it.')
+        if doc['status'] != 'proposed':
+            raise ApiError(409, 'not_cancellable',
+                           f"A sealing that is {doc['status']} cannot be cancelled.")
+        doc.update({'status': 'cancelled', 'cancelled_by': principal.id,
+                    'cancelled_at': round(self._sealer.clock(), 3)})
+        try:
+            self._sealer.couch.put(self._sealer.directory_db, doc)
+        except DocumentConflict:
+            raise ApiError(409, 'conflict', 'The sealing changed meanwhile; retry.') from None
+        self._sealer.audit.record('sealing_cancelled', actor=f'user:{principal.id}',
+                                  subject=f'sealing:{sealing_id}', team=doc.get('team'),
+                                  details={'reason': doc['reason']})
+        resp.media = _shown(doc, self._sealer)
+
+
 def sealing_routes(services) -> list[tuple[str, Any]]:
     """Return the sealing routes."""
     sealer = _Sealer(services)
     return [
         ('/sealings', SealingsResource(sealer)),
         ('/sealings/{sealing_id}/approve', SealingApproveResource(sealer)),
+        ('/sealings/{sealing_id}/cancel', SealingCancelResource(sealer)),
     ]

@@ -29,7 +29,8 @@ class UsersResource:
             raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
                            fields={'roles': ['Not a valid list of roles.']})
         user = self._accounts.create_user(
-            str(body['username']), str(body['password']), body['roles'], team=body.get('team'))
+            str(body['username']), str(body['password']), body['roles'], team=body.get('team'),
+            actor=req.context.principal.id)
         self._audit.record('user_created', actor=f'user:{req.context.principal.id}',
                            subject=f'user:{user["username"]}', details={'roles': user['roles']})
         resp.status = 201
@@ -60,7 +61,8 @@ class UserResource:
                            fields={'roles': ['Not a valid list of roles.']})
         user = self._accounts.update_user(
             username, roles=body.get('roles'), disabled=body.get('disabled'),
-            team=body.get('team'), password=body.get('password'))
+            team=body.get('team'), password=body.get('password'),
+            actor=req.context.principal.id)
         changed = sorted(set(body) - {'password'}) + (['password'] if 'password' in body else [])
         self._audit.record('user_updated', actor=f'user:{req.context.principal.id}',
                            subject=f'user:{username}', details={'changed': changed})

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.functional
 
 def _fill(services, count=6):
     for index in range(count):
-        services.audit.record('login' if index % 2 else 'record_opened',
+        services.audit.record('login' if index % 2 else 'record_released',
                               actor=f'user:u{index}', subject=f'identity:{index}',
                               team='team-a', details={'n': index})
 
@@ -47,7 +47,7 @@ def test_verify_names_an_edited_event(services, env):
     services.couch.put(services.db('audit'), event)
     result = _verify(env)
     assert result.exit_code != 0
-    assert 'edited: event seq 3 (kind record_opened)' in result.output
+    assert 'edited: event seq 3 (kind record_released)' in result.output
     assert 'seq 4' not in result.output  # one edit, one finding
 
 
@@ -59,7 +59,7 @@ def test_verify_names_an_edited_event_even_when_rehashed(services, env):
     services.couch.put(services.db('audit'), event)
     result = _verify(env)
     assert result.exit_code != 0
-    assert 'chain broken at event seq 3 (kind record_opened)' in result.output
+    assert 'chain broken at event seq 3 (kind record_released)' in result.output
 
 
 def test_verify_names_a_removed_event(services, env):
@@ -68,7 +68,7 @@ def test_verify_names_a_removed_event(services, env):
     services.couch.delete(services.db('audit'), event['_id'], event['_rev'])
     result = _verify(env)
     assert result.exit_code != 0
-    assert 'removed: seq 4 missing before event seq 5 (kind record_opened)' in result.output
+    assert 'removed: seq 4 missing before event seq 5 (kind record_released)' in result.output
 
 
 def test_verify_names_a_reordered_event(services, env):
@@ -81,7 +81,7 @@ def test_verify_names_a_reordered_event(services, env):
         services.couch.put(db, {'_id': target['_id'], '_rev': target['_rev'], **body})
     result = _verify(env)
     assert result.exit_code != 0
-    assert 'reordered: event seq 3 (kind record_opened) is stored at position ' \
+    assert 'reordered: event seq 3 (kind record_released) is stored at position ' \
            '000000000002' in result.output
     assert 'reordered: event seq 2 (kind login)' in result.output
 

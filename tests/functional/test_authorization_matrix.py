@@ -73,7 +73,7 @@ def test_garbage_and_basic_credentials_are_401_for_users(app, client):
 
 
 def test_expired_token_is_401_everywhere(app, client, users, services):
-    token = users.token('admin-exp', ['admin', 'advocate', 'supervisor', 'worker'])
+    token = users.token('admin-exp', ['admin', 'worker', 'liaison'])
     token_id = f'token:{hashlib.sha256(token.encode()).hexdigest()}'
     session = services.couch.get(services.db('directory'), token_id)
     session['expires_at'] = 0
@@ -86,7 +86,7 @@ def test_expired_token_is_401_everywhere(app, client, users, services):
 
 
 def test_disabled_user_is_401_everywhere(app, client, users, services):
-    token = users.token('admin-dis', ['admin', 'advocate', 'supervisor', 'worker'])
+    token = users.token('admin-dis', ['admin', 'worker', 'liaison'])
     services.accounts.update_user('admin-dis', disabled=True)
     for path, concrete, method, allowed in _cases(app):
         if allowed == 'public':

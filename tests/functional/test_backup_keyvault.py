@@ -115,3 +115,39 @@ def test_restore_refuses_a_bad_document_line(services, env, tmp_path):
         _write_backup(path, now, [doc])
         result = _invoke(env, 'keyvault', 'restore', str(path))
         assert result.exit_code != 0 and 'line 2' in result.output, doc
+
+
+def test_backup_and_restore_counts_add_up_and_say_what_they_count(services, env, tmp_path):
+    _seed(services)
+    db = services.db('keyvault')
+    services.couch.put(db, {'_id': 'shredded:' + 'c' * 32, 'type': 'shredded',
+                            'sealing': 'sealing:' + 'd' * 32})
+    out = tmp_path / 'kv.jsonl'
+    backup = _invoke(env, 'keyvault', 'backup', '--out', str(out))
+    assert backup.exit_code == 0, backup.output
+    assert 'backed up 5 key-vault documents' in backup.output
+    assert '3 envelopes, 1 grants, 1 sealing tombstones, 0 other' in backup.output
+    # Since the backup: one envelope lost, one grant deleted on purpose, one envelope shredded.
+    lost = services.couch.get(db, f'rk:{0:032x}')
+    services.couch.delete_db(db)
+    services.couch.ensure_db(db)
+    for index in (1, 2):
+        services.couch.put(db, {'_id': f'rk:{index:032x}', 'type': 'rk', 'kek': 'oek-1'})
+    grant = services.couch.put(db, {'_id': 'grant:oek-1:adv-1', 'type': 'grant',
+                                    'advocate': 'adv-1'})
+    services.couch.delete(db, 'grant:oek-1:adv-1', grant)
+    services.couch.put(services.db('directory'), {
+        '_id': 'sealing:' + 'a' * 32, 'type': 'sealing', 'status': 'sealed',
+        'rkids': [f'{2:032x}']})
+    restore = _invoke(env, 'keyvault', 'restore', str(out))
+    assert restore.exit_code == 0, restore.output
+    assert ('5 documents in the backup: restored 1 documents; 1 already present; '
+            '1 deleted in the vault (left deleted); 1 shredded envelopes skipped; '
+            '1 sealing tombstones skipped') in restore.output
+    assert services.couch.get(db, lost['_id'])['kek'] == 'oek-1'
+    event = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
+                                                            include_docs=True)
+             if row['doc'].get('kind') == 'keyvault_restored'][-1]['details']
+    assert event['documents'] == sum(event[name] for name in (
+        'restored', 'already_present', 'deleted_in_vault', 'shredded_skipped',
+        'tombstones_skipped'))

@@ -59,6 +59,17 @@ def test_envelopes_page_refuses_bad_parameters(client, h, services):
                                                          'scanned': 0}
 
 
+def _stored_contact(services):
+    """A sealed contact of worker-1 (the supervisor's team), stored, and its envelope.
+
+    Custodians page out only their own team's envelopes, so each envelope's
+    record is stored with its owner.
+    """
+    doc, envelope = sealed_contact('worker-1', 'org-test')
+    services.couch.put(services.db('records'), doc)
+    return doc, envelope
+
+
 def _all_pages(client, h, kek, *, limit):
     """Page through ``GET /keys/envelopes`` as the rewrap client does; return the pages."""
     pages, after = [], None
@@ -75,7 +86,7 @@ def _all_pages(client, h, kek, *, limit):
 def test_envelopes_page_pages_and_filters(client, h, services):
     docs = []
     for index in range(7):
-        _doc, envelope = sealed_contact('worker-1', 'org-test')
+        _doc, envelope = _stored_contact(services)
         docs.append(dict(envelope, kek='oek-0' if index % 2 else 'oek-1'))
     services.couch.bulk_docs(services.db('keyvault'), docs)
     pages = _all_pages(client, h, 'oek-0', limit=2)
@@ -101,7 +112,7 @@ def _keyvault_reads(services, monkeypatch) -> list[int | None]:
 def test_envelopes_page_reads_only_the_rows_it_needs(client, h, services, monkeypatch):
     # Rows read past a page's last envelope are read again by the next page,
     # so a vault where every envelope matches is read once, page by page.
-    docs = [dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-0') for _ in range(9)]
+    docs = [dict(_stored_contact(services)[1], kek='oek-0') for _ in range(9)]
     services.couch.bulk_docs(services.db('keyvault'), docs)
     limits = _keyvault_reads(services, monkeypatch)
     pages = _all_pages(client, h, 'oek-0', limit=4)
@@ -113,7 +124,7 @@ def test_envelopes_page_reads_only_the_rows_it_needs(client, h, services, monkey
 def test_envelopes_page_crosses_a_mostly_rewrapped_vault(client, h, services, monkeypatch):
     # One envelope of the old key among many of the new one: the page still
     # finds it, in reads that grow instead of one per page size.
-    docs = sorted((dict(sealed_contact('worker-1', 'org-test')[1], kek='oek-1')
+    docs = sorted((dict(_stored_contact(services)[1], kek='oek-1')
                    for _ in range(40)), key=lambda doc: doc['_id'])
     docs[-1]['kek'] = 'oek-0'  # last in id order: the scan crosses all 39 others first
     services.couch.bulk_docs(services.db('keyvault'), docs)

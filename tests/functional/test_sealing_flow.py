@@ -193,13 +193,13 @@ def test_two_person_sealing_shreds_the_youth_for_every_key(live, services, users
     audit = list(services.couch.iter_prefix(services.db('audit'), 'event:'))
     kinds = [event['kind'] for event in audit]
     for kind in ('login', 'advocate_key_enrolled', 'grant_stored', 'record_submitted',
-                 'record_opened', 'keyvault_backup', 'sealing_proposed', 'youth_sealed',
+                 'record_released', 'keyvault_backup', 'sealing_proposed', 'youth_sealed',
                  'keyvault_restored'):
         assert kind in kinds, kind
     sealed = next(event for event in audit if event['kind'] == 'youth_sealed')
     assert sealed['actor'] == 'user:sup-1' and sealed['team'] == 'team-a'
     assert sealed['details']['envelopes'] == 3
-    opened = next(event for event in audit if event['kind'] == 'record_opened')
+    opened = next(event for event in audit if event['kind'] == 'record_released')
     assert opened['details']['purpose'] == 'record_correction'
     text = json.dumps(audit) + captured_logs.getvalue()
     assert CANARY not in text

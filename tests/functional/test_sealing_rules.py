@@ -145,7 +145,7 @@ def test_opening_a_sealed_record_answers_gone_and_releases_nothing(client, servi
     kept = client.simulate_post(f'/records/{kept_id}/open', json=purpose, headers=advocate)
     assert kept.status_code == 200 and len(kept.json['envelopes']) == 1
     opened = [row['doc']['subject'] for row in services.couch.all_docs(
-        services.db('audit'), include_docs=True) if row['doc'].get('kind') == 'record_opened']
+        services.db('audit'), include_docs=True) if row['doc'].get('kind') == 'record_released']
     assert opened == [kept_id]
 
 
@@ -163,7 +163,7 @@ def test_a_typed_purpose_is_refused_and_repeated_nowhere(client, services, peopl
     assert 'case_management' in refused.text
     audit = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
                                                            include_docs=True)]
-    assert not [event for event in audit if event.get('kind') == 'record_opened']
+    assert not [event for event in audit if event.get('kind') == 'record_released']
     assert 'Planted' not in repr(audit) and 'Planted' not in captured_logs.getvalue()
     # The same advocate, with a listed purpose, receives the record.
     opened = client.simulate_post(f'/records/{record_id}/open',
@@ -171,5 +171,5 @@ def test_a_typed_purpose_is_refused_and_repeated_nowhere(client, services, peopl
     assert opened.status_code == 200
     events = [row['doc'] for row in services.couch.all_docs(services.db('audit'),
                                                             include_docs=True)
-              if row['doc'].get('kind') == 'record_opened']
+              if row['doc'].get('kind') == 'record_released']
     assert [event['details']['purpose'] for event in events] == ['safety_planning']

@@ -135,7 +135,7 @@ def test_two_devices_sync_live_and_each_gets_only_its_own(stack, tmp_path):
         for key, value in plain.items():
             assert got.get(key) == value, (plain['_id'], key)
     audit = stack.services.couch.all_docs(stack.services.db('audit'), include_docs=True)
-    assert sum(row['doc'].get('kind') == 'record_opened' for row in audit) == PER_DEVICE * 2
+    assert sum(row['doc'].get('kind') == 'record_released' for row in audit) == PER_DEVICE * 2
 
 
 def test_bad_documents_are_refused_per_doc_and_quarantined(stack):
