@@ -15,6 +15,7 @@ import click
 import schemas
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
+from service.cli_custody import register as register_custody_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
@@ -142,6 +143,7 @@ def schemas_export(out: str) -> None:
 
 register_staff_commands(cli)
 register_lifecycle_commands(cli)
+register_custody_commands(cli)
 register_audit_commands(cli)
 
 

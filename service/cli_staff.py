@@ -87,6 +87,17 @@ def _pinned_signer(home: Home) -> str:
     return pinned['public']
 
 
+def _manifest_body(api: Api, pinned: str) -> dict[str, Any]:
+    """Return the server's manifest body, verified against the pinned signer.
+
+    Shares (keys a holder passed on) are accepted only when they match it.
+
+    Raises:
+        keys.errors.KeysError: It does not verify.
+    """
+    return keys.verify_manifest(api.call('GET', '/keys/manifest')['signed'], pinned)
+
+
 def _load_signing_key(home: Home) -> keys.SigningKey:
     data = home.read_bytes('signing-key.pem')
     if data is None:
@@ -271,8 +282,9 @@ def register(cli: click.Group) -> None:
             personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
             released = api.call('POST', f'/records/{record_id}/open', {'purpose': purpose})
             document = released['document']
-            keyring = keys.Keyring.from_grants(mine['grants'], personal, org=document['org'],
-                                               pinned_public_b64=pinned)
+            keyring = keys.open_holdings(mine['grants'], personal, org=document['org'],
+                                         pinned_public_b64=pinned,
+                                         manifest_body=_manifest_body(api, pinned))
             plain = keys.open_document(document, envelopes=released['envelopes'],
                                        keyring=keyring,
                                        paths=schemas.identifying_paths(document['type']),
@@ -313,8 +325,9 @@ def register(cli: click.Group) -> None:
             document = released['document']
             try:
                 if document['org'] not in keyrings:
-                    keyrings[document['org']] = keys.Keyring.from_grants(
-                        mine['grants'], personal, org=document['org'], pinned_public_b64=pinned)
+                    keyrings[document['org']] = keys.open_holdings(
+                        mine['grants'], personal, org=document['org'], pinned_public_b64=pinned,
+                        manifest_body=_manifest_body(api, pinned))
                 plain = keys.open_document(document, envelopes=released['envelopes'],
                                            keyring=keyrings[document['org']],
                                            paths=schemas.identifying_paths(document['type']),

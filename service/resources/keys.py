@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import keys
-from keys.advocates import check_public_record
+from keys.advocates import RECOVERY_ADVOCATE, check_public_record
 from service.errors import ApiError
 from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
 from service.resources.lifecycle import manifest_events
@@ -81,6 +81,10 @@ class KeyStore:
     def grants_for(self, advocate: str) -> list[dict[str, Any]]:
         return [doc for doc in self._couch.iter_prefix(self._keyvault_db, 'grant:')
                 if doc.get('advocate') == advocate]
+
+    def holders_of(self, kek: str) -> list[dict[str, Any]]:
+        """Return the grants and shares of one key version."""
+        return list(self._couch.iter_prefix(self._keyvault_db, f'grant:{kek}:'))
 
     def put_grants(self, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
         existing = {row['id']: row['value']['rev'] for row in self._couch.all_docs(
@@ -280,7 +284,12 @@ class MyKeyResource:
 
 
 class GrantsResource:
-    """``POST /keys/grants``: store grants the admin sealed and signed on their machine."""
+    """``POST /keys/grants``: store grants the admin sealed and signed on their machine.
+
+    Once a manifest exists, grants go only to the recovery key and to people
+    who hold the active version (a rotation seals to existing holders); a
+    newly certified person gets versions by a holder's share.
+    """
 
     auth = {'POST': ADMIN}
 
@@ -299,6 +308,7 @@ class GrantsResource:
             # Structure only: advocates verify the admin's signature when they
             # open a grant, so a planted grant is useless to a malicious server.
             keys.validate_grant(grant)
+        self._only_to_holders(grants)
         results = self._store.put_grants(grants)
         failed = [r for r in results if r.get('error')]
         if failed:
@@ -308,6 +318,23 @@ class GrantsResource:
                                subject=f'user:{grant["advocate"]}', details={'kek': grant['kek']})
         resp.status = 201
         resp.media = {'stored': len(grants)}
+
+    def _only_to_holders(self, grants: list[dict[str, Any]]) -> None:
+        manifest = self._store.manifest_body()
+        if manifest is None:
+            return  # the first key: every certified person gets it
+        active = keys.active_key(manifest)['kid']
+        held = {doc['advocate'] for doc in self._store.holders_of(active)}
+        outsiders = sorted({grant['advocate'] for grant in grants
+                            if grant['advocate'] != RECOVERY_ADVOCATE
+                            and grant['advocate'] not in held})
+        if outsiders:
+            # APPSEC: a grant made by the admin alone would give a new person
+            # a key without a second person; that is a holder's share.
+            raise ApiError(409, 'not_a_holder',
+                           f'Grants go only to holders of {active} and the recovery key; a '
+                           'holder shares versions with anyone else (`fieldvault keys share`).',
+                           fields={'advocates': outsiders})
 
 
 def key_routes(services) -> list[tuple[str, Any]]:
