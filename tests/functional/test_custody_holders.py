@@ -298,3 +298,35 @@ def test_recovery_ceremony_regrants_offline_when_no_holder_remains(ceremony, ser
     again = ceremony.run(['recovery', 'export', '--home', ceremony.homes['admin-1'], '--out',
                           str(tmp_path / 'again.json')]).output
     assert 'no recovery needed' in again
+
+
+def test_shares_go_only_to_certified_keys_the_sharer_verified(ceremony, services):
+    _submit(ceremony, 1)
+    # Enrolled but not certified: no share, whoever seals it.
+    home = ceremony.login('adv-d', ['advocate'])
+    ceremony.run(['advocate', '--home', home, 'enroll'], f'{KEY_PASS}\n{KEY_PASS}\n')
+    assert 'nothing pending' in ceremony.keys_as('adv-a', 'pending').output
+    holder = keys.AdvocateKey.unwrap(
+        services.couch.get(services.db('directory'), 'apk:adv-a')['wrapped'], KEY_PASS)
+    pinned = services.couch.get(services.db('config'), 'org-signer')['public']
+    manifest = ceremony.manifest()
+    keyring = keys.open_holdings(
+        [services.couch.get(services.db('keyvault'), 'grant:oek-1:adv-a')], holder,
+        org=ceremony.org, pinned_public_b64=pinned, manifest_body=manifest)
+    uncertified = services.couch.get(services.db('directory'), 'apk:adv-d')['public']
+    share = keys.seal_share(keyring.get('oek-1'), uncertified, org=ceremony.org,
+                            shared_by='adv-a', manifest_body=manifest)
+    answer = httpx.post(ceremony.url + '/keys/shares', headers=_bearer(ceremony, 'adv-a'),
+                        json={'shares': [share]}, timeout=30)
+    assert answer.status_code == 422 and answer.json()['code'] == 'not_certified_staff'
+    assert services.couch.get_or_none(services.db('keyvault'), 'grant:oek-1:adv-d') is None
+
+    # A server that swaps a certified person's key for its own: the sharer's
+    # CLI checks the certificate against its pinned signer and shares nothing.
+    ceremony.join('sup-b', ['supervisor'])
+    doc = services.couch.get(services.db('directory'), 'apk:sup-b')
+    swapped = keys.AdvocateKey.generate('sup-b', doc['public']['apk']).public_record()
+    services.couch.put(services.db('directory'), dict(doc, public=swapped))
+    result = ceremony.keys_as('adv-a', 'share', input_text=f'{KEY_PASS}\n', ok=False)
+    assert result.exit_code != 0 and 'not the certified one' in result.output
+    assert services.couch.get_or_none(services.db('keyvault'), 'grant:oek-1:sup-b') is None
