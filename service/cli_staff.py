@@ -178,8 +178,12 @@ def register(cli: click.Group) -> None:
         signing_key = _load_signing_key(home)
         me = api.call('GET', '/auth/me')['username']
         certificate = keys.certify_advocate_key(enrolled, signing_key, certified_by=me)
-        api.call('PUT', f'/advocates/keys/{advocate}/certificate', {'certificate': certificate})
+        answer = api.call('PUT', f'/advocates/keys/{advocate}/certificate',
+                          {'certificate': certificate})
         click.echo(f'certified {advocate} ({shown})')
+        if answer.get('needs'):
+            click.echo(f'{advocate} needs {", ".join(answer["needs"])}: a holder runs '
+                       f'`fieldvault keys share --to {advocate}` on their own machine')
 
     @cli.group('keys')
     @click.option('--home', default='~/.fieldvault', show_default=True)

@@ -227,13 +227,18 @@ class AdvocateKeyResource:
 
 
 class CertificateResource:
-    """``PUT /advocates/keys/{advocate}/certificate``: admin certifies a key."""
+    """``PUT /advocates/keys/{advocate}/certificate``: admin certifies a key.
+
+    The answer and the audit event name the live key versions the person
+    now needs (``needs``): a holder shares each of them (``GET /keys/pending``).
+    """
 
     auth = {'PUT': ADMIN}
 
-    def __init__(self, store: KeyStore, audit) -> None:
+    def __init__(self, store: KeyStore, audit, custody=None) -> None:
         self._store = store
         self._audit = audit
+        self._custody = custody
 
     def on_put(self, req, resp, advocate):
         body = json_object(req, allowed={'certificate'}, required={'certificate'})
@@ -247,9 +252,14 @@ class CertificateResource:
         doc['certificate'] = body['certificate']
         doc['status'] = 'certified'
         self._store.put_directory(doc)
+        needs = []
+        if self._custody is not None and self._store.manifest() is not None:
+            needs = sorted({item['kek'] for item in self._custody.pending(
+                self._store.manifest_body()) if item['to'] == advocate})
         self._audit.record('advocate_key_certified', actor=f'user:{req.context.principal.id}',
-                           subject=f'user:{advocate}', details={'apk': doc['public']['apk']})
-        resp.media = {'advocate': advocate, 'status': 'certified'}
+                           subject=f'user:{advocate}',
+                           details={'apk': doc['public']['apk'], 'needs': needs})
+        resp.media = {'advocate': advocate, 'status': 'certified', 'needs': needs}
 
 
 class CertifiedKeysResource:
@@ -339,6 +349,7 @@ class GrantsResource:
 
 def key_routes(services) -> list[tuple[str, Any]]:
     """Return the key-distribution routes."""
+    from service.resources.custody import custody_of
     store = KeyStore(services)
     audit = services.audit
     return [
@@ -347,7 +358,8 @@ def key_routes(services) -> list[tuple[str, Any]]:
         ('/keys/grants', GrantsResource(store, audit)),
         ('/advocates/keys', AdvocateKeysResource(store, audit)),
         ('/advocates/keys/{advocate}', AdvocateKeyResource(store)),
-        ('/advocates/keys/{advocate}/certificate', CertificateResource(store, audit)),
+        ('/advocates/keys/{advocate}/certificate',
+         CertificateResource(store, audit, custody=custody_of(services))),
         ('/advocates/certified', CertifiedKeysResource(store)),
         ('/advocates/me', MyKeyResource(store)),
     ]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import keys
+from service.cli import cli
 from tests.support.lifecycle import (
     KEY_PASS,
     RECOVERY_PASS,
@@ -78,6 +79,10 @@ def test_a_supervisor_certified_later_gets_versions_by_share_and_rewraps(ceremon
     assert 'grant:oek-3:adv-a' in held and 'grant:oek-3:recovery' in held
     assert not {grant for grant in held if grant.endswith(':sup-b')}
 
+    # The certification recorded what B needs.
+    certified = [event for event in _events(services, 'advocate_key_certified')
+                 if event['subject'] == 'user:sup-b']
+    assert certified[0]['details']['needs'] == ['oek-1', 'oek-2']
     census = _holders(ceremony)
     assert census['oek-1']['envelopes'] == 3 and census['oek-2']['envelopes'] == 2
     assert [item['user'] for item in census['oek-1']['holders']] == ['adv-a']
@@ -330,3 +335,15 @@ def test_shares_go_only_to_certified_keys_the_sharer_verified(ceremony, services
     result = ceremony.keys_as('adv-a', 'share', input_text=f'{KEY_PASS}\n', ok=False)
     assert result.exit_code != 0 and 'not the certified one' in result.output
     assert services.couch.get_or_none(services.db('keyvault'), 'grant:oek-1:sup-b') is None
+
+
+def test_the_operator_command_refuses_too(ceremony, services, env):
+    _submit(ceremony, 1)
+    refused = ceremony.runner.invoke(cli, ['users', 'set', 'adv-a', '--disable'], env=env)
+    assert refused.exit_code != 0 and 'oek-1' in refused.output
+    assert services.accounts.get_user('adv-a')['disabled'] is False
+    done = ceremony.runner.invoke(cli, ['users', 'set', 'adv-a', '--disable',
+                                        '--accept-recovery-only'], env=env)
+    assert done.exit_code == 0, done.output
+    [event] = _events(services, 'recovery_only_accepted')
+    assert event['actor'] == 'cli:operator' and event['details']['versions'] == ['oek-1']
