@@ -14,7 +14,8 @@ Where each step runs:
   ``validate_sealed_value``, ``validate_grant``, passwords; it never opens
   anything;
 * advocate machine: ``AdvocateKey.unwrap``, ``Keyring.from_grants``,
-  ``open_document``, ``open_envelope``, ``rewrap_envelope`` (custodian).
+  ``open_document``, ``open_envelope``, ``rewrap_envelope`` (custodian),
+  ``open_holdings``, ``seal_share`` (a holder passing a version on).
 """
 
 from keys.advocates import (
@@ -43,6 +44,7 @@ from keys.fields import (
 from keys.grants import open_grant, seal_grant, validate_grant
 from keys.keyring import Keyring
 from keys.manifest import active_key, build_manifest, sign_manifest, verify_manifest
+from keys.shares import open_holdings, open_share, seal_share, validate_share
 from keys.orgkeys import SUITE, OrgKeyPair, OrgPrivateKey
 from keys.passwords import (
     DEFAULT_ARGON2,
@@ -77,15 +79,19 @@ __all__ = [
     'open_document',
     'open_envelope',
     'open_grant',
+    'open_holdings',
+    'open_share',
     'reseal_fields',
     'reseal_fields_at_time',
     'rewrap_envelope',
     'seal_document',
     'seal_document_at_time',
     'seal_grant',
+    'seal_share',
     'sign_manifest',
     'validate_envelope',
     'validate_grant',
+    'validate_share',
     'validate_sealed_document',
     'validate_sealed_value',
     'verify_certificate',

@@ -30,6 +30,7 @@ from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
 from service.resources.keys import MANIFEST_ID, SIGNER_ID, KeyStore, key_routes
+from service.resources.custody import custody_of, custody_routes
 from service.resources.lifecycle import lifecycle_routes
 from service.resources.records import (
     RecordOpenFailureResource, RecordOpenResource, RecordsResource, ValidateResource)
@@ -116,7 +117,8 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
         ('/auth/logout', LogoutResource(services.accounts)),
         ('/auth/me', MeResource()),
         ('/users', UsersResource(services.accounts, services.audit)),
-        ('/users/{username}', UserResource(services.accounts, services.audit)),
+        ('/users/{username}', UserResource(services.accounts, services.audit,
+                                           custody=custody_of(services))),
         ('/records/validate', ValidateResource()),
         ('/schemas', SchemasResource(schemas.export_json_schemas())),
         ('/instruments', InstrumentsResource(
@@ -125,6 +127,7 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     key_store = KeyStore(services)
     routes += key_routes(services)
     routes += lifecycle_routes(services, key_store)
+    routes += custody_routes(services, key_store)
     routes += [
         ('/records', RecordsResource(services, key_store)),
         ('/records/{record_id}/open', RecordOpenResource(services)),

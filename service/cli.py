@@ -18,6 +18,7 @@ import schemas
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
 from service.cli_devices import register as register_device_commands
+from service.cli_custody import register as register_custody_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_ops import register as register_operator_commands
 from service.cli_staff import Home
@@ -152,10 +153,32 @@ def users_create(username: str, roles: tuple[str, ...], team: str | None, passwo
               help='Replace the roles (repeat for several).')
 @click.option('--disable/--enable', 'disabled', default=None,
               help='Disable (ends every session at once) or re-enable the user.')
-def users_set(username: str, roles: tuple[str, ...], disabled: bool | None) -> None:
+@click.option('--accept-recovery-only', is_flag=True,
+              help='Change even if a version with live envelopes is then held by no active '
+                   'staff (only the recovery key opens it; audited).')
+def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
+              accept_recovery_only: bool) -> None:
     """Change a user's roles, or disable or enable them (operator command)."""
     from service.accounts import AccountError
+    from service.custody import Custody, leaves_custody
     services = build_services(_config())
+    change = {'roles': list(roles) or None, 'disabled': disabled}
+    try:
+        current = services.accounts.get_user(username)
+    except AccountError as ex:
+        raise click.ClickException(ex.description) from None
+    if leaves_custody(current, change):
+        custody = Custody(services.couch, services.db('keyvault'), services.db('directory'))
+        versions = custody.versions_left_unheld({username})
+        if versions and not accept_recovery_only:
+            raise click.ClickException(
+                f'this would leave {", ".join(versions)} with live envelopes held by no active '
+                'staff: a holder shares them first (`fieldvault keys share`), or pass '
+                '--accept-recovery-only')
+        if versions:
+            services.audit.record('recovery_only_accepted', actor='cli:operator',
+                                  subject=f'user:{username}',
+                                  details={'versions': versions, 'action': 'user_update'})
     try:
         user = services.accounts.update_user(username, roles=roles or None, disabled=disabled,
                                              actor='cli:operator')
@@ -188,6 +211,7 @@ def schemas_export(out: str) -> None:
 
 register_staff_commands(cli)
 register_lifecycle_commands(cli)
+register_custody_commands(cli)
 register_audit_commands(cli)
 register_device_commands(cli)
 register_operator_commands(cli)

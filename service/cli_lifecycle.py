@@ -1,10 +1,11 @@
 """Key lifecycle commands of the ``fieldvault`` CLI (issue 5).
 
 * ``keys rotate`` (admin's machine): new org key version v+1, grants to every
-  certified advocate and to the recovery key, manifest seq+1 with v+1 active
-  and v decrypt-only until ``--accept-until``.
+  certified person who holds v and to the recovery key, manifest seq+1 with
+  v+1 active and v decrypt-only until ``--accept-until``.
 * ``keys rewrap`` (a supervisor's machine): re-seal every envelope of v to v+1.
-  Needs v's private key, which only the supervisor's own grant gives back.
+  Any supervisor holding both versions (by grant or share) can run it; it
+  needs v's private key, which only their own grant or share gives back.
   Idempotent and resumable: the server's ``kek`` of each envelope is the
   only state, so a killed run is simply run again.
 * ``keys census``: envelopes per key version.
@@ -120,6 +121,11 @@ def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: s
     me = api.call('GET', '/auth/me')['username']
     disabled = {user['username'] for user in api.call('GET', '/users')['users']
                 if user.get('disabled')}
+    old = next(entry['kid'] for entry in current['keys'] if entry['status'] == 'active')
+    # Only people who already hold the current version get the new one: a
+    # newly certified person needs a holder's share (a second person).
+    holders = {item['user'] for version in api.call('GET', '/keys/holders')['versions']
+               if version['kid'] == old for item in version['holders']}
     recipients = []
     for entry in api.call('GET', '/advocates/certified')['keys']:
         # APPSEC: re-verify every certificate; the server could list a key of its own.
@@ -133,6 +139,8 @@ def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: s
             raise click.ClickException('a listed key differs from its certificate')
         if public['advocate'] in disabled:
             continue  # a disabled (revoked) user gets no grant of the new key
+        if public['advocate'] not in holders:
+            continue
         recipients.append(public)
     recipients.append(_recovery_public(api, signing_key, me, recovery_file))
     try:
@@ -152,13 +160,13 @@ def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: s
     seq = current['seq'] + 1
     body = keys.build_manifest(current['org'], seq, entries)
     api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
-    old = next(entry['kid'] for entry in current['keys'] if entry['status'] == 'active')
     echo(f'org key {new_kid} active in manifest seq {seq}; {old} decrypt-only, accepted until '
-         f'{accept_until}; grants to {len(recipients) - 1} advocates and recovery')
+         f'{accept_until}; grants to {len(recipients) - 1} holders of {old} and recovery')
     if accept_until_passed(accept_until, time.time()):
         echo(f'warning: {accept_until} is already past: envelopes still sealed to {old} by '
              'offline tablets will be refused and quarantined')
-    echo(f'next: a supervisor runs `fieldvault keys rewrap --from {old} --to {new_kid}`')
+    echo(f'next: a supervisor holding {old} runs `fieldvault keys rewrap --from {old} --to '
+         f'{new_kid}`; certified staff without it get it by share (`fieldvault keys pending`)')
     return seq
 
 
@@ -265,6 +273,18 @@ def _progress():
                     console=Console(stderr=True), transient=False)
 
 
+def _lacks(api: Api, me: str, kid: str) -> str:
+    """Say which version the caller lacks, who holds it, and what to run."""
+    versions = api.call('GET', '/keys/holders')['versions']
+    holders = next(([item['user'] for item in version['holders']]
+                    for version in versions if version['kid'] == kid), [])
+    if holders:
+        return (f'you hold no grant of {kid}; it is held by {", ".join(holders)}: ask one of '
+                f'them to run `fieldvault keys share --to {me} --kid {kid}`')
+    return (f'you hold no grant of {kid}, and no active staff holds it: the trustees run the '
+            'recovery ceremony (`fieldvault recovery export`, see docs/OPERATIONS.md)')
+
+
 # -- registration ------------------------------------------------------------
 
 def register(cli: click.Group) -> None:
@@ -310,14 +330,16 @@ def register(cli: click.Group) -> None:
         if old not in status or old == new:
             raise click.ClickException(f'the manifest does not list {old} as an older key')
         mine = api.call('GET', '/advocates/me')
+        held = {grant.get('kek') for grant in mine['grants']}
+        for kid in (old, new):
+            if kid not in held:
+                raise click.ClickException(_lacks(api, mine['public']['advocate'], kid))
         grants = [grant for grant in mine['grants'] if grant.get('kek') == old]
-        if not grants:
-            raise click.ClickException(f'you hold no grant of {old}; ask an admin')
         passphrase = click.prompt('Key passphrase', hide_input=True)
         try:
             personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
-            keyring = keys.Keyring.from_grants(grants, personal, org=manifest['org'],
-                                               pinned_public_b64=pinned)
+            keyring = keys.open_holdings(grants, personal, org=manifest['org'],
+                                         pinned_public_b64=pinned, manifest_body=manifest)
         except keys.errors.KeysError:
             raise click.ClickException('your key or grant could not be opened') from None
         before = _census(api)
@@ -390,19 +412,28 @@ def register(cli: click.Group) -> None:
     @click.option('--accept-until', required=True, callback=lambda c, p, v: _check_date(v),
                   help='Last UTC day the old key is accepted (keep it short).')
     @click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False))
+    @click.option('--accept-recovery-only', is_flag=True,
+                  help='Revoke even if a version with live envelopes is then held by no active '
+                       'staff (only the recovery key opens it; audited).')
     @click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
     @click.pass_context
     def advocate_revoke(ctx, name: str, kid: str, accept_until: str,
-                        recovery_file: str | None, yes: bool) -> None:
-        """Revoke an advocate (admin): disable, delete their grants, rotate."""
+                        recovery_file: str | None, accept_recovery_only: bool, yes: bool) -> None:
+        """Revoke an advocate (admin): disable, delete their grants, rotate.
+
+        Refused while they are the last active holder of a version with live
+        envelopes: a holder shares it first (`keys share`), unless
+        --accept-recovery-only.
+        """
         home = _home(ctx)
         api = Api(home)
         if not yes:
             click.confirm(f'Disable {name}, delete every grant they hold and rotate to {kid}?',
                           abort=True)
         signing_key = _load_signing_key(home)
-        api.call('PATCH', f'/users/{name}', {'disabled': True})
+        query = '?accept_recovery_only=true' if accept_recovery_only else ''
+        api.call('PATCH', f'/users/{name}{query}', {'disabled': True})
         click.echo(f'{name} disabled; every session ended')
-        deleted = api.call('DELETE', f'/advocates/keys/{name}/grants')['deleted']
+        deleted = api.call('DELETE', f'/advocates/keys/{name}/grants{query}')['deleted']
         click.echo(f'{deleted} grants of {name} deleted')
         rotate(api, signing_key, kid, accept_until, recovery_file)

@@ -117,6 +117,17 @@ def _pinned_signer(home: Home) -> str:
     return pinned['public']
 
 
+def _manifest_body(api: Api, pinned: str) -> dict[str, Any]:
+    """Return the server's manifest body, verified against the pinned signer.
+
+    Shares (keys a holder passed on) are accepted only when they match it.
+
+    Raises:
+        keys.errors.KeysError: It does not verify.
+    """
+    return keys.verify_manifest(api.call('GET', '/keys/manifest')['signed'], pinned)
+
+
 def _load_signing_key(home: Home) -> keys.SigningKey:
     data = home.read_bytes('signing-key.pem')
     if data is None:
@@ -160,9 +171,9 @@ def _unlock(mine: dict[str, Any], passphrase: str) -> keys.AdvocateKey:
 class _Opener:
     """Opens released records on this machine, one keyring per org.
 
-    Only grants of key versions the verified manifest lists are used (a
-    stray grant of any other version is ignored), and only those of the
-    versions a record needs. A failure is reported to the server as a code
+    Only grants and shares of key versions the verified manifest lists are
+    used (a stray one of any other version is ignored), and only those of
+    the versions a record needs. A failure is reported to the server as a code
     (``record_open_failed`` in the audit log), never a value, and named
     here: no grant of a version, a grant that does not open, or a record
     that does not open.
@@ -173,6 +184,7 @@ class _Opener:
         self._api = api
         self._personal = personal
         self._pinned = pinned
+        self._manifest = manifest
         listed = {entry['kid'] for entry in manifest['keys']}
         self._grants = {grant.get('kek'): grant for grant in mine['grants']
                         if grant.get('kek') in listed}
@@ -197,10 +209,16 @@ class _Opener:
         org_keys = []
         for kid in needed:
             if (org, kid) not in self._opened:
+                holding = self._grants[kid]
                 try:
-                    self._opened[(org, kid)] = keys.open_grant(
-                        self._grants[kid], self._personal, org=org,
-                        pinned_public_b64=self._pinned)
+                    # A custodian's share carries no admin signature: it opens
+                    # only to the private key of the manifest's listed pub.
+                    if holding.get('type') == 'share':
+                        self._opened[(org, kid)] = keys.open_share(
+                            holding, self._personal, org=org, manifest_body=self._manifest)
+                    else:
+                        self._opened[(org, kid)] = keys.open_grant(
+                            holding, self._personal, org=org, pinned_public_b64=self._pinned)
                 except keys.errors.KeysError:
                     raise self._fail(record_id, 'grant_unopenable',
                                      f'your grant of {kid} could not be opened: ask an admin '
@@ -292,8 +310,12 @@ def register(cli: click.Group) -> None:
         signing_key = _load_signing_key(home)
         me = api.call('GET', '/auth/me')['username']
         certificate = keys.certify_advocate_key(enrolled, signing_key, certified_by=me)
-        api.call('PUT', f'/advocates/keys/{advocate}/certificate', {'certificate': certificate})
+        answer = api.call('PUT', f'/advocates/keys/{advocate}/certificate',
+                          {'certificate': certificate})
         click.echo(f'certified {advocate} ({shown})')
+        if answer.get('needs'):
+            click.echo(f'{advocate} needs {", ".join(answer["needs"])}: a holder runs '
+                       f'`fieldvault keys share --to {advocate}` on their own machine')
 
     @cli.group('keys')
     @click.option('--home', default='~/.fieldvault', show_default=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import keys
-from keys.advocates import check_public_record
+from keys.advocates import RECOVERY_ADVOCATE, check_public_record
 from keys.grants import check_grant_signature
 from service.errors import ApiError
 from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
@@ -121,6 +121,10 @@ class KeyStore:
     def grants_for(self, advocate: str) -> list[dict[str, Any]]:
         return [doc for doc in self._couch.iter_prefix(self._keyvault_db, 'grant:')
                 if doc.get('advocate') == advocate]
+
+    def holders_of(self, kek: str) -> list[dict[str, Any]]:
+        """Return the grants and shares of one key version."""
+        return list(self._couch.iter_prefix(self._keyvault_db, f'grant:{kek}:'))
 
     def put_grants(self, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Store grants; one identical to the stored grant is left as it is.
@@ -285,13 +289,18 @@ class AdvocateKeyResource:
 
 
 class CertificateResource:
-    """``PUT /advocates/keys/{advocate}/certificate``: admin certifies a key."""
+    """``PUT /advocates/keys/{advocate}/certificate``: admin certifies a key.
+
+    The answer and the audit event name the live key versions the person
+    now needs (``needs``): a holder shares each of them (``GET /keys/pending``).
+    """
 
     auth = {'PUT': ADMIN}
 
-    def __init__(self, store: KeyStore, audit) -> None:
+    def __init__(self, store: KeyStore, audit, custody=None) -> None:
         self._store = store
         self._audit = audit
+        self._custody = custody
 
     def on_put(self, req, resp, advocate):
         body = json_object(req, allowed={'certificate'}, required={'certificate'})
@@ -305,9 +314,14 @@ class CertificateResource:
         doc['certificate'] = body['certificate']
         doc['status'] = 'certified'
         self._store.put_directory(doc)
+        needs = []
+        if self._custody is not None and self._store.manifest() is not None:
+            needs = sorted({item['kek'] for item in self._custody.pending(
+                self._store.manifest_body()) if item['to'] == advocate})
         self._audit.record('advocate_key_certified', actor=f'user:{req.context.principal.id}',
-                           subject=f'user:{advocate}', details={'apk': doc['public']['apk']})
-        resp.media = {'advocate': advocate, 'status': 'certified'}
+                           subject=f'user:{advocate}',
+                           details={'apk': doc['public']['apk'], 'needs': needs})
+        resp.media = {'advocate': advocate, 'status': 'certified', 'needs': needs}
 
 
 class CertifiedKeysResource:
@@ -342,7 +356,12 @@ class MyKeyResource:
 
 
 class GrantsResource:
-    """``POST /keys/grants``: store grants the admin sealed and signed on their machine."""
+    """``POST /keys/grants``: store grants the admin sealed and signed on their machine.
+
+    Once a manifest exists, grants go only to the recovery key and to people
+    who hold the active version (a rotation seals to existing holders); a
+    newly certified person gets versions by a holder's share.
+    """
 
     auth = {'POST': ADMIN}
 
@@ -362,6 +381,7 @@ class GrantsResource:
             # the signature again when they open one, but a planted grant
             # stored here would still make their keyring fail to load.
             check_grant_signature(grant, signer)
+        self._only_to_holders(grants)
         results = self._store.put_grants(grants)
         failed = [r for r in results if r.get('error')]
         if failed:
@@ -372,9 +392,27 @@ class GrantsResource:
         resp.status = 201
         resp.media = {'stored': len(grants)}
 
+    def _only_to_holders(self, grants: list[dict[str, Any]]) -> None:
+        manifest = self._store.manifest_body()
+        if manifest is None:
+            return  # the first key: every certified person gets it
+        active = keys.active_key(manifest)['kid']
+        held = {doc['advocate'] for doc in self._store.holders_of(active)}
+        outsiders = sorted({grant['advocate'] for grant in grants
+                            if grant['advocate'] != RECOVERY_ADVOCATE
+                            and grant['advocate'] not in held})
+        if outsiders:
+            # APPSEC: a grant made by the admin alone would give a new person
+            # a key without a second person; that is a holder's share.
+            raise ApiError(409, 'not_a_holder',
+                           f'Grants go only to holders of {active} and the recovery key; a '
+                           'holder shares versions with anyone else (`fieldvault keys share`).',
+                           fields={'advocates': outsiders})
+
 
 def key_routes(services) -> list[tuple[str, Any]]:
     """Return the key-distribution routes."""
+    from service.resources.custody import custody_of
     store = KeyStore(services)
     audit = services.audit
     return [
@@ -383,7 +421,8 @@ def key_routes(services) -> list[tuple[str, Any]]:
         ('/keys/grants', GrantsResource(store, audit)),
         ('/advocates/keys', AdvocateKeysResource(store, audit)),
         ('/advocates/keys/{advocate}', AdvocateKeyResource(store)),
-        ('/advocates/keys/{advocate}/certificate', CertificateResource(store, audit)),
+        ('/advocates/keys/{advocate}/certificate',
+         CertificateResource(store, audit, custody=custody_of(services))),
         ('/advocates/certified', CertifiedKeysResource(store)),
         ('/advocates/me', MyKeyResource(store)),
     ]

@@ -96,6 +96,7 @@ def _rows_to_read(wanted: int, found: int, scanned: int) -> int:
 
 class _Base:
     def __init__(self, services, store) -> None:
+        self._services = services
         self._couch = services.couch
         self._keyvault_db = services.db('keyvault')
         self._directory_db = services.db('directory')
@@ -381,7 +382,9 @@ class KeyGrantsResource(_Base):
 class AdvocateGrantsResource(_Base):
     """``DELETE /advocates/keys/{advocate}/grants``: revocation step, delete
     every grant of one advocate (all versions) and mark their key revoked so
-    the next rotation seals no grant to it."""
+    the next rotation seals no grant to it. Refused with 409 ``recovery_only``
+    when it would leave a version with live envelopes held by no active
+    staff, unless ``?accept_recovery_only=true``."""
 
     auth = {'DELETE': ADMIN}
 
@@ -389,6 +392,9 @@ class AdvocateGrantsResource(_Base):
         if advocate == RECOVERY_ADVOCATE:
             raise ApiError(422, 'validation_failed', 'The recovery key cannot be revoked here.',
                            fields={'advocate': ['Not an advocate.']})
+        from service.resources.custody import custody_of, refuse_recovery_only
+        refuse_recovery_only(custody_of(self._services), self._audit, req, {advocate},
+                             action='advocate_revoke', subject=f'user:{advocate}')
         grants = self._store.grants_for(advocate)
         deleted = _delete_docs(self._couch, self._keyvault_db, grants)
         key_doc = self._store.advocate_key(advocate)

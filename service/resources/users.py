@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from service.accounts import Accounts
 from service.audit import AuditLog
+from service.custody import leaves_custody
 from service.errors import ApiError
 from service.resources import ADMIN, json_object
+from service.resources.custody import refuse_recovery_only
 
 _CREATE_FIELDS = {'username', 'password', 'roles', 'team'}
 _UPDATE_FIELDS = {'roles', 'disabled', 'team', 'password'}
@@ -39,13 +41,19 @@ class UsersResource:
 
 
 class UserResource:
-    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables."""
+    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables.
+
+    A change that takes the last active holder of a key version with live
+    envelopes out of custody (disable, data role removed, team moved) is
+    refused with 409 ``recovery_only`` unless ``?accept_recovery_only=true``.
+    """
 
     auth = {'GET': ADMIN, 'PATCH': ADMIN}
 
-    def __init__(self, accounts: Accounts, audit: AuditLog) -> None:
+    def __init__(self, accounts: Accounts, audit: AuditLog, custody=None) -> None:
         self._accounts = accounts
         self._audit = audit
+        self._custody = custody
 
     def on_get(self, req, resp, username):
         resp.media = self._accounts.get_user(username)
@@ -59,6 +67,11 @@ class UserResource:
                                 or not all(isinstance(r, str) for r in body['roles'])):
             raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
                            fields={'roles': ['Not a valid list of roles.']})
+        if self._custody is not None:
+            current = self._accounts.get_user(username)
+            if leaves_custody(current, body):
+                refuse_recovery_only(self._custody, self._audit, req, {username},
+                                     action='user_update', subject=f'user:{username}')
         user = self._accounts.update_user(
             username, roles=body.get('roles'), disabled=body.get('disabled'),
             team=body.get('team'), password=body.get('password'),

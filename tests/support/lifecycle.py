@@ -84,6 +84,20 @@ class Ceremony:
         self.run(['keys', '--home', self.homes['admin-1'], 'init', '--kid', kid, '--org',
                   self.org, '--recovery', str(self.recovery_file)], f'{SIGNER_PASS}\n')
 
+    def join(self, name: str, roles, team='team-a') -> str:
+        """Add a person after the first key: log in, enroll, get certified, pin."""
+        home = self.login(name, roles, team)
+        out = self.run(['advocate', '--home', home, 'enroll'], f'{KEY_PASS}\n{KEY_PASS}\n').output
+        fingerprint = out.split('admin: ')[1].strip()
+        self.run(['admin', '--home', self.homes['admin-1'], 'certify', name,
+                  '--fingerprint', fingerprint], f'{SIGNER_PASS}\n')
+        self.run(['pin', '--home', home, '--fingerprint', self.signer_fingerprint])
+        return home
+
+    def keys_as(self, name: str, *args, input_text=None, ok=True):
+        """Run ``fieldvault keys --home <name's home> ARGS``."""
+        return self.run(['keys', '--home', self.homes[name], *args], input_text, ok=ok)
+
     def admin(self, *args, ok=True):
         return self.run(['keys', '--home', self.homes['admin-1'], *args], f'{SIGNER_PASS}\n',
                         ok=ok)
@@ -103,8 +117,8 @@ class Ceremony:
             'Authorization': f'Bearer {self.token(name)}'}).json()
         personal = keys.AdvocateKey.unwrap(mine['wrapped'], KEY_PASS)
         pinned = httpx.get(self.url + '/keys/signer', timeout=10).json()['public']
-        return keys.Keyring.from_grants(mine['grants'], personal, org=self.org,
-                                        pinned_public_b64=pinned)
+        return keys.open_holdings(mine['grants'], personal, org=self.org,
+                                  pinned_public_b64=pinned, manifest_body=self.manifest())
 
 
 def sealed_records(org: str, manifest_body: dict, owner: str, count: int):

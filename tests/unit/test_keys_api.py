@@ -22,6 +22,8 @@ EXPECTED_PUBLIC_NAMES = {
     # manifests, certificates, grants
     'build_manifest', 'sign_manifest', 'verify_manifest', 'active_key',
     'certify_advocate_key', 'verify_certificate', 'seal_grant', 'open_grant', 'validate_grant',
+    # shares (a holder passes a version on)
+    'seal_share', 'open_share', 'validate_share', 'open_holdings',
     # records and envelopes
     'seal_document', 'seal_document_at_time', 'reseal_fields', 'reseal_fields_at_time',
     'open_document', 'validate_sealed_value', 'validate_sealed_document',
