@@ -1,4 +1,4 @@
-"""Benchmark of key rotation's rewrap (issue 5).
+"""Benchmark of key rotation's rewrap.
 
 For each N: a fresh deployment (pouchdb-server + fieldvault under gunicorn),
 N ``rk:`` envelopes sealed to oek-1 loaded with ``_bulk_docs`` directly, a

@@ -1,4 +1,4 @@
-"""Benchmark of the sync gateway (issue 4).
+"""Benchmark of the sync gateway.
 
 1. Push throughput: a PouchDB 9 tablet (node) pushes N sealed records through
    the gateway, and the same N straight into the same pouchdb-server, in one

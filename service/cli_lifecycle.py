@@ -1,4 +1,4 @@
-"""Key lifecycle commands of the ``fieldvault`` CLI (issue 5).
+"""Key lifecycle commands of the ``fieldvault`` CLI.
 
 * ``keys rotate`` (admin's machine): new org key version v+1, grants to every
   certified person who holds v and to the recovery key, manifest seq+1 with

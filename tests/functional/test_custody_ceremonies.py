@@ -185,9 +185,11 @@ def test_a_grant_is_never_replaced_with_another_key_and_an_admin_can_remove_one(
         ('user:admin-1', 'user:adv-2', {'kek': 'oek-1'})]
     gone = httpx.delete(ceremony.url + '/keys/grants/oek-1/adv-2', headers=admin, timeout=10)
     assert gone.status_code == 404
-    # Re-granting after the removal is allowed (the removal is the way to replace one).
-    assert httpx.post(ceremony.url + '/keys/grants', headers=admin, timeout=10,
-                      json={'grants': [same]}).status_code == 201
+    # The admin alone cannot grant the version back: adv-2 no longer holds it,
+    # and a new holder needs a second person (a holder's share).
+    again = httpx.post(ceremony.url + '/keys/grants', headers=admin, timeout=10,
+                       json={'grants': [same]})
+    assert again.status_code == 409 and again.json()['code'] == 'not_a_holder'
 
 
 # -- the advocate's client ------------------------------------------------------------
