@@ -348,7 +348,7 @@ class CouchDBClient:
                 if response.status_code >= 400:
                     response.read()
                     self._raise_for(response, 'GET', path)
-                for chunk in response.iter_raw():
+                for chunk in response.iter_bytes():
                     body += chunk
                     if time.monotonic() >= deadline:
                         return idle_answer
