@@ -44,6 +44,7 @@ from service.cli import ensure_databases
 from service.config import Config
 from service.embedded_db import EmbeddedDB, free_port
 from sync.devices import Devices
+from sync.errors import DatabaseUnavailable
 from tests.integration.conftest import ORG, ROOT
 from tests.integration.records import sealed_contact
 
@@ -250,7 +251,11 @@ def run(args) -> dict:
             outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
         states = [state for output in outputs for state in output['tablets']]
         captured = [doc_id for state in states for doc_id in state['captured']]
-        stored = _stored_ids(services, captured)
+        try:
+            stored = _stored_ids(services, captured)
+        except DatabaseUnavailable:
+            raise RuntimeError('the database is gone after the run: an attack crashed it '
+                               f'(pouchdb-server exit code {couch.process.poll()})') from None
         kinds: collections.Counter = collections.Counter()
         for state in states:
             kinds.update(state['error_kinds'])

@@ -323,6 +323,12 @@ class Gateway:
             raise BadRequest('body')
         if not _local_addressable(local_id):
             raise BadRequest('id')
+        try:
+            # NaN, Infinity and 1e999 parse in Python but are not JSON; the
+            # database refuses them with a 5xx-class error.
+            json.dumps(body, allow_nan=False)
+        except ValueError:
+            raise BadRequest('body') from None
         stored = {key: value for key, value in body.items() if key != '_revisions'}
         stored['_id'] = self._local_id(device, db, local_id)
         rev = self._couch.put(self.physical(db), stored)

@@ -127,6 +127,16 @@ def test_malformed_or_huge_changes_parameters_get_a_coded_4xx_or_are_clamped(
         assert len(json.loads(answer.text)['results']) <= 1
 
 
+def test_checkpoint_bodies_that_are_not_json_get_a_400(client, users, admin):
+    creds = _enroll(client, users, admin, 'w-nan')
+    for body in (b'{"last_seq":NaN}', b'{"last_seq":1e999}', b'{"a":-Infinity}'):
+        answer = client.simulate_put('/sync/records/_local/x', body=body, headers={
+            **_basic(creds), 'Content-Type': 'application/json'})
+        assert answer.status_code == 400 and answer.json['code'] == 'bad_request', answer.text
+    assert client.simulate_get('/sync/records/_local/x',
+                               headers=_basic(creds)).status_code == 404
+
+
 # -- fair share -------------------------------------------------------------
 
 
