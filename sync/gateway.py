@@ -404,11 +404,9 @@ class Gateway:
         first = self._first_scan(device, db, since, limit, style_all_docs)
         if first['results'] or feed == 'normal':
             return first
-        answer = first
-        for answer in self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
-                                 style_all_docs, stop_on_error=False):
-            pass
-        return answer
+        # Without a heartbeat the wait yields its answer only.
+        return next(self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
+                               style_all_docs, stop_on_error=False))
 
     def _first_scan(self, device, db, since, limit, style_all_docs) -> dict[str, Any]:
         since = self._check_since(since)
