@@ -409,6 +409,7 @@ class Gateway:
                                style_all_docs, stop_on_error=False))
 
     def _first_scan(self, device, db, since, limit, style_all_docs) -> dict[str, Any]:
+        """Return the visible changes already there, from ``since`` (``now`` too)."""
         since = self._check_since(since)
         if since == 'now':
             since = self._couch.db_info(self.physical(db)).get('update_seq', 0)
@@ -531,10 +532,13 @@ class Gateway:
             decoys = [dict(clean[index], id=_decoy_id()) for index in hidden]
             for index, decoy, entry in zip(hidden, decoys, self._bulk_get_entries(db, decoys)):
                 asked[index], results[index] = decoy, entry
-        return {'results': [
-            {'id': request['id'],
-             'docs': _rename(entry.get('docs', []), asked[index]['id'], request['id'])}
-            for index, (request, entry) in enumerate(zip(clean, results))]}
+        answer = []
+        for request, sent, entry in zip(clean, asked, results):
+            docs = entry.get('docs', [])
+            if sent is not request:  # asked under a decoy: name the requested id
+                docs = _rename(docs, sent['id'], request['id'])
+            answer.append({'id': request['id'], 'docs': docs})
+        return {'results': answer}
 
     def _bulk_get_entries(self, db: str, asked: list[dict[str, Any]]) -> list[dict[str, Any]]:
         upstream = self._couch.bulk_get(self.physical(db), asked, revs=True).get('results', [])
