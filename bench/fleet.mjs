@@ -4,14 +4,14 @@
 // Driven by bench/hostile.py.
 //
 // usage: node bench/fleet.mjs <config.json>
-// config: {url, capture_seconds, capture_every_ms, drain_seconds, status,
+// config: {url, capture_seconds, capture_every_ms, drain_seconds, status, stop,
 //          tablets: [{name, dir, auth: {username, password}, captures: [[doc, envelope], ...]}]}
 // Captures one pair (a sealed record and its rk: envelope) per tablet every
-// capture_every_ms for capture_seconds, then keeps syncing until every
-// tablet's records are on the server (its _revs_diff lacks nothing) or
-// drain_seconds have passed. Prints one JSON line: per tablet the captured
-// ids, the errors seen while syncing (paused with an error, or 'error'),
-// the denied documents and whether it converged.
+// capture_every_ms for capture_seconds, writing the captured ids to
+// cfg.status every second, and keeps syncing until the file cfg.stop
+// appears. Prints one JSON line: per tablet the captured ids, those no
+// longer on the tablet, the errors seen while syncing (paused with an
+// error, or 'error') and the denied documents.
 import fs from 'node:fs';
 import PouchDB from 'pouchdb';
 
@@ -46,20 +46,12 @@ function tablet(spec) {
     await local.bulkDocs([doc, envelope]);
     state.captured.push(doc._id);
   };
-  const pushed = async () => {
-    if (!state.captured.length) return true;
-    const revs = {};
-    for (const row of (await local.allDocs({ keys: state.captured })).rows) {
-      if (row.value) revs[row.id] = [row.value.rev];
-    }
-    try {
-      return Object.keys(await remote.revsDiff(revs)).length === 0;
-    } catch (err) {
-      return false;
-    }
+  const gone = async () => {
+    const rows = (await local.allDocs({ keys: state.captured })).rows;
+    return rows.filter((row) => !row.value || row.value.deleted).map((row) => row.key);
   };
   const stop = () => { sync.cancel(); pull.cancel(); };
-  return { state, capture, pushed, stop };
+  return { state, capture, gone, stop };
 }
 
 const tablets = cfg.tablets.map(tablet);
@@ -72,30 +64,27 @@ const timers = tablets.map((t, index) => setTimeout(function tick() {
 }, Math.floor((index * cfg.capture_every_ms) / tablets.length)));
 
 function writeStatus(phase) {
-  if (!cfg.status) return;
-  const status = { phase, captured: tablets.reduce((n, t) => n + t.state.captured.length, 0),
-                   converged: tablets.filter((t) => t.state.converged).length };
+  const status = { phase, captured: tablets.map((t) => t.state.captured) };
   fs.writeFileSync(cfg.status + '.tmp', JSON.stringify(status));
   fs.renameSync(cfg.status + '.tmp', cfg.status);
 }
 
-async function drain() {
-  const deadline = Date.now() + cfg.drain_seconds * 1000;
-  while (Date.now() < deadline) {
-    for (const t of tablets) {
-      if (!t.state.converged) t.state.converged = await t.pushed();
-    }
-    writeStatus('drain');
-    if (tablets.every((t) => t.state.converged)) break;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
+let finished = false;
+async function finish() {
+  if (finished) return;
+  finished = true;
   for (const t of tablets) t.stop();
+  for (const t of tablets) t.state.gone = await t.gone();
   const payload = { tablets: tablets.map((t) => t.state) };
   process.stdout.write(JSON.stringify(payload) + '\n', () => process.exit(0));
 }
 
-const statusTimer = setInterval(() => writeStatus('capture'), 1000);
-setTimeout(() => {
-  clearInterval(statusTimer);
-  drain();
-}, cfg.capture_seconds * 1000);
+// Status every second; the driver ends the run by creating cfg.stop (once
+// the server holds every captured record, or its drain time is over).
+setInterval(() => {
+  const capturing = Date.now() - started < cfg.capture_seconds * 1000;
+  writeStatus(capturing ? 'capture' : 'drain');
+  if (fs.existsSync(cfg.stop)) finish();
+}, 1000);
+// A last resort if the driver is gone.
+setTimeout(finish, (cfg.capture_seconds + cfg.drain_seconds + 120) * 1000);

@@ -122,8 +122,10 @@ class Hostile:
                                                     'data': 'SmFuZSBEb2U='}})]})),
             ('envelope_rev_object', lambda c: c.post(sync + '/_bulk_docs', json={
                 'new_edits': False, 'docs': [dict(self._envelope, _rev={'a': 1})]})),
-            ('dot_ids', lambda c: [c.get(f'/sync/config/{dots}') for dots in
-                                   ('..', '%2e%2e', '.')][-1]),
+            # httpx resolves a literal ``..`` in the URL itself; the encoded
+            # forms reach the service as sent.
+            ('dot_dot_id', lambda c: c.get('/sync/config/%2e%2e')),
+            ('dot_id', lambda c: c.get('/sync/config/%2E')),
             ('foreign_open_revs', lambda c: c.get(f'{sync}/{foreign_id}',
                                                   params={'open_revs': 'all'})),
             ('foreign_bulk_get', lambda c: c.post(sync + '/_bulk_get', json={
@@ -142,7 +144,7 @@ class Hostile:
 
     def run(self, stop: threading.Event, offset: int) -> None:
         """Send the attacks in turn until ``stop`` is set."""
-        with httpx.Client(base_url=self._url, auth=self._auth, timeout=90) as client:
+        with httpx.Client(base_url=self._url, auth=self._auth, timeout=60) as client:
             index = offset
             while not stop.is_set():
                 name, attack = self.attacks[index % len(self.attacks)]
@@ -175,6 +177,31 @@ def _sample_health(url: str, stop: threading.Event, latencies: list[float],
             stop.wait(0.2)
 
 
+def _progress(message: str) -> None:
+    print(f'[{time.strftime("%H:%M:%S")}] {message}', file=sys.stderr, flush=True)
+
+
+def _drain(services, workdir: pathlib.Path, args) -> float:
+    """Wait until the server holds every captured record (or ``--drain`` passes).
+
+    Returns:
+        Seconds the drain took.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < args.drain:
+        captured = []
+        for path in workdir.glob('status-*.json'):
+            try:
+                captured += [doc_id for ids in json.loads(path.read_text())['captured']
+                             for doc_id in ids]
+            except (OSError, ValueError):
+                continue
+        if captured and len(_stored_ids(services, captured)) == len(captured):
+            break
+        time.sleep(2)
+    return round(time.monotonic() - started, 1)
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
@@ -202,6 +229,7 @@ def run(args) -> dict:
         services = build_services(config)
         ensure_databases(services)
         gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.threads, args.workers)
+        _progress('service up; enrolling tablets and sealing their captures')
         org_keys = OrgKeys()
         org_keys.publish(url, services)
         devices = Devices(services.couch, services.db('directory'), services.db('config'))
@@ -223,14 +251,17 @@ def run(args) -> dict:
                           set(filter(None, args.skip.split(','))))
 
         outputs = []
+        stop_file = workdir / 'STOP'
         for start in range(0, len(tablets), args.per_process):
             path = workdir / f'fleet-{start}.json'
             path.write_text(json.dumps({
                 'url': url + '/sync/', 'capture_seconds': args.seconds,
                 'capture_every_ms': int(args.capture_every * 1000), 'drain_seconds': args.drain,
+                'status': str(workdir / f'status-{start}.json'), 'stop': str(stop_file),
                 'tablets': tablets[start:start + args.per_process]}))
             processes.append(subprocess.Popen(['node', str(FLEET), str(path)], cwd=ROOT,
                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        _progress(f'{len(tablets)} tablets started; attacking for {args.seconds} s')
         stop = threading.Event()
         latencies: list[float] = []
         failures: list[str] = []
@@ -244,6 +275,9 @@ def run(args) -> dict:
         stop.set()
         for thread in threads:
             thread.join(timeout=120)
+        _progress(f'attack over; tablets drain for at most {args.drain} s')
+        drained = _drain(services, workdir, args)
+        stop_file.touch()
         for process in processes:
             out, err = process.communicate(timeout=args.drain + 300)
             if not out.strip():
@@ -256,6 +290,8 @@ def run(args) -> dict:
         except DatabaseUnavailable:
             raise RuntimeError('the database is gone after the run: an attack crashed it '
                                f'(pouchdb-server exit code {couch.process.poll()})') from None
+        pending = set(captured) - stored
+        converged = sum(1 for state in states if set(state['captured']) <= stored)
         kinds: collections.Counter = collections.Counter()
         for state in states:
             kinds.update(state['error_kinds'])
@@ -270,9 +306,11 @@ def run(args) -> dict:
             'tablet_error_kinds': dict(kinds),
             'tablets_with_errors': sum(1 for state in states if state['errors']),
             'denied': sum(state['denied'] for state in states),
-            'converged': sum(1 for state in states if state['converged']),
-            'captured': len(captured), 'stored': len(stored),
-            'lost': sorted(set(captured) - stored),
+            'converged': converged, 'drain_seconds': drained,
+            'captured': len(captured), 'stored': len(stored), 'pending': len(pending),
+            # Lost: captured, not on the server, and gone from the tablet too.
+            'lost': sorted(doc_id for state in states for doc_id in state['gone']
+                           if doc_id not in stored),
             'hostile': {name: dict(counter) for name, counter in hostile.answers.items()},
         }
     finally:
@@ -297,9 +335,10 @@ def _report(figures: dict) -> None:
           f'p99 {health["p99_ms"]} ms, max {health["max_ms"]} ms, failures {health["failures"]}')
     print(f'tablets: {figures["tablet_errors"]} sync errors on {figures["tablets_with_errors"]} '
           f'tablets {figures["tablet_error_kinds"]}, {figures["denied"]} denied, '
-          f'{figures["converged"]}/{figures["tablets"]} converged')
-    print(f'records: captured {figures["captured"]}, stored {figures["stored"]}, '
-          f'lost {len(figures["lost"])}' + (f' {figures["lost"][:5]}' if figures['lost'] else ''))
+          f'{figures["converged"]}/{figures["tablets"]} converged (every captured record '
+          f'stored) {figures["drain_seconds"]} s after the attack')
+    print(f'records: captured {figures["captured"]}, stored {figures["stored"]}, pending on '
+          f'tablets {figures["pending"]}, lost {len(figures["lost"])}')
     print('hostile device, answers per attack:')
     for name, answers in sorted(figures['hostile'].items()):
         errors = sum(count for status, count in answers.items()
@@ -316,7 +355,9 @@ def main() -> None:
                         help='seconds between two captures of one tablet')
     parser.add_argument('--drain', type=int, default=120,
                         help='most seconds the tablets get to converge after the attack')
-    parser.add_argument('--threads', type=int, default=64, help='gunicorn threads per worker')
+    parser.add_argument('--threads', type=int, default=128,
+                        help='gunicorn threads per worker (a live tablet holds two while it '
+                             'waits, one per long-poll)')
     parser.add_argument('--workers', type=int, default=1, help='gunicorn worker processes')
     parser.add_argument('--hostile-threads', type=int, default=24)
     parser.add_argument('--skip', default='', help='comma-separated attack names to leave out')
