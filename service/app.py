@@ -22,7 +22,8 @@ from service.audit import AuditLog, directory_team_of
 from service.config import Config
 from service.errors import install_error_handling
 from service.logs import configure_logging
-from service.middleware import AccessLogMiddleware, AuthMiddleware, CORSMiddleware, SafeJSONHandler
+from service.middleware import (AccessLogMiddleware, AuthMiddleware, CORSMiddleware,
+                                DeviceShareMiddleware, SafeJSONHandler)
 from service.openapi import Operation, build_spec
 from service.resources.audit import AuditResource
 from service.resources.sealing import sealing_routes
@@ -34,7 +35,7 @@ from service.resources.custody import custody_of, custody_routes
 from service.resources.lifecycle import lifecycle_routes
 from service.resources.records import (
     RecordOpenFailureResource, RecordOpenResource, RecordsResource, ValidateResource)
-from service.resources.sync import SyncWiring
+from service.resources.sync import SyncUnroutedSink, SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
 from sync.sealed import REGISTRY_ID
@@ -57,10 +58,10 @@ class Services:
         couch: The pooled CouchDB client.
         accounts: Users and sessions.
         audit: The audit log writer.
-        device_watch: ``device:`` documents of the directory and the
-            sealed-youth registry, kept while its change feed reports no
-            change (every replication request authenticates a device, and
-            every push batch reads the registry).
+        device_watch: ``device:`` and ``user:`` documents of the directory and
+            the sealed-youth registry, kept while its change feed reports no
+            change (every replication request authenticates a device and
+            checks its worker, and every push batch reads the registry).
         config_watch: The key manifest and the pinned signer, likewise.
         clock: Seconds since the epoch, for rules that count days (tests
             inject a later time instead of waiting).
@@ -100,7 +101,8 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
                      team_of=directory_team_of(couch, config.db_name('directory')))
     return Services(
         config=config, couch=couch, accounts=accounts, audit=audit,
-        device_watch=DocWatch(couch, config.db_name('directory'), prefixes=('device:', REGISTRY_ID)),
+        device_watch=DocWatch(couch, config.db_name('directory'),
+                              prefixes=('device:', 'user:', REGISTRY_ID)),
         config_watch=DocWatch(couch, config.db_name('config'), prefixes=(MANIFEST_ID, SIGNER_ID)),
     )
 
@@ -171,10 +173,12 @@ def create_app(config: Config | None = None, *, services: Services | None = None
 
     sync_wiring = SyncWiring(services)
     auth = AuthMiddleware(services.accounts.authenticate, sync_wiring.device_auth)
+    share = DeviceShareMiddleware(config.device_max_concurrent)
     app = FieldvaultApp(middleware=[
         AccessLogMiddleware(),
         CORSMiddleware(config.cors_origins),
         auth,
+        share,
     ])
     app.req_options.strip_url_path_trailing_slash = False
     json_handler = SafeJSONHandler(config.max_body_bytes, config.max_json_depth)
@@ -185,10 +189,12 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     routes = _routes(services, sync_wiring)
     for path, resource in routes:
         app.add_route(path, resource)
+    app.add_sink(SyncUnroutedSink(auth.authenticate), prefix='/sync/')
     spec = build_spec(_operations(routes), version=VERSION)
     app.add_route('/openapi.json', OpenAPIResource(spec))
     # Tests and the CLI reach the wiring through these attributes.
     app.fieldvault_services = services
     app.fieldvault_routes = routes
     app.fieldvault_auth = auth
+    app.fieldvault_share = share
     return app

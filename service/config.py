@@ -105,6 +105,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting('couchdb_user', None, _optional_text, 'CouchDB admin user'),
     _Setting('db_prefix', 'fv_', _text,
              'prefix of every database name, so several deployments share a server'),
+    _Setting('device_max_concurrent', 6, _positive_int,
+             'most requests one device may have in flight at once, per worker process (429 beyond)'),
     _Setting('directory_db', 'directory', _identifier, 'database of users, devices, keys'),
     _Setting('enrollment_ttl', 900, _positive_int, 'seconds a device enrollment code lives'),
     _Setting('instrument_dir', None, _optional_text,

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ __all__ = [
     'AccessLogMiddleware',
     'AuthMiddleware',
     'CORSMiddleware',
+    'DeviceShareMiddleware',
     'SafeJSONHandler',
     'json_depth',
 ]
@@ -131,6 +133,94 @@ class AuthMiddleware:
             if parsed:
                 return self._device_auth.authenticate_basic(*parsed)
         raise NotAuthenticated()
+
+
+class _ReleasingStream:
+    """A streamed response body that calls ``release`` once it is closed.
+
+    The WSGI server closes the body when it is written or the client went
+    away, which is when a streamed request stops holding its thread.
+    """
+
+    def __init__(self, stream: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._iterator = iter(stream)
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> '_ReleasingStream':
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._iterator)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._stream, 'close', None)
+            if close is not None:
+                close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+class DeviceShareMiddleware:
+    """Bound how many requests one device has in flight at once (per process).
+
+    A device's live sync needs a few concurrent requests (a long-poll per
+    database, a push, a fetch); more than ``max_concurrent`` get 429 with
+    ``Retry-After``, so one device cannot hold the threads every other
+    device and the staff need. A slot is held until the response is
+    complete: for a streamed long-poll, until its body is closed. Runs after
+    :class:`AuthMiddleware` (it counts authenticated devices only).
+
+    Args:
+        max_concurrent: Requests one device may have in flight.
+        retry_after: Seconds sent in ``Retry-After``.
+    """
+
+    def __init__(self, max_concurrent: int, retry_after: int = 1) -> None:
+        self._max = max_concurrent
+        self._retry_after = retry_after
+        self._lock = threading.Lock()
+        self._active: dict[str, int] = {}
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        principal = getattr(req.context, 'principal', None)
+        if principal is None or principal.kind != 'device':
+            return
+        with self._lock:
+            active = self._active.get(principal.id, 0)
+            if active >= self._max:
+                raise ApiError(429, 'too_many_requests',
+                               'This device has too many requests in flight; retry later.',
+                               headers={'Retry-After': str(self._retry_after)})
+            self._active[principal.id] = active + 1
+        req.context.device_slot = principal.id
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        device = getattr(req.context, 'device_slot', None)
+        if device is None:
+            return
+        req.context.device_slot = None
+        stream = resp.stream
+        if stream is not None and not hasattr(stream, 'read') and req.method != 'HEAD':
+            resp.stream = _ReleasingStream(stream, lambda: self._release(device))
+        else:
+            self._release(device)
+
+    def _release(self, device: str) -> None:
+        with self._lock:
+            left = self._active.get(device, 0) - 1
+            if left > 0:
+                self._active[device] = left
+            else:
+                self._active.pop(device, None)
+
+    def in_flight(self, device: str) -> int:
+        """Return the requests of ``device`` in flight now."""
+        with self._lock:
+            return self._active.get(device, 0)
 
 
 class CORSMiddleware:

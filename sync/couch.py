@@ -14,8 +14,9 @@ error statuses become ``CouchDBError`` subclasses. Messages never carry bodies.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -153,6 +154,11 @@ class CouchDBClient:
             raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {type(ex).__name__}') from None
         if response.status_code < 400 or response.status_code in set(ok):
             return response
+        self._raise_for(response, method, path)
+
+    @staticmethod
+    def _raise_for(response: httpx.Response, method: str, path: str) -> NoReturn:
+        """Raise the domain error of an error status."""
         if response.status_code >= 500:
             raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {response.status_code}')
         try:
@@ -306,15 +312,13 @@ class CouchDBClient:
             params['style'] = 'all_docs'
         request_timeout: httpx.Timeout | None = None
         idle_answer = None
+        path = f'/{quote(db, safe="")}/_changes'
         if feed == 'longpoll':
             params['timeout'] = timeout_ms or 10000
-            # CouchDB answers an idle long-poll itself at ``timeout``;
-            # pouchdb-server ignores ``timeout`` and holds it until a change.
-            # So the read timeout bounds the wait (plus a grace), and an idle
-            # read is the empty answer CouchDB would have sent.
-            request_timeout = httpx.Timeout(self.timeout, read=(timeout_ms or 10000) / 1000 + 0.25)
             idle_answer = {'results': [], 'last_seq': since}
-        path = f'/{quote(db, safe="")}/_changes'
+            if doc_ids is None:
+                return self._longpoll(path, params, (timeout_ms or 10000) / 1000, idle_answer)
+            request_timeout = httpx.Timeout(self.timeout, read=(timeout_ms or 10000) / 1000 + 0.25)
         if doc_ids is not None:
             params['filter'] = '_doc_ids'
             return self.request(
@@ -323,6 +327,39 @@ class CouchDBClient:
             ).json()
         return self.request('GET', path, params=params, timeout=request_timeout,
                             idle_answer=idle_answer).json()
+
+    def _longpoll(self, path: str, params: dict[str, Any], wait: float,
+                  idle_answer: dict[str, Any]) -> dict[str, Any]:
+        """Return one upstream long-poll, cut off ``wait`` (+0.25) seconds after it started.
+
+        CouchDB answers an idle long-poll itself at ``timeout``, but
+        pouchdb-server ignores ``timeout`` and writes a newline every 6 s
+        until a change arrives, so neither a read timeout nor the server ends
+        the poll. The body is read chunk by chunk against a wall-clock
+        deadline instead: an idle or cut poll is the empty answer CouchDB
+        would have sent (the caller polls again from the same ``since``, so a
+        change arriving in the cut-off tail is delivered then).
+        """
+        deadline = time.monotonic() + wait + 0.25
+        timeout = httpx.Timeout(self.timeout, read=wait + 0.25)
+        body = bytearray()
+        try:
+            with self._http.stream('GET', path, params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for(response, 'GET', path)
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if time.monotonic() >= deadline:
+                        return idle_answer
+        except httpx.ReadTimeout:
+            return idle_answer
+        except httpx.HTTPError as ex:
+            raise DatabaseUnavailable(f'GET {path.split("/")[1]}: {type(ex).__name__}') from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise DatabaseUnavailable(f'GET {path.split("/")[1]}: malformed') from None
 
     def revs_diff(self, db: str, revs: dict[str, list[str]]) -> dict[str, Any]:
         """Return which of the given revisions the database lacks."""

@@ -19,11 +19,12 @@ guess), while Argon2id would cost tens of milliseconds and 19 MiB on every
 replication request. Passwords chosen by people need Argon2id; random
 machine secrets do not.
 
-Authentication needs the device document on every request. The service
-gives :class:`Devices` a :class:`sync.watch.DocWatch` of the directory: the
-document is read once and kept while the directory's ``_changes`` feed
-reports no change to it, and every write here drops it from this process's
-cache at once. So a revocation bites on the very next request of the
+Authentication needs the device document, and its worker's ``user:``
+document (a disabled worker's devices are refused), on every request. The
+service gives :class:`Devices` a :class:`sync.watch.DocWatch` of the
+directory: each document is read once and kept while the directory's
+``_changes`` feed reports no change to it, and every write here drops it from
+this process's cache at once. So a revocation bites on the very next request of the
 instance that made it, and of every other instance as soon as its feed
 delivers the change (milliseconds). Without a watch (CLI, tests of the
 store alone) every request reads the document.
@@ -274,18 +275,23 @@ class Devices:
             self._watch.forget(f'device:{device_id}')
 
     def _read_device(self, device_id: str) -> dict[str, Any] | None:
+        return self._read_directory(f'device:{device_id}')
+
+    def _read_directory(self, doc_id: str) -> dict[str, Any] | None:
         if self._watch is not None:
-            return self._watch.get(f'device:{device_id}')
-        return self._couch.get_or_none(self._directory, f'device:{device_id}')
+            return self._watch.get(doc_id)
+        return self._couch.get_or_none(self._directory, doc_id)
 
     def authenticate_basic(self, device_id: str, secret: str) -> DeviceIdentity:
         """Return the identity of a device id and secret.
 
-        The device document comes from the watch when there is one (see the
-        module docstring), otherwise from one GET.
+        The device document and its worker's user document come from the
+        watch when there is one (see the module docstring), otherwise from
+        one GET each.
 
         Raises:
-            DeviceNotAuthenticated: Wrong, pending or revoked credentials.
+            DeviceNotAuthenticated: Wrong, pending or revoked credentials, or
+                a worker who is disabled, gone or no longer a worker.
         """
         if not _DEVICE_ID.fullmatch(device_id or '') or not _SECRET.fullmatch(secret or ''):
             raise DeviceNotAuthenticated()
@@ -293,6 +299,11 @@ class Devices:
         if doc is None or doc.get('status') != 'active':
             raise DeviceNotAuthenticated()
         if not hmac.compare_digest(doc.get('secret_sha256', ''), _sha256(secret)):
+            raise DeviceNotAuthenticated()
+        # A device syncs for its worker only while the worker may: disabling
+        # the user (or taking the worker role away) stops every device of theirs.
+        user = self._read_directory(f'user:{doc["worker"]}')
+        if user is None or user.get('disabled') or 'worker' not in user.get('roles', ()):
             raise DeviceNotAuthenticated()
         return DeviceIdentity(device_id=device_id, worker=doc['worker'])
 

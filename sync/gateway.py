@@ -45,6 +45,53 @@ _SCAN_PAGE = 500
 #: Largest ``limit`` honoured, so one request cannot ask for the whole db.
 _MAX_LIMIT = 1000
 
+#: Longest single upstream long-poll of a waiting device (seconds); the
+#: device's own deadline is checked between them.
+_UPSTREAM_SLICE = 5.0
+
+
+def _clamp_limit(limit: int | None) -> int:
+    """Return ``limit`` within ``1.._MAX_LIMIT`` (``_MAX_LIMIT`` when unset)."""
+    return min(max(int(limit), 1), _MAX_LIMIT) if limit else _MAX_LIMIT
+
+
+#: Longest document id a device may name on a read path.
+_MAX_ID_LENGTH = 512
+
+
+def _addressable(doc_id: Any) -> bool:
+    """Return whether a device-sent id can only name a document of its database.
+
+    An empty id, ``.`` or ``..`` (dot segments: the URL ``/db/..`` is the
+    server's welcome and ``/db/.`` the database's info), an id with ``/``,
+    or one starting with ``_`` (``_security``, ``_design/``, ``_local/``:
+    checkpoints have their own route) is answered as a missing document,
+    never sent upstream. Envelopes are never read through the gateway.
+    """
+    return (isinstance(doc_id, str) and 0 < len(doc_id) <= _MAX_ID_LENGTH
+            and doc_id not in ('.', '..') and '/' not in doc_id
+            and not doc_id.startswith(('_', filtering.ENVELOPE_PREFIX)))
+
+
+def _local_addressable(local_id: Any) -> bool:
+    """Return whether a checkpoint id is one a replicator could have made."""
+    return (isinstance(local_id, str) and 0 < len(local_id) <= _MAX_ID_LENGTH
+            and local_id not in ('.', '..') and '/' not in local_id)
+
+
+def _decoy_id() -> str:
+    """Return an id no database holds, to ask upstream what a missing id answers."""
+    return f'missing:{uuid.uuid4().hex}'
+
+
+def _rename(value: Any, old: str, new: str) -> Any:
+    """Return ``value`` with every string equal to ``old`` replaced by ``new``."""
+    if isinstance(value, dict):
+        return {key: _rename(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rename(item, old, new) for item in value]
+    return new if value == old else value
+
 #: Runs a push's owner lookup and its chunk writes (I/O) while the request
 #: thread validates (CPU).
 _UPSTREAM = ThreadPoolExecutor(max_workers=16, thread_name_prefix='fv-push-io')
@@ -272,7 +319,10 @@ class Gateway:
         Raises:
             DocumentNotFound: No such checkpoint.
         """
-        doc = self._couch.get(self.physical(db), self._local_id(device, db, local_id))
+        physical = self.physical(db)
+        if not _local_addressable(local_id):
+            raise DocumentNotFound(404, 'not_found', 'GET _local')
+        doc = self._couch.get(physical, self._local_id(device, db, local_id))
         doc['_id'] = f'_local/{local_id}'
         return doc
 
@@ -286,11 +336,13 @@ class Gateway:
         acted on by the database).
 
         Raises:
-            BadRequest: ``_rev`` is not a string.
+            BadRequest: The id is not addressable, or `_rev` is not a string.
             DocumentConflict: ``_rev`` is stale.
         """
         if not isinstance(body, dict):
             raise BadRequest('body')
+        if not _local_addressable(local_id):
+            raise BadRequest('id')
         if '_rev' in body and not isinstance(body['_rev'], str):
             raise BadRequest('_rev')
         stored = {key: value for key, value in body.items()
@@ -364,31 +416,23 @@ class Gateway:
         A long-poll is answered as soon as a visible change arrives, and
         empty at ``longpoll_max_seconds`` at the latest.
         """
+        if feed not in ('normal', 'longpoll'):
+            raise BadRequest('feed')
+        first = self._first_scan(device, db, since, limit, style_all_docs)
+        if first['results'] or feed == 'normal':
+            return first
+        # Without a heartbeat the wait yields its answer only.
+        return next(self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
+                               style_all_docs, stop_on_error=False))
+
+    def _first_scan(self, device, db, since, limit, style_all_docs) -> dict[str, Any]:
+        """Return the visible changes already there, from ``since`` (``now`` too)."""
         since = self._check_since(since)
         if since == 'now':
             since = self._couch.db_info(self.physical(db)).get('update_seq', 0)
-        limit = min(max(int(limit), 1), _MAX_LIMIT) if limit else _MAX_LIMIT
-        if feed not in ('normal', 'longpoll'):
-            raise BadRequest('feed')
-        results, position, _ended = self._scan(device, db, since, limit, style_all_docs)
-        if results or feed == 'normal':
-            return {'results': results, 'last_seq': position}
-        wait = self._longpoll_max if timeout_ms is None else min(
-            max(timeout_ms / 1000, 0.0), self._longpoll_max)
-        deadline = self._monotonic() + wait
-        physical = self.physical(db)
-        while (remaining := deadline - self._monotonic()) > 0.05:
-            page = self._couch.changes(
-                physical, since=position, limit=_SCAN_PAGE, include_docs=db == 'records',
-                style_all_docs=style_all_docs, feed='longpoll',
-                timeout_ms=max(int(remaining * 1000), 50))
-            rows = page.get('results', [])
-            position, full = self._filter_rows(device, db, rows, results, limit, position)
-            if not full:
-                position = page.get('last_seq', position)
-            if results:
-                return {'results': results, 'last_seq': position}
-        return {'results': [], 'last_seq': position}
+        results, position, _ended = self._scan(device, db, since, _clamp_limit(limit),
+                                               style_all_docs)
+        return {'results': results, 'last_seq': position}
 
     def changes_stream(
         self,
@@ -410,31 +454,49 @@ class Gateway:
         are JSON whitespace), at ``longpoll_max_seconds`` at the latest, so
         the server closes the poll before gunicorn's timeout.
         """
-        first = self.changes(device, db, since=since, limit=limit, feed='normal',
-                             timeout_ms=None, style_all_docs=style_all_docs)
+        first = self._first_scan(device, db, since, limit, style_all_docs)
         if first['results']:
             return first
-        limit = min(max(int(limit), 1), _MAX_LIMIT) if limit else _MAX_LIMIT
-        wait = self._longpoll_max if timeout_ms is None else min(
-            max(timeout_ms / 1000, 0.0), self._longpoll_max)
-        beat = min(max(heartbeat_ms, 100) / 1000, self._longpoll_max)
-        return self._stream_wait(device, db, first['last_seq'], limit, wait, beat,
-                                 style_all_docs)
+        beat = min(max(heartbeat_ms, 100) / 1000, float(self._longpoll_max))
+        waiting = self._wait(device, db, first['last_seq'], limit, timeout_ms, beat,
+                             style_all_docs, stop_on_error=True)
+        return (b'\n' if answer is None else json.dumps(answer, separators=(',', ':')).encode()
+                for answer in waiting)
 
-    def _stream_wait(self, device, db, position, limit, wait, beat,
-                     style_all_docs) -> Iterator[bytes]:
+    def _wait(self, device, db, position, limit, timeout_ms, beat, style_all_docs, *,
+              stop_on_error: bool) -> Iterator[dict[str, Any] | None]:
+        """Wait for the device's next visible change, up to a wall-clock deadline.
+
+        The one loop of both long-poll forms. The deadline is the gateway's
+        own (``longpoll_max_seconds``, or the device's smaller ``timeout``),
+        checked on the monotonic clock between upstream polls of at most
+        ``_UPSTREAM_SLICE`` seconds, each itself cut off on the wall clock
+        (``CouchDBClient.changes``): an upstream that keeps the connection
+        alive with newlines (pouchdb-server) cannot stretch the wait.
+
+        Yields:
+            None whenever a heartbeat is due (only when ``beat`` is given),
+            then the answer ``{"results", "last_seq"}`` last, at the
+            deadline at the latest (empty results then).
+        """
+        limit = _clamp_limit(limit)
+        wait = float(self._longpoll_max)
+        if timeout_ms is not None:
+            wait = min(timeout_ms / 1000, wait)
         physical = self.physical(db)
         results: list[dict[str, Any]] = []
         deadline = self._monotonic() + wait
-        next_beat = self._monotonic() + beat
+        next_beat = self._monotonic() + beat if beat else deadline
         while (remaining := deadline - self._monotonic()) > 0.05:
-            slice_s = max(min(remaining, next_beat - self._monotonic()), 0.05)
+            slice_s = max(min(remaining, next_beat - self._monotonic(), _UPSTREAM_SLICE), 0.05)
             try:
                 page = self._couch.changes(
                     physical, since=position, limit=_SCAN_PAGE,
                     include_docs=db == 'records', style_all_docs=style_all_docs,
                     feed='longpoll', timeout_ms=int(slice_s * 1000))
             except DatabaseUnavailable:
+                if not stop_on_error:
+                    raise
                 # Headers are sent: end with what we have; the device polls
                 # again and then gets the 503.
                 break
@@ -444,11 +506,10 @@ class Gateway:
                 position = page.get('last_seq', position)
             if results:
                 break
-            if self._monotonic() >= next_beat - 0.01:
+            if beat and self._monotonic() >= next_beat - 0.01:
                 next_beat = self._monotonic() + beat
-                yield b'\n'
-        yield json.dumps({'results': results, 'last_seq': position},
-                         separators=(',', ':')).encode()
+                yield None
+        yield {'results': results, 'last_seq': position}
 
     @staticmethod
     def _check_since(since: str | None) -> Any:
@@ -463,29 +524,45 @@ class Gateway:
     ) -> dict[str, Any]:
         """Return ``_bulk_get`` results, 1:1 and in request order.
 
-        A document the device may not see is answered with a per-document
-        ``forbidden`` error in its slot, never with its body.
+        A document the device may not see, and an id no device may name
+        (``_addressable``), is answered exactly as upstream answers a
+        missing id (asked under a decoy id), so ids cannot be probed. An
+        empty request is answered here: pouchdb-server never answers it.
         """
         if isinstance(requests, list) and len(requests) > self._max_bulk_docs:
             raise TooManyDocuments('docs')
         if not isinstance(requests, list) or not all(
-                isinstance(item, dict) and isinstance(item.get('id'), str) for item in requests):
+                isinstance(item, dict) and isinstance(item.get('id'), str)
+                and isinstance(item.get('rev', ''), str) for item in requests):
             raise BadRequest('docs')
+        self.physical(db)
+        if not requests:
+            return {'results': []}
         clean = [{key: item[key] for key in ('id', 'rev') if key in item} for item in requests]
-        upstream = self._couch.bulk_get(self.physical(db), clean, revs=True).get('results', [])
-        results = []
-        for index, request in enumerate(clean):
-            entry = upstream[index] if index < len(upstream) else {'docs': []}
-            docs = []
-            for item in entry.get('docs', []):
-                doc = item.get('ok')
-                if doc is not None and not self._visible(device, db, request['id'], doc):
-                    item = {'error': {'id': request['id'], 'rev': request.get('rev') or doc.get('_rev'),
-                                      'error': 'forbidden',
-                                      'reason': 'The document belongs to another worker.'}}
-                docs.append(item)
-            results.append({'id': request['id'], 'docs': docs})
-        return {'results': results}
+        asked = [item if _addressable(item['id']) else dict(item, id=_decoy_id())
+                 for item in clean]
+        results = self._bulk_get_entries(db, asked)
+        hidden = [index for index, entry in enumerate(results)
+                  if asked[index] is clean[index] and any(
+                      item.get('ok') is not None
+                      and not self._visible(device, db, clean[index]['id'], item['ok'])
+                      for item in entry.get('docs', []))]
+        if hidden:
+            decoys = [dict(clean[index], id=_decoy_id()) for index in hidden]
+            for index, decoy, entry in zip(hidden, decoys, self._bulk_get_entries(db, decoys)):
+                asked[index], results[index] = decoy, entry
+        answer = []
+        for request, sent, entry in zip(clean, asked, results):
+            docs = entry.get('docs', [])
+            if sent is not request:  # asked under a decoy: name the requested id
+                docs = _rename(docs, sent['id'], request['id'])
+            answer.append({'id': request['id'], 'docs': docs})
+        return {'results': answer}
+
+    def _bulk_get_entries(self, db: str, asked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        upstream = self._couch.bulk_get(self.physical(db), asked, revs=True).get('results', [])
+        return [upstream[index] if index < len(upstream) else {'docs': []}
+                for index in range(len(asked))]
 
     def all_docs_by_keys(
         self, device: DeviceIdentity, db: str, keys: list[Any], *, include_docs: bool
@@ -502,7 +579,7 @@ class Gateway:
                 isinstance(key, str) for key in keys):
             raise BadRequest('keys')
         physical = self.physical(db)
-        wanted = [key for key in keys if not key.startswith(filtering.ENVELOPE_PREFIX)]
+        wanted = [key for key in keys if _addressable(key)]
         found: dict[str, dict[str, Any]] = {}
         if wanted:
             upstream = self._couch.request(
@@ -530,42 +607,65 @@ class Gateway:
     ) -> Any:
         """Return ``GET /{db}/{id}`` (with ``open_revs`` as a JSON array).
 
+        A document the device may not see, and an id no device may name, is
+        answered exactly as a missing id: 404 without ``open_revs``, and
+        with it what upstream answers a decoy id (404 for ``all``, a
+        ``{"missing": rev}`` per asked revision otherwise).
+
         Raises:
             DocumentNotFound: The document does not exist or is not visible.
         """
         physical = self.physical(db)
-        if doc_id.startswith(filtering.ENVELOPE_PREFIX):
-            raise DocumentNotFound(404, 'not_found', 'GET doc')
-        if open_revs is None:
+        revs: Any = None
+        if open_revs is not None:
+            try:
+                revs = 'all' if open_revs == 'all' else json.loads(open_revs)
+            except ValueError:
+                raise BadRequest('open_revs') from None
+            if revs != 'all' and not (isinstance(revs, list)
+                                      and all(isinstance(r, str) for r in revs)):
+                raise BadRequest('open_revs')
+        if not _addressable(doc_id):
+            return self._missing_open_revs(physical, revs)
+        if revs is None:
             doc = self._couch.get(physical, doc_id, revs='true')
             if not self._visible(device, db, doc_id, doc):
                 raise DocumentNotFound(404, 'not_found', 'GET doc')
             return doc
-        try:
-            revs = 'all' if open_revs == 'all' else json.loads(open_revs)
-        except ValueError:
-            raise BadRequest('open_revs') from None
-        if revs != 'all' and not (isinstance(revs, list) and all(isinstance(r, str) for r in revs)):
-            raise BadRequest('open_revs')
-        answer = []
-        for item in self._couch.open_revs(physical, doc_id, revs):
-            doc = item.get('ok')
-            if doc is not None and not self._visible(device, db, doc_id, doc):
-                item = {'missing': doc.get('_rev')}
-            answer.append(item)
+        answer = self._couch.open_revs(physical, doc_id, revs)
+        if any(item.get('ok') is not None
+               and not self._visible(device, db, doc_id, item['ok']) for item in answer):
+            return self._missing_open_revs(physical, revs)
         return answer
+
+    def _missing_open_revs(self, physical: str, revs: Any) -> Any:
+        """Return (or raise) what upstream answers for a missing id."""
+        if revs is None:
+            raise DocumentNotFound(404, 'not_found', 'GET doc')
+        return self._couch.open_revs(physical, _decoy_id(), revs)
 
     # -- push ---------------------------------------------------------------
 
-    def revs_diff(self, db: str, revs: dict[str, Any]) -> dict[str, Any]:
-        """Return which revisions the gateway lacks; envelopes via keyvault."""
+    def revs_diff(self, device: DeviceIdentity, db: str,
+                  revs: dict[str, Any]) -> dict[str, Any]:
+        """Return which revisions the gateway lacks; envelopes via keyvault.
+
+        A document the device may not see, and an id no device may name, is
+        answered exactly as a missing id (upstream's answer for a decoy id),
+        so ids and their revisions cannot be probed: a device that then
+        pushes such a document meets the push rules.
+        """
         if not isinstance(revs, dict) or not all(
-                isinstance(value, list) for value in revs.values()):
+                isinstance(value, list) and all(isinstance(rev, str) for rev in value)
+                for value in revs.values()):
             raise BadRequest('body')
         physical = self.physical(db)
         envelopes = {key: value for key, value in revs.items()
                      if key.startswith(filtering.ENVELOPE_PREFIX)}
-        others = {key: value for key, value in revs.items() if key not in envelopes}
+        decoys = {key: _decoy_id() for key in revs
+                  if key not in envelopes and not _addressable(key)}
+        others = {decoys.get(key, key): value for key, value in revs.items()
+                  if key not in envelopes}
         answer: dict[str, Any] = {}
         if others:
             answer.update(self._couch.revs_diff(physical, others))
@@ -574,7 +674,35 @@ class Gateway:
                 answer.update(self._couch.revs_diff(self._dbs['keyvault'], envelopes))
             else:
                 answer.update(self._couch.revs_diff(physical, envelopes))
+        stored = [key for key in revs if key not in envelopes and key not in decoys
+                  and set(answer.get(key, {}).get('missing', ())) != set(revs[key])]
+        hidden = self._hidden_ids(device, db, physical, stored)
+        if hidden:
+            more = {key: _decoy_id() for key in hidden}
+            for key in hidden:
+                answer.pop(key, None)
+            decoys.update(more)
+            answer.update(self._couch.revs_diff(physical, {more[key]: revs[key]
+                                                           for key in hidden}))
+        for key, decoy in decoys.items():
+            if decoy in answer:
+                answer[key] = answer.pop(decoy)
         return answer
+
+    def _hidden_ids(self, device: DeviceIdentity, db: str, physical: str,
+                    ids: list[str]) -> list[str]:
+        """Return those of ``ids`` (stored upstream) the device may not see."""
+        if not ids:
+            return []
+        if db == 'config':
+            return [doc_id for doc_id in ids if not self._visible(device, db, doc_id, None)]
+        entries = self._bulk_get_entries(db, [{'id': doc_id} for doc_id in ids])
+        hidden = []
+        for doc_id, entry in zip(ids, entries):
+            docs = [item['ok'] for item in entry.get('docs', []) if item.get('ok') is not None]
+            if not docs or not all(self._visible(device, db, doc_id, doc) for doc in docs):
+                hidden.append(doc_id)
+        return hidden
 
     def bulk_docs(
         self, device: DeviceIdentity, db: str, docs: list[Any], *, new_edits: bool
@@ -833,27 +961,53 @@ class Gateway:
 
     # -- conflicts ----------------------------------------------------------
 
-    def conflicted_records(self, *, page_size: int = 500) -> list[dict[str, Any]]:
-        """Return ``[{"id", "rev", "conflicts"}]`` of conflicted records (ids only)."""
+    def conflicted_records(
+        self, owners_seen: Callable[[set[str]], set[str]], *, page_size: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Return the conflicted records of the owners the caller may see (ids only).
+
+        One pass over the records' ``_changes`` feed with every leaf
+        revision (``style=all_docs``): a live record with more than one leaf
+        is conflicted. ``conflicts`` are its live losing leaves;
+        ``deleted_conflicts`` the deleted ones, so a deletion on one tablet
+        that lost to an edit on another stays visible (``_all_docs`` with
+        ``conflicts`` lists live leaves only, and pouchdb-server knows no
+        ``deleted_conflicts``).
+
+        Args:
+            owners_seen: Given the owners of conflicted records, returns
+                those whose records the caller may see (a team's workers).
+            page_size: Changes read per upstream request.
+
+        Returns:
+            ``[{"id", "rev", "conflicts", "deleted_conflicts"}]`` by id.
+        """
         physical = self._dbs['records']
-        found = []
-        start = None
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        since: Any = 0
         while True:
-            params: dict[str, Any] = {'include_docs': 'true', 'conflicts': 'true',
-                                      'limit': page_size}
-            if start is not None:
-                params['startkey'] = json.dumps(start)
-                params['skip'] = 1
-            rows = self._couch.request('GET', f'/{_q(physical)}/_all_docs',
-                                       params=params).json()['rows']
+            page = self._couch.request('GET', f'/{_q(physical)}/_changes', params={
+                'since': since, 'limit': page_size, 'style': 'all_docs',
+                'include_docs': 'true', 'conflicts': 'true'}).json()
+            rows = page.get('results', [])
             for row in rows:
                 doc = row.get('doc') or {}
-                if doc.get('_conflicts') and not row['id'].startswith('_'):
-                    found.append({'id': row['id'], 'rev': doc['_rev'],
-                                  'conflicts': doc['_conflicts']})
+                doc_id = row.get('id', '')
+                leaves = [change.get('rev') for change in row.get('changes', [])]
+                if (row.get('deleted') or len(leaves) < 2 or doc_id.startswith('_')
+                        or doc_id.startswith(filtering.ENVELOPE_PREFIX)):
+                    found.pop(doc_id, None)
+                    continue
+                live = list(doc.get('_conflicts', []))
+                found[doc_id] = (str(doc.get('owner') or ''), {
+                    'id': doc_id, 'rev': doc.get('_rev'), 'conflicts': live,
+                    'deleted_conflicts': sorted(
+                        rev for rev in leaves if rev != doc.get('_rev') and rev not in live)})
+            since = page.get('last_seq', since)
             if len(rows) < page_size:
-                return found
-            start = rows[-1]['id']
+                break
+        seen = owners_seen({owner for owner, _entry in found.values() if owner})
+        return [entry for doc_id, (owner, entry) in sorted(found.items()) if owner in seen]
 
     @staticmethod
     def doc_path(db: str, doc_id: str) -> str:

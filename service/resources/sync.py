@@ -4,14 +4,18 @@ and the conflict listing for case staff. Thin: ``sync.gateway`` does the work.""
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from typing import Any
 
+from service.accounts import Forbidden
 from service.errors import ApiError
 from service.resources import CASE_STAFF
 from sync.devices import DeviceIdentity
+from sync.errors import DocumentNotFound
 from sync.gateway import BadRequest, Gateway, RecordRules, TooManyDocuments, UnknownDatabase
 
-__all__ = ['ConflictsResource', 'SyncWiring', 'sync_routes']
+__all__ = ['ConflictsResource', 'SyncUnroutedSink', 'SyncWiring', 'sync_routes']
 
 DEVICE = ('device',)
 
@@ -34,11 +38,17 @@ def _device(req) -> DeviceIdentity:
     return DeviceIdentity(device_id=principal.id, worker=principal.worker)
 
 
+#: A numeric query parameter: ASCII digits only (``str.isdigit`` also
+#: accepts ``²`` and other digits ``int`` refuses), and few enough of them
+#: that every later use is cheap; the gateway clamps the value itself.
+_INT_PARAM = re.compile(r'[0-9]{1,20}')
+
+
 def _int_param(req, name: str) -> int | None:
     raw = req.get_param(name)
     if raw is None or raw == '':
         return None
-    if not raw.isdigit():
+    if not _INT_PARAM.fullmatch(raw):
         raise ApiError(400, 'bad_request', f'Malformed request: {name}.')
     return int(raw)
 
@@ -142,7 +152,7 @@ class SyncRevsDiffResource(_SyncResource):
 
     def on_post(self, req, resp, db):
         with _gateway_errors():
-            resp.media = self._gateway.revs_diff(db, _json_object(req))
+            resp.media = self._gateway.revs_diff(_device(req), db, _json_object(req))
 
 
 class SyncBulkDocsResource(_SyncResource):
@@ -208,16 +218,63 @@ class SyncDocumentResource(_SyncResource):
                                                  req.get_param('open_revs'))
 
 
+class SyncUnroutedSink:
+    """Any other path under ``/sync/``: answered as a missing document.
+
+    Falcon decodes ``%2F`` before routing, so ``GET /sync/{db}/a%2Fb`` (an
+    id with ``/``) matches no route. It is answered here, without the
+    database, exactly as a missing id: 404 ``not_found``/``missing``, or
+    with ``open_revs`` as a list a ``{"missing": rev}`` per revision, as
+    CouchDB and pouchdb-server answer a missing id.
+
+    Args:
+        authenticate: The auth middleware's ``authenticate`` (devices only).
+    """
+
+    def __init__(self, authenticate) -> None:
+        self._authenticate = authenticate
+
+    def __call__(self, req, resp, **_kwargs) -> None:
+        if req.method == 'OPTIONS':
+            return
+        principal = self._authenticate(req)
+        if not principal.has_any(DEVICE):
+            raise Forbidden()
+        open_revs = req.get_param('open_revs')
+        if req.method == 'GET' and open_revs not in (None, 'all'):
+            try:
+                revs = json.loads(open_revs)
+            except ValueError:
+                revs = None
+            if not (isinstance(revs, list) and all(isinstance(rev, str) for rev in revs)):
+                raise ApiError(400, 'bad_request', 'Malformed request: open_revs.')
+            resp.media = [{'missing': rev} for rev in revs]
+            return
+        raise DocumentNotFound(404, 'not_found', 'unrouted')
+
+
 class ConflictsResource:
-    """``GET /records/conflicts``: ids of records with CouchDB conflicts."""
+    """``GET /records/conflicts``: ids of the caller's team's records with conflicts.
+
+    Advocates and supervisors see their own team's records only (a record
+    belongs to its owner's team); admins and liaisons see none (DESIGN.md
+    §1: case data belongs to the team's case staff).
+    """
 
     auth = {'GET': CASE_STAFF}
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, team_of_users) -> None:
         self._gateway = gateway
+        self._team_of_users = team_of_users
 
     def on_get(self, req, resp):
-        resp.media = {'conflicts': self._gateway.conflicted_records()}
+        team = req.context.principal.team
+
+        def owners_seen(owners: set[str]) -> set[str]:
+            teams = self._team_of_users(owners)
+            return {owner for owner in owners if team is not None and teams.get(owner) == team}
+
+        resp.media = {'conflicts': self._gateway.conflicted_records(owners_seen)}
 
 
 def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
@@ -302,7 +359,7 @@ class SyncWiring:
                                                config.db_name('config'))),
             ('/devices/{device_id}', DeviceResource(self.devices)),
             ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
-            ('/records/conflicts', ConflictsResource(self.gateway)),
+            ('/records/conflicts', ConflictsResource(self.gateway, _team_reader(services))),
             *sync_routes(self.gateway),
         ]
 
@@ -330,3 +387,18 @@ def _manifest_reader(services):
         return cache['body']
 
     return read
+
+
+def _team_reader(services):
+    """Return a callable giving ``{username: team}`` of existing users, in one read."""
+    directory = services.db('directory')
+
+    def teams(usernames):
+        if not usernames:
+            return {}
+        rows = services.couch.all_docs(directory, keys=[f'user:{name}' for name in sorted(usernames)],
+                                       include_docs=True)
+        return {row['doc']['username']: row['doc'].get('team')
+                for row in rows if row.get('doc') and row['doc'].get('username')}
+
+    return teams

@@ -140,7 +140,7 @@ def test_push_validates_per_doc_and_pull_is_filtered(client, users, admin, servi
     assert bob_changes['results'] == [] and bob_changes['last_seq']
     got = client.simulate_post('/sync/records/_bulk_get?revs=true', headers=_bearer(bob),
                                json={'docs': [{'id': good['_id'], 'rev': docs[0]['_rev']}]})
-    assert got.json['results'][0]['docs'][0]['error']['error'] == 'forbidden'
+    assert got.json['results'][0]['docs'] == [{'missing': docs[0]['_rev']}]
     mine = client.simulate_post('/sync/records/_bulk_get?revs=true', headers=_bearer(alice),
                                 json={'docs': [{'id': good['_id'], 'rev': docs[0]['_rev']}]})
     assert mine.json['results'][0]['docs'][0]['ok']['_id'] == good['_id']

@@ -401,7 +401,11 @@ def test_a_refused_batch_is_quarantined_and_audited_in_bulk(client, users, admin
     assert upstream.to('records', 'POST') == [] and upstream.to('records', 'PUT') == []
     audit_writes = [request for request in upstream.to('audit') if request[0] != 'GET']
     assert len(audit_writes) == 1
-    assert len(upstream.sent) <= 8, upstream.sent
+    # A fixed handful whatever the batch size: the device and its worker (read
+    # once, then from the directory cache), the sealed-youth registry, the
+    # stored-state lookups, one quarantine write, the audit chain's tail and
+    # its one write. 500 refusals must not mean 500 of anything.
+    assert len(upstream.sent) <= 10, upstream.sent
     events = _audit_events(services)
     assert len(events) == 1
     details = events[0]['details']

@@ -1,0 +1,90 @@
+// Several tablets in one node process: each an unmodified PouchDB 9 that
+// live-syncs its records and live-pulls config against the gateway, and
+// captures records on a schedule, as a worker in the field would.
+// Driven by bench/hostile.py.
+//
+// usage: node bench/fleet.mjs <config.json>
+// config: {url, capture_seconds, capture_every_ms, drain_seconds, status, stop,
+//          tablets: [{name, dir, auth: {username, password}, captures: [[doc, envelope], ...]}]}
+// Captures one pair (a sealed record and its rk: envelope) per tablet every
+// capture_every_ms for capture_seconds, writing the captured ids to
+// cfg.status every second, and keeps syncing until the file cfg.stop
+// appears. Prints one JSON line: per tablet the captured ids, those no
+// longer on the tablet, the errors seen while syncing (paused with an
+// error, or 'error') and the denied documents.
+import fs from 'node:fs';
+import PouchDB from 'pouchdb';
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+
+function tablet(spec) {
+  const opts = { auth: spec.auth };
+  const local = new PouchDB(spec.dir);
+  const config = new PouchDB(spec.dir + '-config');
+  const remote = new PouchDB(cfg.url + 'records', opts);
+  const remoteConfig = new PouchDB(cfg.url + 'config', opts);
+  const state = { name: spec.name, captured: [], errors: 0, error_kinds: {}, denied: 0,
+                  converged: false };
+  const noteError = (err) => {
+    if (!err) return;
+    state.errors += 1;
+    const kind = String(err.status || err.name || 'unknown');
+    state.error_kinds[kind] = (state.error_kinds[kind] || 0) + 1;
+  };
+  const sync = local.sync(remote, { live: true, retry: true, batch_size: 100 });
+  const pull = config.replicate.from(remoteConfig, { live: true, retry: true });
+  for (const feed of [sync, pull]) {
+    feed.on('paused', noteError);
+    feed.on('error', noteError);
+    feed.on('denied', () => { state.denied += 1; });
+  }
+  let next = 0;
+  const capture = async () => {
+    if (next >= spec.captures.length) return;
+    const [doc, envelope] = spec.captures[next];
+    next += 1;
+    await local.bulkDocs([doc, envelope]);
+    state.captured.push(doc._id);
+  };
+  const gone = async () => {
+    const rows = (await local.allDocs({ keys: state.captured })).rows;
+    return rows.filter((row) => !row.value || row.value.deleted).map((row) => row.key);
+  };
+  const stop = () => { sync.cancel(); pull.cancel(); };
+  return { state, capture, gone, stop };
+}
+
+const tablets = cfg.tablets.map(tablet);
+const started = Date.now();
+// Spread the captures so the tablets do not all write in the same instant.
+const timers = tablets.map((t, index) => setTimeout(function tick() {
+  if (Date.now() - started >= cfg.capture_seconds * 1000) return;
+  t.capture().catch(() => { t.state.errors += 1; });
+  timers[index] = setTimeout(tick, cfg.capture_every_ms);
+}, Math.floor((index * cfg.capture_every_ms) / tablets.length)));
+
+function writeStatus(phase) {
+  const status = { phase, captured: tablets.map((t) => t.state.captured) };
+  fs.writeFileSync(cfg.status + '.tmp', JSON.stringify(status));
+  fs.renameSync(cfg.status + '.tmp', cfg.status);
+}
+
+let finished = false;
+async function finish() {
+  if (finished) return;
+  finished = true;
+  for (const t of tablets) t.stop();
+  for (const t of tablets) t.state.gone = await t.gone();
+  const payload = { tablets: tablets.map((t) => t.state) };
+  process.stdout.write(JSON.stringify(payload) + '\n', () => process.exit(0));
+}
+
+// Status every second; the driver ends the run by creating cfg.stop (once
+// the server holds every captured record, or its drain time is over).
+setInterval(() => {
+  const capturing = Date.now() - started < cfg.capture_seconds * 1000;
+  writeStatus(capturing ? 'capture' : 'drain');
+  if (fs.existsSync(cfg.stop)) finish();
+}, 1000);
+// A last resort if the driver is gone.
+setTimeout(finish, (cfg.capture_seconds + cfg.drain_seconds + 120) * 1000);
