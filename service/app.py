@@ -24,6 +24,7 @@ from service.errors import install_error_handling
 from service.logs import configure_logging
 from service.middleware import AccessLogMiddleware, AuthMiddleware, CORSMiddleware, SafeJSONHandler
 from service.openapi import Operation, build_spec
+from service.resources.app_static import app_routes
 from service.resources.audit import AuditResource
 from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
@@ -132,6 +133,7 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     ]
     routes += sync_wiring.routes
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
+    routes += app_routes()
     return routes
 
 
