@@ -498,13 +498,13 @@ function renderStatus() {
   if (!box || !state.device) return;
   const last = localStorage.getItem(LAST_SYNC);
   const online = navigator.onLine;
-  box.replaceChildren(
+  box.replaceChildren(...[
     el("span", { id: "status-online", class: online ? "online" : "offline", text: t(online ? "status.online" : "status.offline") }),
     el("span", { id: "status-pending" }),
     el("span", { id: "status-last", text: last ? t("status.last_sync", { time: new Date(last).toLocaleTimeString(state.lang) }) : t("status.never") }),
     state.syncing ? el("span", { id: "status-syncing", text: t("status.syncing") }) : null,
     state.syncError ? el("span", { id: "status-error", class: "error", text: t(state.syncError) }) : null,
-  );
+  ].filter(Boolean));
   pendingCount().then((count) => {
     const pending = $("#status-pending");
     if (pending) {
@@ -585,7 +585,7 @@ function refusalText(refusal) {
   if (refusal.rule === "schema") return t("refusal.schema", { fields });
   if (refusal.rule === "owner") return t("refusal.owner");
   if (refusal.rule === "youth_sealed") return t("refusal.youth_sealed");
-  if (["key_not_accepted", "unknown_key", "envelope"].includes(refusal.rule)) return t("refusal.key");
+  if (["key_version", "envelope"].includes(refusal.rule)) return t("refusal.key");
   return t("refusal.other", { reason: refusal.reason });
 }
 

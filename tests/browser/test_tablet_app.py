@@ -204,6 +204,15 @@ def test_a_refused_record_shows_its_reason(field, context):
     page.wait_for_selector('#intake-list li[data-state="refused"] .reason:has-text("sellados")')
     _shot(page, 'es-refused')
     assert not _screenings(stack)
+    quarantined = stack.services.couch.all_docs(stack.services.db('quarantine'), include_docs=True)
+    assert [row['doc']['rule'] for row in quarantined
+            if row['doc'].get('doc_id', '').startswith('screening:')] == ['youth_sealed']
+    # Capture again: the refused record goes (its tombstone syncs) and a new
+    # form opens for the same youth.
+    page.click('#intake-list li[data-state="refused"] .redo')
+    page.wait_for_selector('#intake-list li[data-state="refused"]', state='detached')
+    assert page.input_value('#youth-code') == 'sealed-youth-01'
+    assert _pending(page) == 0
 
 
 def test_revoking_the_device_wipes_the_app_on_its_next_sync(field, context):
@@ -217,7 +226,8 @@ def test_revoking_the_device_wipes_the_app_on_its_next_sync(field, context):
 
     field.ceremony.run(['devices', '--home', field.ceremony.homes['admin-1'], 'revoke',
                         device_id])
-    page.click('#sync-now')
+    # The live sync's next request (or this one) learns of the revocation.
+    page.evaluate("document.querySelector('#sync-now')?.click()")
     page.wait_for_selector('#enroll-code', timeout=60_000)
     assert 'revoked' in page.inner_text('#notice')
     _shot(page, 'en-revoked')
