@@ -134,8 +134,8 @@ def main() -> None:
         finally:
             server.stop()
     assert len(stored) == args.records, len(stored)
-    print(f'capture offline: {args.records} screenings, median {result["capture_median_ms"]:.0f} ms '
-          f'each (validate + seal + IndexedDB), {result["capture_total_s"]:.1f} s in all')
+    print(f'capture offline: {args.records} screenings, '
+          f'median {result["capture_median_ms"]:.0f} ms each (validate + seal + IndexedDB), {result["capture_total_s"]:.1f} s in all')
     print(f'capture-to-synced: {args.records} records + envelopes on the server '
           f'{result["synced_s"]:.2f} s after the tablet came back online')
 

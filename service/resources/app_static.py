@@ -31,7 +31,8 @@ _TYPES = {
 # Same origin only: the app talks to the service that served it. ajv compiles
 # the replicated JSON Schemas into functions, hence 'unsafe-eval'.
 _CSP = ("default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self'; "
-        "img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; base-uri 'none'; "
+        "img-src 'self' data:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+        "base-uri 'none'; "
         "form-action 'none'; frame-ancestors 'none'")
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 import keys
 from sync.sealed import SealedRegistry
 from tests.browser.conftest import SCREENSHOTS
-from tests.integration.conftest import ORG
 from tests.support.lifecycle import KEY_PASS, day
-
-import pytest
 
 pytestmark = pytest.mark.browser
 
@@ -56,8 +55,9 @@ def _enroll(page, field, code: str) -> None:
     page.click('#enroll-button')
     # The form appears once the packs and schemas arrived through replication.
     page.wait_for_selector('#instrument', timeout=60_000)
-    page.wait_for_function("document.querySelector('#save') && !document.querySelector('#save').disabled",
-                           timeout=60_000)
+    page.wait_for_function(
+        "document.querySelector('#save') && !document.querySelector('#save').disabled",
+        timeout=60_000)
 
 
 def _capture(page, *, youth_code: str | None = None, answers=None, notes=None) -> str:
@@ -270,7 +270,8 @@ def test_a_bad_or_older_manifest_stops_sealing(field, context):
     _shot(page, 'en-blocked')
 
     # A genuine newer manifest lifts the stop; replaying the older one stops it again.
-    services.couch.put(config_db, dict(first, _rev=services.couch.get(config_db, 'key-manifest')['_rev']))
+    services.couch.put(config_db, dict(
+        first, _rev=services.couch.get(config_db, 'key-manifest')['_rev']))
     field.ceremony.admin('rotate', '--kid', 'oek-2', '--accept-until', day(7))
     page.wait_for_function("document.querySelector('#seal-blocked').hidden", timeout=60_000)
     _capture(page)
