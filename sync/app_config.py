@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sync.couch import CouchDBClient
+from sync.errors import SyncError
 
 __all__ = ['app_config_documents', 'publish_app_config']
 
@@ -49,15 +50,25 @@ def app_config_documents(json_schemas: Mapping[str, dict[str, Any]],
 
 def publish_app_config(couch: CouchDBClient, config_db: str,
                        docs: list[dict[str, Any]]) -> list[str]:
-    """Write the documents whose content changed; return their ids."""
-    written = []
+    """Write the documents whose content changed; return their ids.
+
+    One read of the stored documents by key and at most one ``_bulk_docs``,
+    whatever the number of documents.
+    """
+    rows = couch.all_docs(config_db, keys=[doc['_id'] for doc in docs], include_docs=True)
+    stored = {row['key']: row.get('doc') for row in rows if row.get('doc')}
+    changed = []
     for doc in docs:
-        stored = couch.get_or_none(config_db, doc['_id'])
-        if stored is not None:
-            current = {key: value for key, value in stored.items() if key != '_rev'}
-            if current == doc:
-                continue
-            doc = {**doc, '_rev': stored['_rev']}
-        couch.put(config_db, doc)
-        written.append(doc['_id'])
-    return written
+        current = stored.get(doc['_id'])
+        if current is None:
+            changed.append(doc)
+        elif {key: value for key, value in current.items() if key != '_rev'} != doc:
+            changed.append({**doc, '_rev': current['_rev']})
+    if changed:
+        results = couch.bulk_docs(config_db, changed)
+        # A conflict is another instance's run writing the same content.
+        failed = [result for result in results
+                  if result.get('error') and result.get('error') != 'conflict']
+        if failed:
+            raise SyncError(f'{len(failed)} tablet config documents could not be written')
+    return [doc['_id'] for doc in changed]

@@ -81,6 +81,12 @@ def test_db_init_publishes_schemas_and_packs_that_devices_pull(client, users, ad
             'instrument-pack:TVIT_SHORT:0.1'} <= ids
     # Idempotent: a second run rewrites nothing, so replicas pull nothing new.
     assert ensure_databases(services) == [] and publish_tablet_config(services) == []
+    # A document that differs from what the service would publish is rewritten.
+    stale = services.couch.get(services.db('config'), 'record-schema:screening-1')
+    services.couch.put(services.db('config'), dict(stale, identifying_paths=[]))
+    assert publish_tablet_config(services) == ['record-schema:screening-1']
+    again = client.simulate_get('/sync/config/record-schema:screening-1', headers=headers).json
+    assert again['identifying_paths'] == ['/response_notes']
 
 
 def test_a_refusal_tells_the_device_its_rule_and_fields(client, users, admin):
