@@ -272,7 +272,8 @@ function formProblems(doc, pack) {
   if (!state.validator(doc)) {
     for (const error of state.validator.errors) {
       const field = (error.instancePath || "/").split("/").filter(Boolean)[0] ?? error.params?.missingProperty ?? "";
-      problems.push(t("form.field", { field, message: error.message }));
+      const message = translate(state.lang, `validation.${error.keyword}`, error.params) ?? error.message;
+      problems.push(t("form.field", { field, message }));
     }
   }
   if (doc.assent === "declined" && (doc.responses.length || doc.response_notes)) {
@@ -317,7 +318,7 @@ async function saveForm(event) {
   });
   await state.records.bulkDocs([sealed, envelope]);
   state.lastSaved = doc.youth_code;
-  renderForm();
+  renderForm({ keep: false });
   await renderList();
 }
 
@@ -430,6 +431,7 @@ async function wipe() {
 // -- Rendering ---------------------------------------------------------------------------
 
 function render() {
+  const kept = formValues();
   document.documentElement.lang = state.lang;
   document.title = t("app.title");
   const root = $("#app");
@@ -455,6 +457,7 @@ function render() {
   renderStatus();
   renderSealBlocked();
   renderForm();
+  restoreFormValues(kept);
   renderList();
 }
 
@@ -528,19 +531,44 @@ function options(select, values, labelOf, selected) {
   return select;
 }
 
-function renderForm() {
+/** Values of the form's fields by id (kept in memory only, across a re-render). */
+function formValues() {
+  const values = {};
+  for (const field of document.querySelectorAll("#screening-form [id]")) {
+    if (field.type === "checkbox" || field.type === "radio") values[field.id] = field.checked;
+    else if ("value" in field && field.tagName !== "BUTTON") values[field.id] = field.value;
+  }
+  return values;
+}
+
+function restoreFormValues(values) {
+  for (const [id, value] of Object.entries(values)) {
+    const field = document.getElementById(id);
+    if (!field || id === "instrument") continue;
+    if (field.type === "checkbox" || field.type === "radio") {
+      field.checked = value;
+    } else if (field.tagName !== "SELECT" || [...field.options].some((option) => option.value === value)) {
+      field.value = value;
+    }
+  }
+}
+
+/** Draw the capture form; a language switch or new config keeps what was typed. */
+function renderForm({ keep = true } = {}) {
   const box = $("#capture");
   if (!box) return;
+  const kept = keep ? formValues() : {};
   const packIds = Object.keys(state.packs).sort();
   if (!state.schema || !packIds.length) {
     box.replaceChildren(el("h2", { text: t("form.heading") }), el("p", { id: "form-waiting", text: t("form.waiting_config") }));
     return;
   }
-  const current = $("#instrument")?.value;
+  const current = $("#instrument")?.value ?? state.instrument;
   const pack = state.packs[packIds.includes(current) ? current : packIds.includes("QYIT") ? "QYIT" : packIds[0]];
   const properties = state.schema.json_schema.properties;
   const instrument = options(el("select", { id: "instrument" }), packIds, (id) => state.packs[id].title ?? id, pack.id);
-  instrument.addEventListener("change", renderForm);
+  state.instrument = pack.id;
+  instrument.addEventListener("change", () => renderForm());
   const youthCode = el("input", { id: "youth-code", value: newYouthCode(), autocomplete: "off", spellcheck: "false" });
   const items = pack.items.map((item) => {
     const values = pack.answer_sets[item.answers].values;
@@ -570,6 +598,7 @@ function renderForm() {
     options(el("select", { id: "followup" }), properties.followup_action.enum, (f) => label("followup", f)),
     el("div", { id: "form-errors", class: "error", role: "alert" }),
     el("button", { id: "save", type: "submit", disabled: Boolean(state.sealBlocked), text: t("form.save") })));
+  restoreFormValues(kept);
 }
 
 async function pendingCount() {
@@ -618,7 +647,7 @@ async function renderList() {
 async function redo(doc) {
   await state.records.remove(doc);
   await updateStatus((status) => { delete status.refused[doc._id]; });
-  renderForm();
+  renderForm({ keep: false });
   $("#youth-code").value = doc.youth_code ?? newYouthCode();
   await renderList();
 }

@@ -175,7 +175,12 @@ def test_a_form_with_an_invalid_answer_cannot_be_sealed(field, context):
     page.click('#save')
     page.wait_for_selector('#form-errors li')
     errors = page.inner_text('#form-errors')
-    assert 'youth_code' in errors and 'response_notes' in errors
+    assert 'youth_code: not in the expected form' in errors
+    assert 'response_notes: longer than 1000 characters' in errors
+    page.click('#lang-toggle')
+    page.click('#save')
+    page.wait_for_selector('#form-errors:has-text("no tiene la forma esperada")')
+    page.click('#lang-toggle')
     assert _pending(page) == 0
     assert 'Maria' not in page.evaluate(_SCAN)
     # Answers without the confidentiality explanation are refused too.
@@ -280,8 +285,9 @@ def test_a_bad_or_older_manifest_stops_sealing(field, context):
     current = services.couch.get(config_db, 'key-manifest')
     services.couch.put(config_db, dict(first, _rev=current['_rev']))
     page.wait_for_selector('#seal-blocked:not([hidden])', timeout=60_000)
-    before = _pending(page)
+    listed = page.locator('#intake-list li').count()
+    assert listed == 1
     page.evaluate("document.querySelector('#save').disabled = false")
     page.click('#save')
     page.wait_for_selector('#seal-blocked:not([hidden])')
-    assert _pending(page) == before
+    assert page.locator('#intake-list li').count() == listed
