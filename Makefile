@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.to
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	@echo "installing the pinned npm packages (pouchdb-server, PouchDB, @hpke/core): a few minutes on a fresh machine"
+	@echo "installing the pinned npm packages (pouchdb-server, PouchDB, @hpke/core, esbuild, ajv): a few minutes on a fresh machine"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
