@@ -17,7 +17,7 @@ EMBEDDED := yes
 export FIELDVAULT_COUCHDB_URL := http://127.0.0.1:$(EMBEDDED_PORT)
 endif
 
-.PHONY: setup run test stop bench clean
+.PHONY: setup run test stop bench clean chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,24 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.to
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	@echo "installing the pinned npm packages (pouchdb-server, PouchDB, @hpke/core): a few minutes on a fresh machine"
+	@echo "installing the pinned npm packages (pouchdb-server, PouchDB, @hpke/core, esbuild, ajv): a few minutes on a fresh machine"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+# The tablet app (tablet/dist, not committed): rebuilt when a source changes.
+tablet/dist/build.json: node_modules/.installed tablet/build.mjs $(wildcard tablet/src/*) js/fle.mjs
+	node tablet/build.mjs
+
+# The browser tests drive Debian's chromium (Playwright cannot download its own
+# browser here); as root it is installed through apt, otherwise the run stops.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; \
+	fi
+	@command -v chromium >/dev/null || { echo "chromium could not be installed; the browser tests cannot run" >&2; exit 1; }
+
+setup: $(VENV)/.installed node_modules/.installed tablet/dist/build.json
 
 run: setup
 	@if [ "$(EMBEDDED)" = yes ]; then \
@@ -44,11 +57,11 @@ run: setup
 stop:
 	@if [ -f $(EMBEDDED_DIR)/pouchdb.pid ]; then kill $$(cat $(EMBEDDED_DIR)/pouchdb.pid) 2>/dev/null || true; rm -f $(EMBEDDED_DIR)/pouchdb.pid; fi
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) bench/run_all.py
 
 clean: stop
-	rm -rf $(VENV) node_modules var .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules var .pytest_cache .hypothesis tablet/dist

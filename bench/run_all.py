@@ -25,6 +25,7 @@ BENCHMARKS = {
     'crypto': ['bench/crypto.py'],
     'sync': ['-m', 'bench.sync'],
     'rotation': ['-m', 'bench.rotation'],
+    'tablet': ['-m', 'bench.tablet_capture'],
 }
 
 

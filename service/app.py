@@ -25,6 +25,7 @@ from service.logs import configure_logging
 from service.middleware import (AccessLogMiddleware, AuthMiddleware, CORSMiddleware,
                                 DeviceShareMiddleware, SafeJSONHandler)
 from service.openapi import Operation, build_spec
+from service.resources.app_static import app_routes
 from service.resources.audit import AuditResource
 from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
@@ -137,6 +138,7 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     ]
     routes += sync_wiring.routes
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
+    routes += app_routes()
     return routes
 
 

@@ -91,7 +91,26 @@ def ensure_databases(services) -> list[str]:
         physical = services.config.db_name(name)
         if services.couch.ensure_db(physical):
             created.append(physical)
+    publish_tablet_config(services)
     return created
+
+
+def publish_tablet_config(services) -> list[str]:
+    """Publish the record schemas and instrument packs tablets read (config db)."""
+    from sync.app_config import app_config_documents, publish_app_config
+
+    json_schemas = schemas.export_json_schemas()
+    identifying = {schema_id: schemas.identifying_paths(*_type_major(schema_id))
+                   for schema_id in json_schemas}
+    packs = schemas.instruments.load_packs(services.config.instrument_dir)
+    docs = app_config_documents(json_schemas, identifying,
+                                {pack_id: pack.to_dict() for pack_id, pack in packs.items()})
+    return publish_app_config(services.couch, services.config.db_name('config'), docs)
+
+
+def _type_major(schema_id: str) -> tuple[str, int]:
+    doc_type, _, major = schema_id.partition('/')
+    return doc_type, int(major)
 
 
 @db.command('init')

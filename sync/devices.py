@@ -82,6 +82,14 @@ class DeviceNotAuthenticated(Exception):
     """Unknown, malformed, pending or revoked device credentials."""
 
 
+class DeviceRevoked(DeviceNotAuthenticated):
+    """The right secret of a revoked device: it must wipe itself.
+
+    Raised only for the secret the device held when it was revoked, so a
+    guesser learns nothing about a device's status.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceIdentity:
     """An authenticated device.
@@ -207,7 +215,11 @@ class Devices:
             doc = self._device_doc(device_id)
             doc['status'] = 'revoked'
             doc['revoked_at'] = doc.get('revoked_at') or int(self._clock())
-            doc.pop('secret_sha256', None)
+            # Kept under another name: the revoked tablet's next request is
+            # recognised as that tablet's, and told to wipe, never let in.
+            revoked_hash = doc.pop('secret_sha256', None)
+            if revoked_hash:
+                doc['revoked_secret_sha256'] = revoked_hash
             try:
                 self._couch.put(self._directory, doc)
                 break
@@ -290,12 +302,16 @@ class Devices:
         one GET each.
 
         Raises:
-            DeviceNotAuthenticated: Wrong, pending or revoked credentials, or
-                a worker who is disabled, gone or no longer a worker.
+            DeviceNotAuthenticated: Wrong, pending or revoked credentials
+                (``DeviceRevoked`` for the secret of a revoked device), or a
+                worker who is disabled, gone or no longer a worker.
         """
         if not _DEVICE_ID.fullmatch(device_id or '') or not _SECRET.fullmatch(secret or ''):
             raise DeviceNotAuthenticated()
         doc = self._read_device(device_id)
+        if (doc is not None and doc.get('status') == 'revoked'
+                and hmac.compare_digest(doc.get('revoked_secret_sha256', ''), _sha256(secret))):
+            raise DeviceRevoked()
         if doc is None or doc.get('status') != 'active':
             raise DeviceNotAuthenticated()
         if not hmac.compare_digest(doc.get('secret_sha256', ''), _sha256(secret)):

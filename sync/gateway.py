@@ -201,7 +201,10 @@ class _Batch:
         """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
         doc_id = doc.get('_id') if isinstance(doc, dict) else None
         answer = {'id': doc_id if isinstance(doc_id, str) else None,
-                  'error': 'forbidden', 'reason': refusal.reason}
+                  'error': 'forbidden', 'reason': refusal.reason, 'rule': refusal.rule}
+        if refusal.fields:
+            # Schema messages are ours and name fields, never a value.
+            answer['fields'] = refusal.fields
         if isinstance(doc, dict) and isinstance(doc.get('_rev'), str) and doc['_rev']:
             answer['rev'] = doc['_rev']
         self.answers[index] = answer
@@ -756,7 +759,25 @@ class Gateway:
                     pending.cancel()
         if batch.refused:
             self._quarantine(device, db, batch.refused)
+        self._audit_accepted(device, db, docs, batch)
         return [batch.answers[index] for index in sorted(batch.answers)]
+
+    def _audit_accepted(self, device: DeviceIdentity, db: str, docs: list[Any],
+                        batch: _Batch) -> None:
+        """One ``push_accepted`` event per batch that stored anything: counts only."""
+        failed = {index for index, answer in batch.answers.items() if answer.get('error')}
+        accepted = [doc for index, doc in enumerate(docs) if index not in failed]
+        if not accepted:
+            return
+        envelopes = sum(1 for doc in accepted if _envelope_id(doc) is not None)
+        deleted = sum(1 for doc in accepted
+                      if _envelope_id(doc) is None and isinstance(doc, dict)
+                      and doc.get('_deleted') is True)
+        self._audit('push_accepted', actor=f'device:{device.device_id}', subject=None,
+                    details={'db': db, 'worker': device.worker,
+                             'records': len(accepted) - envelopes - deleted,
+                             'envelopes': envelopes, 'deletions': deleted,
+                             'refused': len(batch.refused)})
 
     def _check_chunk(self, device: DeviceIdentity, docs: list[Any], start: int, chunk: int,
                      batch: _Batch) -> dict[str, list[tuple[int, dict[str, Any]]]]:

@@ -11,7 +11,7 @@ from service.audit import AuditLog
 from service.errors import ApiError
 from service.resources import ADMIN, json_object
 from sync.couch import CouchDBClient
-from sync.devices import DeviceError, DeviceNotAuthenticated, Devices
+from sync.devices import DeviceError, DeviceNotAuthenticated, DeviceRevoked, Devices
 
 __all__ = ['DeviceAuthenticator', 'DeviceResource', 'DeviceRevokeResource', 'DevicesResource',
            'EnrollResource']
@@ -37,7 +37,13 @@ class DeviceAuthenticator:
         self._devices = devices
 
     @staticmethod
-    def _refused() -> ApiError:
+    def _refused(ex: DeviceNotAuthenticated | None = None) -> ApiError:
+        if isinstance(ex, DeviceRevoked):
+            # Still CouchDB's "unauthorized" (the replication stops); the code
+            # tells the tablet app to destroy its data and credentials.
+            return ApiError(401, 'device_revoked',
+                            'This device was revoked; it must delete its data.',
+                            headers={'WWW-Authenticate': 'Bearer realm="fieldvault"'})
         return ApiError(401, 'unauthorized', 'Valid device credentials are required.',
                         headers={'WWW-Authenticate': 'Bearer realm="fieldvault"'})
 
@@ -50,15 +56,15 @@ class DeviceAuthenticator:
         """Return the principal of a ``dev.`` bearer token."""
         try:
             return self._principal(self._devices.authenticate_token(token))
-        except DeviceNotAuthenticated:
-            raise self._refused() from None
+        except DeviceNotAuthenticated as ex:
+            raise self._refused(ex) from None
 
     def authenticate_basic(self, device_id: str, secret: str) -> Principal:
         """Return the principal of HTTP Basic device credentials."""
         try:
             return self._principal(self._devices.authenticate_basic(device_id, secret))
-        except DeviceNotAuthenticated:
-            raise self._refused() from None
+        except DeviceNotAuthenticated as ex:
+            raise self._refused(ex) from None
 
 
 class DevicesResource:
