@@ -9,7 +9,9 @@ Storage, all in the ``directory`` database:
 * ``token:<sha256(token)>``: one login session. Only the hash is stored, so a
   leaked database backup holds no usable token. Logout and disabling a user
   delete or invalidate it at once, for every service instance.
-* ``throttle:<sha256(username)>``: recent failed logins of one user name.
+* ``throttle:<sha256(username)>``: recent login attempts of one user name,
+  counted before the password is checked (``service/throttle.py``) and
+  forgotten after a successful login.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from keys import hash_password, verify_password
+from service.throttle import Throttle, Throttled
 from sync.couch import CouchDBClient
 from sync.errors import DocumentConflict, DocumentNotFound
 
@@ -150,6 +153,8 @@ class Accounts:
         self._clock = clock
         self._new_token = token_factory
         self._dummy_hash_value: str | None = None
+        self._login_throttle = Throttle(couch, db, scope='login', limit=max_failures,
+                                        window=lockout_seconds, clock=clock)
 
     @property
     def _dummy_hash(self) -> str:
@@ -278,30 +283,21 @@ class Accounts:
             LoginThrottled: Too many recent failures for this name.
             NotAuthenticated: Wrong name or password, or a disabled user.
         """
+        # The attempt is counted before the password is checked, with a
+        # compare-and-set on the throttle document: parallel guesses cannot
+        # all read "fewer than the limit" and all be checked.
+        try:
+            self._login_throttle.reserve(username or '')
+        except Throttled as ex:
+            raise LoginThrottled(ex.retry_after) from None
         now = self._clock()
-        throttle_id = f'throttle:{_sha256(username or "")}'
-        throttle = self._couch.get_or_none(self._db, throttle_id) or {'_id': throttle_id,
-                                                                      'failures': []}
-        recent = [t for t in throttle['failures'] if t > now - self._lockout]
-        if len(recent) >= self._max_failures:
-            raise LoginThrottled(int(min(recent) + self._lockout - now) + 1)
         doc = self._couch.get_or_none(self._db, f'user:{username}') if _USERNAME.fullmatch(
             username or '') else None
         encoded = doc['password'] if doc else self._dummy_hash
         good = verify_password(password or '', encoded)
         if not good or doc is None or doc.get('disabled'):
-            throttle['failures'] = recent + [now]
-            try:
-                self._couch.put(self._db, throttle)
-            except DocumentConflict:
-                pass  # A concurrent failure was recorded; one is enough.
             raise NotAuthenticated()
-        if recent:
-            throttle['failures'] = []
-            try:
-                self._couch.put(self._db, throttle)
-            except DocumentConflict:
-                pass
+        self._login_throttle.reset(username)
         token = f'usr.{username}.{self._new_token()}'
         expires_at = int(now + self._token_ttl)
         self._couch.put(self._db, {

@@ -4,10 +4,12 @@ and the conflict listing for case staff. Thin: ``sync.gateway`` does the work.""
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from service.errors import ApiError
 from service.resources import CASE_STAFF
+from service.throttle import Throttle
 from sync.devices import DeviceIdentity
 from sync.gateway import BadRequest, Gateway, RecordRules, UnknownDatabase
 
@@ -291,8 +293,11 @@ class SyncWiring:
 
         self.routes = [
             ('/devices', DevicesResource(self.devices, services.audit, worker_exists)),
-            ('/devices/enroll', EnrollResource(self.devices, services.audit, services.couch,
-                                               config.db_name('config'))),
+            ('/devices/enroll', EnrollResource(
+                self.devices, services.audit, services.couch, config.db_name('config'),
+                throttle=Throttle(services.couch, config.db_name('directory'), scope='enroll',
+                                  limit=config.enroll_max_attempts,
+                                  window=config.enroll_window_seconds, clock=time.time))),
             ('/devices/{device_id}', DeviceResource(self.devices)),
             ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
             ('/records/conflicts', ConflictsResource(self.gateway)),
