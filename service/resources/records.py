@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import keys
@@ -10,10 +11,13 @@ from schemas.codes import RELEASE_PURPOSES
 from service.errors import ApiError
 from service.resources import ALL_STAFF
 from sync import key_policy
+from schemas.fields import DocumentId
 from sync.errors import DocumentConflict
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
+
+_RECORD_ID = re.compile(DocumentId.PATTERN.strip('^$'))
 
 
 class ValidateResource:
@@ -156,9 +160,13 @@ class RecordOpenResource:
                                                     'of the listed codes.',
                            fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
         principal = req.context.principal
-        document = self._couch.get_or_none(self._records_db, record_id)
-        owner = self._couch.get_or_none(
-            self._directory_db, f'user:{document["owner"]}') if document else None
+        # Only a record id reaches the database: "_all_docs", "_design/..."
+        # and the like would address something else.
+        document = self._couch.get_or_none(self._records_db, record_id) \
+            if _RECORD_ID.fullmatch(record_id) else None
+        owner_name = document.get('owner') if document else None
+        owner = self._couch.get_or_none(self._directory_db, f'user:{owner_name}') \
+            if isinstance(owner_name, str) else None
         # APPSEC: a record outside the caller's team answers exactly like a
         # missing one, so ids cannot be probed.
         if document is None or owner is None or owner.get('team') is None \

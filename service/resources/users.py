@@ -38,9 +38,10 @@ class UsersResource:
 
 
 class UserResource:
-    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables."""
+    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables;
+    ``DELETE`` deletes a disabled user and ends their sessions."""
 
-    auth = {'GET': ADMIN, 'PATCH': ADMIN}
+    auth = {'GET': ADMIN, 'PATCH': ADMIN, 'DELETE': ADMIN}
 
     def __init__(self, accounts: Accounts, audit: AuditLog) -> None:
         self._accounts = accounts
@@ -64,4 +65,12 @@ class UserResource:
         changed = sorted(set(body) - {'password'}) + (['password'] if 'password' in body else [])
         self._audit.record('user_updated', actor=f'user:{req.context.principal.id}',
                            subject=f'user:{username}', details={'changed': changed})
+        resp.media = user
+
+    def on_delete(self, req, resp, username):
+        actor = req.context.principal.id
+        user = self._accounts.delete_user(username, actor=actor)
+        self._audit.record('user_deleted', actor=f'user:{actor}', subject=f'user:{username}',
+                           details={'roles': user['roles'],
+                                    'sessions_ended': user['sessions_ended']})
         resp.media = user
