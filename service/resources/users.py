@@ -38,8 +38,11 @@ class UsersResource:
 
 
 class UserResource:
-    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables;
-    ``DELETE`` deletes a disabled user and ends their sessions."""
+    """``/users/{username}``: show, change (roles, team, disabled) or delete a user.
+
+    Only a disabled user can be deleted (see ``Accounts.delete_user``); the
+    deletion ends their sessions and is audited.
+    """
 
     auth = {'GET': ADMIN, 'PATCH': ADMIN, 'DELETE': ADMIN}
 
