@@ -4,6 +4,7 @@ and the conflict listing for case staff. Thin: ``sync.gateway`` does the work.""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from sync.gateway import BadRequest, Gateway, RecordRules, UnknownDatabase
 __all__ = ['ConflictsResource', 'SyncWiring', 'sync_routes']
 
 DEVICE = ('device',)
+_WHOLE_NUMBER = re.compile(r'[0-9]{1,10}')
 
 
 @contextlib.contextmanager
@@ -37,7 +39,9 @@ def _int_param(req, name: str) -> int | None:
     raw = req.get_param(name)
     if raw is None or raw == '':
         return None
-    if not raw.isdigit():
+    # ASCII digits, at most ten: str.isdigit() also accepts "²", which int()
+    # refuses, and an unbounded number overflows the time arithmetic.
+    if not _WHOLE_NUMBER.fullmatch(raw):
         raise ApiError(400, 'bad_request', f'Malformed request: {name}.')
     return int(raw)
 
@@ -166,9 +170,16 @@ class SyncBulkGetResource(_SyncResource):
     auth = {'POST': DEVICE}
 
     def on_post(self, req, resp, db):
+        docs = _json_object(req).get('docs')
+        if docs == []:
+            # Nothing to read: answered here, since pouchdb-server never
+            # answers an empty _bulk_get and the request would hold a thread.
+            with _gateway_errors():
+                self._gateway.physical(db)
+            resp.media = {'results': []}
+            return
         with _gateway_errors():
-            resp.media = self._gateway.bulk_get(_device(req), db,
-                                                _json_object(req).get('docs'))
+            resp.media = self._gateway.bulk_get(_device(req), db, docs)
 
 
 class SyncAllDocsResource(_SyncResource):

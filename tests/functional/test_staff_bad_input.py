@@ -182,3 +182,37 @@ def test_a_stored_lone_surrogate_is_answered_as_a_json_escape():
     assert handler.serialize({'team': 'a\ud83d'}, 'application/json') == b'{"team":"a\\ud83d"}'
     assert handler.serialize({'team': 'équipe'}, 'application/json') == \
         '{"team":"équipe"}'.encode()
+
+
+# -- the device query values /sync parses itself ---------------------------------
+
+@pytest.fixture
+def device_headers(client, users, role_tokens):
+    import base64
+    users.create('w-query', ['worker'])
+    code = client.simulate_post('/devices', json={'worker': 'w-query'},
+                                headers=users.bearer(role_tokens['admin'])).json['enrollment_code']
+    creds = client.simulate_post('/devices/enroll', json={'code': code}).json
+    basic = base64.b64encode(f'{creds["device_id"]}:{creds["secret"]}'.encode()).decode()
+    return {'Authorization': f'Basic {basic}'}
+
+
+@pytest.mark.parametrize('query', [
+    'limit=%C2%B2', 'limit=%D9%A1', 'timeout=%C2%B2', 'limit=1e3', 'limit=-1',
+    'feed=longpoll&heartbeat=%C2%B2', 'feed=longpoll&since=now&heartbeat=' + '9' * 40,
+    'feed=longpoll&since=now&timeout=' + '9' * 40, 'limit=' + '9' * 40,
+])
+def test_malformed_changes_query_values_are_400(client, device_headers, query):
+    result = client.simulate_get('/sync/records/_changes', query_string=query,
+                                 headers=device_headers)
+    assert_refused(result, 400, 'bad_request')
+
+
+def test_an_empty_bulk_get_is_answered_without_the_database(client, device_headers):
+    result = client.simulate_post('/sync/records/_bulk_get', json={'docs': []},
+                                  headers=device_headers)
+    assert result.status_code == 200, result.text
+    assert result.json == {'results': []}
+    unknown = client.simulate_post('/sync/nowhere/_bulk_get', json={'docs': []},
+                                   headers=device_headers)
+    assert unknown.status_code == 404
