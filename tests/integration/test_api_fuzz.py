@@ -33,10 +33,11 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = 'correct horse battery staple'
 #: Planted as an undeclared member's name, its value, and a query parameter.
-CANARY_KEY = 'JaneDoeCanary7f3a'
-CANARY_VALUE = 'Jane Doe 7f3a canary'
-CANARY_MARKS = (CANARY_KEY, '7f3a')
-EXAMPLES = 12
+CANARY_KEY = 'JaneDoeQzxCanary'
+CANARY_VALUE = 'Jane Doe qzxcanary'
+#: No hex digits in the marks: request ids and uuids cannot contain them by chance.
+CANARY_MARKS = ('QzxCanary', 'qzxcanary')
+EXAMPLES = 30
 ROLES = ('device', 'worker', 'advocate', 'admin')
 
 
