@@ -252,8 +252,8 @@ class Accounts:
         password: str | None = None,
     ) -> dict[str, Any]:
         """Change roles, team, password or the disabled flag of a user."""
-        _check_team(team)
         for _attempt in range(5):
+            _check_team(team)
             doc = self._user_doc(username)
             if roles is not None:
                 roles = tuple(dict.fromkeys(roles))

@@ -158,29 +158,6 @@ class CORSMiddleware:
 _CONTAINERS = (dict, list)
 
 
-def json_depth(value: Any, limit: int) -> int:
-    """Return the nesting depth of a parsed JSON value, stopping past ``limit``.
-
-    A scalar is depth 1 and a non-empty container is one deeper than its
-    deepest child. The walk goes one level at a time and only descends into
-    containers, so the scalars of a large push batch (the bulk of it) cost a
-    type check each, nothing more.
-    """
-    deepest = 1
-    level = [value] if type(value) in _CONTAINERS else []
-    depth = 1
-    while level:
-        if any(level):  # a non-empty container here has children one deeper
-            deepest = depth + 1
-            if deepest > limit:
-                return deepest
-        level = [child for item in level
-                 for child in (item.values() if type(item) is dict else item)
-                 if type(child) in _CONTAINERS]
-        depth += 1
-    return deepest
-
-
 #: A JSON escape of a UTF-16 surrogate. Raw UTF-8 cannot carry one (the
 #: decoder refuses it), so a body without this pattern holds none and the
 #: walk below is skipped.
@@ -208,6 +185,29 @@ def has_lone_surrogate(value: Any) -> bool:
         elif type(item) is list:
             stack.extend(item)
     return False
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Return the nesting depth of a parsed JSON value, stopping past ``limit``.
+
+    A scalar is depth 1 and a non-empty container is one deeper than its
+    deepest child. The walk goes one level at a time and only descends into
+    containers, so the scalars of a large push batch (the bulk of it) cost a
+    type check each, nothing more.
+    """
+    deepest = 1
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 1
+    while level:
+        if any(level):  # a non-empty container here has children one deeper
+            deepest = depth + 1
+            if deepest > limit:
+                return deepest
+        level = [child for item in level
+                 for child in (item.values() if type(item) is dict else item)
+                 if type(child) in _CONTAINERS]
+        depth += 1
+    return deepest
 
 
 class SafeJSONHandler(falcon.media.BaseHandler):

@@ -8,10 +8,10 @@ import time
 import keys
 import schemas
 from schemas.codes import RELEASE_PURPOSES
+from schemas.fields import DocumentId
 from service.errors import ApiError
 from service.resources import ALL_STAFF
 from sync import key_policy
-from schemas.fields import DocumentId
 from sync.errors import DocumentConflict
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.

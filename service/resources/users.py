@@ -38,11 +38,7 @@ class UsersResource:
 
 
 class UserResource:
-    """``/users/{username}``: show, change (roles, team, disabled) or delete a user.
-
-    Only a disabled user can be deleted (see ``Accounts.delete_user``); the
-    deletion ends their sessions and is audited.
-    """
+    """``GET /users/{username}`` shows a user; ``PATCH`` changes roles or disables."""
 
     auth = {'GET': ADMIN, 'PATCH': ADMIN, 'DELETE': ADMIN}
 
@@ -71,6 +67,7 @@ class UserResource:
         resp.media = user
 
     def on_delete(self, req, resp, username):
+        """Delete a disabled user and end their sessions (``Accounts.delete_user``)."""
         actor = req.context.principal.id
         user = self._accounts.delete_user(username, actor=actor)
         self._audit.record('user_deleted', actor=f'user:{actor}', subject=f'user:{username}',
