@@ -72,8 +72,9 @@ def _code_for(ex: falcon.HTTPError) -> str:
     return re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
 
 
-#: A member name safe to repeat: the names our schemas and resources declare.
-_MEMBER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,63}')
+#: A member name safe to repeat: the names our schemas and resources declare,
+#: or a list index (resources key per-item messages by the item's position).
+_MEMBER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6}')
 #: Messages that mean "a member you sent is not one we know".
 _UNKNOWN_MESSAGES = frozenset({'Unknown field.', 'Unknown parameter.'})
 

@@ -103,6 +103,12 @@ class GrantsBody(_Closed):
     grants = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
 
 
+class SharesBody(_Closed):
+    """Shares of held key versions, sealed to newly certified staff."""
+
+    shares = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+
+
 class RewrappedBody(_Closed):
     """Envelopes re-sealed from one key version to another."""
 
@@ -132,7 +138,7 @@ class SealingBody(_Closed):
 
 
 class SealingApproveBody(_Closed):
-    """The second person's approval of a sealing; the body is optional."""
+    """A confirmation of a sealing step (approve, cancel); the body is optional."""
 
     confirm = fields.Boolean()
 
@@ -177,7 +183,7 @@ class AllDocsBody(Schema):
 BODY_SCHEMAS: dict[str, type[Schema]] = {
     cls.__name__: cls for cls in (
         LoginBody, UserCreateBody, UserUpdateBody, DeviceCreateBody, EnrollBody, SignerBody,
-        ManifestBody, AdvocateKeyBody, CertificateBody, GrantsBody, RewrappedBody,
+        ManifestBody, AdvocateKeyBody, CertificateBody, GrantsBody, SharesBody, RewrappedBody,
         RewrapRunBody, SealingBody, SealingApproveBody, RecordIntakeBody, EmptyBody,
         BulkDocsBody, BulkGetBody, AllDocsBody)
 }
@@ -203,12 +209,14 @@ REQUEST_BODIES: dict[tuple[str, str], Any] = {
     ('PUT', '/keys/recovery'): 'CertificateBody',
     ('POST', '/keys/envelopes/rewrapped'): 'RewrappedBody',
     ('POST', '/keys/rewrap-runs'): 'RewrapRunBody',
+    ('POST', '/keys/shares'): 'SharesBody',
     ('POST', '/records'): 'RecordIntakeBody',
     ('POST', '/devices'): 'DeviceCreateBody',
     ('POST', '/devices/enroll'): 'EnrollBody',
     ('POST', '/devices/{device_id}/revoke'): 'EmptyBody',
     ('POST', '/sealings'): 'SealingBody',
     ('POST', '/sealings/{sealing_id}/approve'): 'SealingApproveBody',
+    ('POST', '/sealings/{sealing_id}/cancel'): 'SealingApproveBody',
     ('PUT', '/sync/{db}'): 'EmptyBody',
     ('PUT', '/sync/{db}/'): 'EmptyBody',
     ('PUT', '/sync/{db}/_local/{local_id}'): _CHECKPOINT,

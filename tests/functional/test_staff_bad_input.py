@@ -216,3 +216,21 @@ def test_an_empty_bulk_get_is_answered_without_the_database(client, device_heade
     unknown = client.simulate_post('/sync/nowhere/_bulk_get', json={'docs': []},
                                    headers=device_headers)
     assert unknown.status_code == 404
+
+
+def test_refusal_messages_keep_declared_names_and_positions_only():
+    from service.errors import public_fields
+    assert public_fields({
+        'envelopes': {'0': ['The envelope belongs to another document.']},
+        'owner': ['Must be the submitting user.'],
+        'Jane Doe': ['Not a valid string.'],
+        'JaneDoe': ['Unknown field.'],
+        '_unrecognized_key': ['Unknown field.', 'Unknown field.'],
+        'keys': {'JaneDoe': {'key': ['Not a valid key.']}},
+    }) == {
+        'envelopes': {'0': ['The envelope belongs to another document.']},
+        'owner': ['Must be the submitting user.'],
+        'keys': {'_invalid': ['1 member(s) whose names are not repeated are not valid.']},
+        '_unknown': ['3 unknown member(s); send only the documented ones.'],
+        '_invalid': ['1 member(s) whose names are not repeated are not valid.'],
+    }

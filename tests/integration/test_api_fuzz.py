@@ -35,7 +35,7 @@ PASSWORD = 'correct horse battery staple'
 #: Planted as an undeclared member's name, its value, and a query parameter.
 CANARY_KEY = 'JaneDoeQzxCanary'
 CANARY_VALUE = 'Jane Doe qzxcanary'
-#: No hex digits in the marks: request ids and uuids cannot contain them by chance.
+#: Each mark has letters outside hex, so no request id or uuid holds one by chance.
 CANARY_MARKS = ('QzxCanary', 'qzxcanary')
 EXAMPLES = 30
 ROLES = ('device', 'worker', 'advocate', 'admin')
