@@ -15,6 +15,7 @@ No falcon here: ``service/errors.py`` maps :class:`Throttled` to 429 with
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,7 @@ class Throttle:
     """
 
     def __init__(self, couch: CouchDBClient, db: str, *, scope: str, limit: int, window: int,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._couch = couch
         self._db = db
         self._scope = scope

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from typing import Any
 
 from service.errors import ApiError
@@ -17,7 +16,6 @@ from sync.gateway import BadRequest, Gateway, RecordRules, UnknownDatabase
 __all__ = ['ConflictsResource', 'SyncWiring', 'sync_routes']
 
 DEVICE = ('device',)
-_WHOLE_NUMBER = re.compile(r'[0-9]{1,10}')
 
 
 @contextlib.contextmanager
@@ -35,13 +33,17 @@ def _device(req) -> DeviceIdentity:
     return DeviceIdentity(device_id=principal.id, worker=principal.worker)
 
 
+#: A numeric query parameter: ASCII digits only (``str.isdigit`` also
+#: accepts ``²`` and other digits ``int`` refuses), and few enough of them
+#: that every later use is cheap; the gateway clamps the value itself.
+_INT_PARAM = re.compile(r'[0-9]{1,20}')
+
+
 def _int_param(req, name: str) -> int | None:
     raw = req.get_param(name)
     if raw is None or raw == '':
         return None
-    # ASCII digits, at most ten: str.isdigit() also accepts "²", which int()
-    # refuses, and an unbounded number overflows the time arithmetic.
-    if not _WHOLE_NUMBER.fullmatch(raw):
+    if not _INT_PARAM.fullmatch(raw):
         raise ApiError(400, 'bad_request', f'Malformed request: {name}.')
     return int(raw)
 
@@ -308,7 +310,7 @@ class SyncWiring:
                 self.devices, services.audit, services.couch, config.db_name('config'),
                 throttle=Throttle(services.couch, config.db_name('directory'), scope='enroll',
                                   limit=config.enroll_max_attempts,
-                                  window=config.enroll_window_seconds, clock=time.time))),
+                                  window=config.enroll_window_seconds))),
             ('/devices/{device_id}', DeviceResource(self.devices)),
             ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
             ('/records/conflicts', ConflictsResource(self.gateway)),
