@@ -13,7 +13,9 @@ Storage, all in the ``directory`` database:
 * ``token:<sha256(token)>``: one login session. Only the hash is stored, so a
   leaked database backup holds no usable token. Logout and disabling a user
   delete or invalidate it at once, for every service instance.
-* ``throttle:<sha256(username)>``: recent failed logins of one user name.
+* ``throttle:<sha256(username)>``: recent login attempts of one user name,
+  counted before the password is checked (``service/throttle.py``) and
+  forgotten after a successful login.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from keys import hash_password, verify_password
+from service.throttle import Throttle, Throttled
 from sync.couch import CouchDBClient
 from sync.errors import DocumentConflict, DocumentNotFound
 
@@ -45,6 +48,10 @@ ROLES = ('worker', 'advocate', 'supervisor', 'admin', 'liaison')
 DATA_ROLES = ('advocate', 'supervisor')
 
 _USERNAME = re.compile(r'[a-z0-9][a-z0-9._-]{1,62}')
+#: A team (caseload) is a short identifier: it is copied into every audit
+#: event of its members and compared for team scoping, so it holds no
+#: control, bidi or other character a person could misread.
+_TEAM = re.compile(r'[a-z0-9][a-z0-9._-]{0,62}')
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -129,13 +136,24 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _check_team(team: Any) -> None:
+    if team is not None and (not isinstance(team, str) or not _TEAM.fullmatch(team)):
+        raise AccountError(422, 'invalid_team',
+                           'Teams are 1-63 lowercase letters, digits, ".", "-" or "_".')
+
+
 def _public_user(doc: dict[str, Any]) -> dict[str, Any]:
+    # Built from a stored document: a malformed one (written by hand or by
+    # an older version) is shown with what is well formed, never an error.
+    roles = doc.get('roles')
+    team = doc.get('team')
+    created_at = doc.get('created_at')
     return {
-        'username': doc['username'],
-        'roles': doc['roles'],
-        'team': doc.get('team'),
-        'disabled': doc.get('disabled', False),
-        'created_at': doc.get('created_at'),
+        'username': str(doc.get('username') or doc.get('_id', '')[len('user:'):]),
+        'roles': [role for role in roles if role in ROLES] if isinstance(roles, list) else [],
+        'team': team if isinstance(team, str) and _TEAM.fullmatch(team) else None,
+        'disabled': bool(doc.get('disabled', False)),
+        'created_at': created_at if isinstance(created_at, int) else None,
     }
 
 
@@ -174,6 +192,8 @@ class Accounts:
         self._clock = clock
         self._new_token = token_factory
         self._dummy_hash_value: str | None = None
+        self._login_throttle = Throttle(couch, db, scope='login', limit=max_failures,
+                                        window=lockout_seconds, clock=clock)
 
     @property
     def _dummy_hash(self) -> str:
@@ -216,6 +236,7 @@ class Accounts:
         if len(password or '') < MIN_PASSWORD_LENGTH:
             raise AccountError(422, 'weak_password',
                                f'Passwords need at least {MIN_PASSWORD_LENGTH} characters.')
+        _check_team(team)
         doc = {
             '_id': f'user:{username}',
             'type': 'user',
@@ -273,6 +294,7 @@ class Accounts:
                 password.
         """
         for _attempt in range(5):
+            _check_team(team)
             doc = self._user_doc(username)
             before = (list(doc['roles']), doc.get('team'))
             if roles is not None:
@@ -313,6 +335,56 @@ class Accounts:
             return _public_user(doc)
         raise AccountError(409, 'conflict', 'The user changed concurrently; retry.')
 
+    def delete_user(self, username: str, *, actor: str | None = None) -> dict[str, Any]:
+        """Delete a disabled user and end every session of theirs.
+
+        A user must be disabled first. Disabling is the step that ends access
+        and where the refusals that keep records openable apply (a change
+        that would leave a key version without a holder is refused there);
+        requiring it first means deletion passes the same checks, cannot
+        race a new login (a disabled user cannot open a session), and an
+        accidental disable can still be undone before the account is gone
+        for good. Deletion is refused for the caller's own account and for
+        the last admin, so the directory always keeps someone who can
+        administer it.
+
+        Args:
+            username: The user to delete.
+            actor: User name of the admin asking, when it is a person.
+
+        Returns:
+            The deleted user's public view, with ``sessions_ended``.
+
+        Raises:
+            AccountError: No such user (404); the caller themselves, a user
+                who is not disabled, or the last admin (409).
+        """
+        for _attempt in range(5):
+            doc = self._user_doc(username)
+            if actor is not None and actor == username:
+                raise AccountError(409, 'cannot_delete_self', 'You cannot delete your own account.')
+            if not doc.get('disabled'):
+                raise AccountError(409, 'user_not_disabled', 'Disable the user before deleting it.')
+            if 'admin' in (doc.get('roles') or ()) and self.count_admins() == 0:
+                raise AccountError(409, 'last_admin', 'The last admin cannot be deleted.')
+            try:
+                self._couch.delete(self._db, doc['_id'], doc['_rev'])
+            except DocumentConflict:
+                continue
+            except DocumentNotFound:
+                raise AccountError(404, 'user_not_found', 'No such user.') from None
+            break
+        else:
+            raise AccountError(409, 'conflict', 'The user changed concurrently; retry.')
+        # Sessions are found by their owner, not by token: a user created
+        # later under the same name must not inherit one.
+        sessions = [{'_id': session['_id'], '_rev': session['_rev'], '_deleted': True}
+                    for session in self._couch.iter_prefix(self._db, 'token:')
+                    if session.get('username') == username]
+        if sessions:
+            self._couch.bulk_docs(self._db, sessions)
+        return {**_public_user(doc), 'sessions_ended': len(sessions)}
+
     def count_admins(self) -> int:
         """Return how many enabled admins exist (for the bootstrap)."""
         return sum(
@@ -332,30 +404,21 @@ class Accounts:
             LoginThrottled: Too many recent failures for this name.
             NotAuthenticated: Wrong name or password, or a disabled user.
         """
+        # The attempt is counted before the password is checked, with a
+        # compare-and-set on the throttle document: parallel guesses cannot
+        # all read "fewer than the limit" and all be checked.
+        try:
+            self._login_throttle.reserve(username or '')
+        except Throttled as ex:
+            raise LoginThrottled(ex.retry_after) from None
         now = self._clock()
-        throttle_id = f'throttle:{_sha256(username or "")}'
-        throttle = self._couch.get_or_none(self._db, throttle_id) or {'_id': throttle_id,
-                                                                      'failures': []}
-        recent = [t for t in throttle['failures'] if t > now - self._lockout]
-        if len(recent) >= self._max_failures:
-            raise LoginThrottled(int(min(recent) + self._lockout - now) + 1)
         doc = self._couch.get_or_none(self._db, f'user:{username}') if _USERNAME.fullmatch(
             username or '') else None
         encoded = doc['password'] if doc else self._dummy_hash
         good = verify_password(password or '', encoded)
         if not good or doc is None or doc.get('disabled'):
-            throttle['failures'] = recent + [now]
-            try:
-                self._couch.put(self._db, throttle)
-            except DocumentConflict:
-                pass  # A concurrent failure was recorded; one is enough.
             raise NotAuthenticated()
-        if recent:
-            throttle['failures'] = []
-            try:
-                self._couch.put(self._db, throttle)
-            except DocumentConflict:
-                pass
+        self._login_throttle.reset(username)
         token = f'usr.{username}.{self._new_token()}'
         expires_at = int(now + self._token_ttl)
         self._couch.put(self._db, {

@@ -26,6 +26,7 @@ from service.middleware import (AccessLogMiddleware, AuthMiddleware, CORSMiddlew
                                 DeviceShareMiddleware, SafeJSONHandler)
 from service.openapi import Operation, build_spec
 from service.resources.app_static import app_routes
+from service.openapi_bodies import QUERY_PARAMETERS, REQUEST_BODIES
 from service.resources.audit import AuditResource
 from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
@@ -151,7 +152,9 @@ def _operations(routes: list[tuple[str, Any]]) -> list[Operation]:
                 continue
             operations.append(Operation(
                 path=path, method=method.lower(), summary=summary, roles=roles,
-                request=getattr(resource, 'openapi_request', {}).get(method)))
+                request=getattr(resource, 'openapi_request', {}).get(method)
+                or REQUEST_BODIES.get((method, path)),
+                query=tuple(QUERY_PARAMETERS.get((method, path), ()))))
     return operations
 
 

@@ -209,6 +209,25 @@ def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
                f'{"disabled" if user["disabled"] else "enabled"}')
 
 
+@users.command('delete')
+@click.argument('username')
+@click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
+def users_delete(username: str, yes: bool) -> None:
+    """Delete a disabled user and end their sessions (operator command)."""
+    from service.accounts import AccountError
+    if not yes:
+        click.confirm(f'Delete user {username} for good?', abort=True)
+    services = build_services(_config())
+    try:
+        user = services.accounts.delete_user(username)
+    except AccountError as ex:
+        raise click.ClickException(ex.description) from None
+    services.audit.record('user_deleted', actor='cli:operator', subject=f'user:{username}',
+                          details={'roles': user['roles'],
+                                   'sessions_ended': user['sessions_ended']})
+    click.echo(f'user {username} deleted; {user["sessions_ended"]} session(s) ended')
+
+
 @cli.group('schemas')
 def schemas_group() -> None:
     """Record schemas."""

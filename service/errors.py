@@ -26,7 +26,7 @@ from schemas.errors import SchemaValidationError, UnknownSchema
 from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
-__all__ = ['ApiError', 'install_error_handling']
+__all__ = ['ApiError', 'install_error_handling', 'public_fields']
 
 log = logging.getLogger('fieldvault.errors')
 
@@ -59,7 +59,7 @@ class ApiError(falcon.HTTPError):
         body = super().to_dict(obj_type)
         body['code'] = self.code
         if self.fields is not None:
-            body['fields'] = self.fields
+            body['fields'] = public_fields(self.fields)
         return body
 
 
@@ -72,6 +72,47 @@ def _code_for(ex: falcon.HTTPError) -> str:
     return re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')
 
 
+#: A member name safe to repeat: the names our schemas and resources declare,
+#: or a list index (resources key per-item messages by the item's position).
+_MEMBER_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,6}')
+#: Messages that mean "a member you sent is not one we know".
+_UNKNOWN_MESSAGES = frozenset({'Unknown field.', 'Unknown parameter.'})
+
+
+def public_fields(fields: Any) -> Any:
+    """Return per-field messages that repeat no submitted member name.
+
+    Marshmallow and the resources key their messages by member name, and an
+    unknown member's name is whatever the client sent (a youth's name, say).
+    Unknown members are counted under ``_unknown``; any other key that is not
+    a declared-looking name (or a list index) is counted under ``_invalid``,
+    and so is a key whose messages are only about it as a mapping key or
+    value (marshmallow's ``{"key": ..., "value": ...}`` shape).
+    """
+    if not isinstance(fields, dict):
+        return fields
+    public: dict[Any, Any] = {}
+    unknown = invalid = 0
+    for name, messages in fields.items():
+        if isinstance(messages, list) and messages and all(
+                isinstance(message, str) and message in _UNKNOWN_MESSAGES
+                for message in messages):
+            unknown += len(messages)
+        elif isinstance(name, int) and not isinstance(name, bool):
+            public[name] = public_fields(messages)
+        elif isinstance(name, str) and _MEMBER_NAME.fullmatch(name) and not (
+                isinstance(messages, dict) and messages
+                and set(messages) <= {'key', 'value'}):
+            public[name] = public_fields(messages)
+        else:
+            invalid += 1
+    if unknown:
+        public['_unknown'] = [f'{unknown} unknown member(s); send only the documented ones.']
+    if invalid:
+        public['_invalid'] = [f'{invalid} member(s) whose names are not repeated are not valid.']
+    return public
+
+
 def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError) -> None:
     """Write every error in the one JSON shape (CouchDB keys under /sync)."""
     body: dict[str, Any] = {
@@ -81,7 +122,9 @@ def _serialize(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError)
     }
     fields = getattr(ex, 'fields', None)
     if fields is not None:
-        body['fields'] = fields
+        # APPSEC: every 422 passes here, so no responder can repeat a
+        # submitted member name, whoever built its message dict.
+        body['fields'] = public_fields(fields)
     if req.path.startswith('/sync'):
         # PouchDB stops for good on "unauthorized"/"forbidden" and retries
         # anything else, so refused credentials must use CouchDB's names.

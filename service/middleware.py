@@ -27,6 +27,7 @@ __all__ = [
     'CORSMiddleware',
     'DeviceShareMiddleware',
     'SafeJSONHandler',
+    'has_lone_surrogate',
     'json_depth',
 ]
 
@@ -248,6 +249,35 @@ class CORSMiddleware:
 _CONTAINERS = (dict, list)
 
 
+#: A JSON escape of a UTF-16 surrogate. Raw UTF-8 cannot carry one (the
+#: decoder refuses it), so a body without this pattern holds none and the
+#: walk below is skipped.
+_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F][0-9a-fA-F]{2}')
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Return True when a parsed JSON value holds a lone surrogate in any string or key.
+
+    A lone surrogate is no Unicode character: it cannot be encoded as
+    UTF-8, so it breaks hashing, storage and every later answer that
+    carries it. Paired surrogates were joined by the parser and pass.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            try:
+                item.encode('utf-8')
+            except UnicodeEncodeError:
+                return True
+        elif type(item) is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
+
+
 def json_depth(value: Any, limit: int) -> int:
     """Return the nesting depth of a parsed JSON value, stopping past ``limit``.
 
@@ -338,7 +368,17 @@ class SafeJSONHandler(falcon.media.BaseHandler):
         if json_depth(value, self._max_depth) > self._max_depth:
             raise ApiError(400, 'too_deep',
                            f'The JSON body is nested deeper than {self._max_depth} levels.')
+        if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+            raise ApiError(400, 'invalid_unicode',
+                           'The body holds a lone UTF-16 surrogate, which is no character.')
         return value
 
     def serialize(self, media, content_type) -> bytes:
-        return json.dumps(media, ensure_ascii=False, separators=(',', ':')).encode('utf-8')
+        text = json.dumps(media, ensure_ascii=False, separators=(',', ':'))
+        try:
+            return text.encode('utf-8')
+        except UnicodeEncodeError:
+            # A stored value with a lone surrogate (written before bodies were
+            # checked for them) has no UTF-8 form; JSON escapes it instead,
+            # so one bad document cannot break a listing.
+            return json.dumps(media, ensure_ascii=True, separators=(',', ':')).encode('ascii')

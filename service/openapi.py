@@ -8,12 +8,14 @@ the description cannot list a route the app does not serve.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 import schemas
+from service.openapi_bodies import BODY_SCHEMAS, OPTIONAL_BODIES, path_parameter_schema
 
 __all__ = ['Operation', 'build_spec']
 
@@ -41,6 +43,7 @@ class Operation:
         request: JSON Schema or component name of the body, if any.
         response: Description of the success answer.
         status: Success status.
+        query: OpenAPI parameter objects of the query string.
     """
 
     path: str
@@ -50,6 +53,7 @@ class Operation:
     request: Any = None
     response: str = 'OK'
     status: int = 200
+    query: tuple = ()
 
 
 def build_spec(operations: list[Operation], *, version: str) -> dict[str, Any]:
@@ -66,6 +70,8 @@ def build_spec(operations: list[Operation], *, version: str) -> dict[str, Any]:
     spec.components.security_scheme('deviceBasic', {'type': 'http', 'scheme': 'basic'})
     spec.components.schema('Error', _ERROR)
     schemas.register_with_apispec(spec)
+    for name, body_schema in BODY_SCHEMAS.items():
+        spec.components.schema(name, schema=body_schema)
     by_path: dict[str, dict[str, Any]] = {}
     for op in operations:
         entry: dict[str, Any] = {
@@ -79,13 +85,24 @@ def build_spec(operations: list[Operation], *, version: str) -> dict[str, Any]:
         }
         if op.roles == 'public':
             entry['security'] = []
+        elif 'device' in op.roles:
+            entry['security'] = [{'deviceBasic': []}, {'bearer': []}]
+            entry['x-roles'] = list(op.roles)
         else:
             entry['security'] = [{'bearer': []}]
             entry['x-roles'] = list(op.roles)
+        parameters = [
+            {'name': name, 'in': 'path', 'required': True,
+             'schema': path_parameter_schema(op.path, name)}
+            for name in re.findall(r'\{([^}]+)\}', op.path)
+        ] + list(op.query)
+        if parameters:
+            entry['parameters'] = parameters
         if op.request is not None:
             schema = ({'$ref': f'#/components/schemas/{op.request}'}
                       if isinstance(op.request, str) else op.request)
-            entry['requestBody'] = {'required': True,
+            optional = isinstance(op.request, str) and op.request in OPTIONAL_BODIES
+            entry['requestBody'] = {'required': not optional,
                                     'content': {'application/json': {'schema': schema}}}
         by_path.setdefault(op.path, {})[op.method] = entry
     for path, ops in by_path.items():

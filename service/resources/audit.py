@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from service.errors import ApiError
@@ -13,13 +14,15 @@ MAX_LIMIT = 500
 #: Events a supervisor's page may scan past (other teams') before it answers
 #: with what it found and a cursor, so one request stays bounded.
 _SCAN_CAP = 5000
+_DIGITS = re.compile(r'[0-9]{1,13}')
 
 
 def _int_param(req, name: str, default: int, low: int, high: int) -> int:
     raw = req.get_param(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ApiError(422, 'validation_failed', 'The query is not valid.',
                        fields={name: [f'Must be a whole number from {low} to {high}.']})
     return int(raw)
@@ -47,8 +50,10 @@ class AuditResource:
     def on_get(self, req, resp):
         unknown = set(req.params) - {'after', 'limit'}
         if unknown:
+            # The names are not repeated: a query string is submitted data.
             raise ApiError(422, 'validation_failed', 'The query is not valid.',
-                           fields={name: ['Unknown parameter.'] for name in sorted(unknown)})
+                           fields={'_query': [f'{len(unknown)} unknown parameter(s); only '
+                                              '"after" and "limit" are accepted.']})
         after = _int_param(req, 'after', 0, 0, 10 ** 12 - 1)
         limit = _int_param(req, 'limit', 100, 1, MAX_LIMIT)
         principal = req.context.principal

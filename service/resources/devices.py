@@ -10,6 +10,7 @@ from service.accounts import Principal
 from service.audit import AuditLog
 from service.errors import ApiError
 from service.resources import ADMIN, json_object
+from service.throttle import Throttle, Throttled
 from sync.couch import CouchDBClient
 from sync.devices import DeviceError, DeviceNotAuthenticated, DeviceRevoked, Devices
 
@@ -137,16 +138,25 @@ class DeviceRevokeResource:
 
 
 class EnrollResource:
-    """``POST /devices/enroll``: exchange a one-time code for credentials."""
+    """``POST /devices/enroll``: exchange a one-time code for credentials.
+
+    Every attempt is counted per client address before the code is looked
+    up (``service/throttle.py``), so a burst of guesses from one address is
+    refused with 429 and ``Retry-After`` however many arrive at once. A
+    successful enrollment forgets the address's attempts: a site enrolling
+    many tablets through one gateway is never slowed down by its own
+    successes.
+    """
 
     auth = {'POST': 'public'}
 
     def __init__(self, devices: Devices, audit: AuditLog, couch: CouchDBClient,
-                 config_db: str) -> None:
+                 config_db: str, *, throttle: Throttle | None = None) -> None:
         self._devices = devices
         self._audit = audit
         self._couch = couch
         self._config_db = config_db
+        self._throttle = throttle
 
     def _signing_key(self) -> Any:
         # The org signer pinned by `fieldvault admin init-signer` (resources/keys.py).
@@ -158,10 +168,20 @@ class EnrollResource:
         if not isinstance(body.get('code'), str) or set(body) != {'code'}:
             raise ApiError(422, 'validation_failed', 'The request body is not valid.',
                            fields={'code': ['Send exactly the enrollment code.']})
+        source = req.remote_addr or 'unknown'
+        if self._throttle is not None:
+            try:
+                self._throttle.reserve(source)
+            except Throttled as ex:
+                raise ApiError(429, 'enrollment_throttled',
+                               'Too many enrollment attempts; try again later.',
+                               headers={'Retry-After': str(ex.retry_after)}) from None
         try:
             credentials = self._devices.enroll(body['code'])
         except DeviceError as ex:
             raise _device_error(ex) from None
+        if self._throttle is not None:
+            self._throttle.reset(source)
         self._audit.record('device_enrolled', actor=f'device:{credentials.device_id}',
                            subject=f'device:{credentials.device_id}',
                            details={'worker': credentials.worker})

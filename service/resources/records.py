@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
 import keys
 import schemas
 from schemas.codes import RELEASE_PURPOSES
+from schemas.fields import DocumentId
 from service.errors import ApiError
 from service.resources import ALL_STAFF
 from sync import filtering, key_policy
@@ -18,6 +20,8 @@ from sync.sealed import LateArrivals, SealedRegistry
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
 #: Why a released record could not be opened on the caller's machine (codes only).
 OPEN_FAILURES = ('no_grant', 'grant_unopenable', 'record_unopenable')
+
+_RECORD_ID = re.compile(DocumentId.PATTERN.strip('^$'))
 
 
 class ValidateResource:
@@ -231,9 +235,13 @@ class RecordOpenResource:
                                                     'of the listed codes.',
                            fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
         principal = req.context.principal
-        document = self._couch.get_or_none(self._records_db, record_id)
-        owner = self._couch.get_or_none(
-            self._directory_db, f'user:{document["owner"]}') if document else None
+        # Only a record id reaches the database: "_all_docs", "_design/..."
+        # and the like would address something else.
+        document = self._couch.get_or_none(self._records_db, record_id) \
+            if _RECORD_ID.fullmatch(record_id) else None
+        owner_name = document.get('owner') if document else None
+        owner = self._couch.get_or_none(self._directory_db, f'user:{owner_name}') \
+            if isinstance(owner_name, str) else None
         # APPSEC: a record outside the caller's team answers exactly like a
         # missing one, so ids cannot be probed.
         if document is None or owner is None or owner.get('team') is None \

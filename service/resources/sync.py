@@ -11,6 +11,7 @@ from typing import Any
 from service.accounts import Forbidden
 from service.errors import ApiError
 from service.resources import CASE_STAFF
+from service.throttle import Throttle
 from sync.devices import DeviceIdentity
 from sync.errors import DocumentNotFound
 from sync.gateway import BadRequest, Gateway, RecordRules, TooManyDocuments, UnknownDatabase
@@ -177,9 +178,9 @@ class SyncBulkGetResource(_SyncResource):
     auth = {'POST': DEVICE}
 
     def on_post(self, req, resp, db):
+        docs = _json_object(req).get('docs')
         with _gateway_errors():
-            resp.media = self._gateway.bulk_get(_device(req), db,
-                                                _json_object(req).get('docs'))
+            resp.media = self._gateway.bulk_get(_device(req), db, docs)
 
 
 class SyncAllDocsResource(_SyncResource):
@@ -355,8 +356,11 @@ class SyncWiring:
 
         self.routes = [
             ('/devices', DevicesResource(self.devices, services.audit, worker_exists)),
-            ('/devices/enroll', EnrollResource(self.devices, services.audit, services.couch,
-                                               config.db_name('config'))),
+            ('/devices/enroll', EnrollResource(
+                self.devices, services.audit, services.couch, config.db_name('config'),
+                throttle=Throttle(services.couch, config.db_name('directory'), scope='enroll',
+                                  limit=config.enroll_max_attempts,
+                                  window=config.enroll_window_seconds))),
             ('/devices/{device_id}', DeviceResource(self.devices)),
             ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
             ('/records/conflicts', ConflictsResource(self.gateway, _team_reader(services))),

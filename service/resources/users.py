@@ -48,7 +48,7 @@ class UserResource:
     refused with 409 ``recovery_only`` unless ``?accept_recovery_only=true``.
     """
 
-    auth = {'GET': ADMIN, 'PATCH': ADMIN}
+    auth = {'GET': ADMIN, 'PATCH': ADMIN, 'DELETE': ADMIN}
 
     def __init__(self, accounts: Accounts, audit: AuditLog, custody=None) -> None:
         self._accounts = accounts
@@ -79,4 +79,13 @@ class UserResource:
         changed = sorted(set(body) - {'password'}) + (['password'] if 'password' in body else [])
         self._audit.record('user_updated', actor=f'user:{req.context.principal.id}',
                            subject=f'user:{username}', details={'changed': changed})
+        resp.media = user
+
+    def on_delete(self, req, resp, username):
+        """Delete a disabled user and end their sessions (``Accounts.delete_user``)."""
+        actor = req.context.principal.id
+        user = self._accounts.delete_user(username, actor=actor)
+        self._audit.record('user_deleted', actor=f'user:{actor}', subject=f'user:{username}',
+                           details={'roles': user['roles'],
+                                    'sessions_ended': user['sessions_ended']})
         resp.media = user

@@ -10,6 +10,9 @@ from socketserver import ThreadingMixIn
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # Tests send bursts of parallel requests; the default backlog of 5 would
+    # reset connections before the app sees them.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):
