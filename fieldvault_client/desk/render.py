@@ -225,7 +225,8 @@ def render_record(document: dict[str, Any], lang: str = 'en') -> dict[str, Any]:
             continue
         pointer = f'/{name}'
         coded = isinstance(value, (str, list, dict)) and pointer not in identifying \
-            and name not in ('youth_code', 'client_id', 'service_area_code', 'recipient_org')
+            and name not in ('youth_code', 'client_id', 'service_area_code', 'recipient_org',
+                             'instrument', 'instrument_version')
         rows.append({'label': field_label(name, lang),
                      'text': _text(value, lang, coded=coded and not _looks_like_time(value)),
                      'pointer': pointer, 'identifying': pointer in identifying,

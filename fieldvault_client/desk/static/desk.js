@@ -223,7 +223,7 @@ async function auditTrail() {
     const answer = await api('GET', '/api/records/' + encodeURIComponent(state.record.id) + '/audit');
     const list = el('ol', null, {'aria-label': 'Audit trail'});
     for (const event of answer.events) {
-      const when = new Date(event.at * 1000).toISOString().slice(0, 19).replace('T', ' ');
+      const when = String(event.at).slice(0, 19).replace('T', ' ');
       const purpose = event.details && event.details.purpose ? ' (' + event.details.purpose + ')' : '';
       list.append(el('li', when + ' ' + event.kind + ' by ' + event.actor + purpose));
     }
@@ -279,9 +279,9 @@ async function compare(event) {
 async function resolve(rev) {
   try {
     await api('POST', '/api/records/' + encodeURIComponent(state.conflict.id) + '/resolve', {keep: rev});
-    say('Conflict resolved.');
     show('conflicts');
     await loadConflicts();
+    say('Conflict resolved.');
   } catch (error) { alarm(error.message); }
 }
 
@@ -293,7 +293,9 @@ async function loadQuarantine() {
   table.append(el('caption', 'Refused documents of your team: ' + answer.total));
   const head = el('tr');
   for (const name of ['Refused at', 'Rule', 'Device', 'Worker', 'Type', 'Actions']) head.append(el('th', name, {scope: 'col'}));
-  table.append(el('thead')).append(head);
+  const thead = el('thead');
+  thead.append(head);
+  table.append(thead);
   const body = el('tbody');
   for (const entry of answer.entries) {
     const row = el('tr');
@@ -334,7 +336,9 @@ async function loadHolders() {
   table.append(el('caption', 'Who holds each key version'));
   const head = el('tr');
   for (const name of ['Version', 'Status', 'Envelopes', 'Holders', 'Recovery only']) head.append(el('th', name, {scope: 'col'}));
-  table.append(el('thead')).append(head);
+  const thead = el('thead');
+  thead.append(head);
+  table.append(thead);
   const body = el('tbody');
   for (const version of answer.versions) {
     const row = el('tr');
