@@ -168,7 +168,7 @@ class _Proxy:
         self._params = params
 
     def on_get(self, req, resp, **ids):
-        self._session._need_opener()
+        self._session.require_unlocked()
         path = self._path.format(**{key: quote(value, safe='') for key, value in ids.items()})
         query = {name: req.get_param(name) for name in self._params if req.get_param(name)}
         if query:
@@ -222,7 +222,7 @@ class _QuarantineAction:
         self._session = session
 
     def on_post(self, req, resp, entry_id, action):
-        self._session._need_opener()
+        self._session.require_unlocked()
         if action not in ('release', 'discard'):
             raise falcon.HTTPNotFound()
         path = f'/quarantine/{quote(entry_id, safe="")}'

@@ -145,11 +145,13 @@ class DeskSession:
         return self.state()
 
     def state(self) -> dict[str, Any]:
+        """Return what the page needs to know: locked or not, who, the purposes."""
         return {'unlocked': self.unlocked, 'user': self.me.get('username'),
                 'roles': self.me.get('roles', []), 'idle_seconds': self.idle_seconds,
                 'purposes': list(RELEASE_PURPOSES)}
 
-    def _need_opener(self) -> _DeskOpener:
+    def require_unlocked(self) -> _DeskOpener:
+        """Return the opener, or refuse with 423 while the desk is locked."""
         if not self.unlocked or self._opener is None:
             raise DeskError(423, 'locked', 'The desk is locked: unlock it with your passphrase.')
         return self._opener
@@ -158,7 +160,7 @@ class DeskSession:
 
     def open_record(self, record_id: str, purpose: str, lang: str) -> dict[str, Any]:
         """Release a record (audited by the service) and open it here."""
-        opener = self._need_opener()
+        opener = self.require_unlocked()
         if purpose not in RELEASE_PURPOSES:
             raise DeskError(422, 'purpose_required', 'Choose the purpose of this release.')
         released = self.api.call('POST', f'/records/{_segment(record_id)}/open',
@@ -169,7 +171,7 @@ class DeskSession:
 
     def correct(self, record_id: str, values: dict[str, Any], lang: str) -> dict[str, Any]:
         """Reseal changed identifying values here and send a new revision."""
-        self._need_opener()
+        self.require_unlocked()
         sealed = self._released.get(record_id)
         if sealed is None:
             raise DeskError(409, 'open_first', 'Open the record before correcting it.')
@@ -201,7 +203,7 @@ class DeskSession:
 
     def revisions(self, record_id: str, purpose: str, lang: str) -> list[dict[str, Any]]:
         """Release every open revision of a record and open each here."""
-        opener = self._need_opener()
+        opener = self.require_unlocked()
         if purpose not in RELEASE_PURPOSES:
             raise DeskError(422, 'purpose_required', 'Choose the purpose of this release.')
         released = self.api.call('POST', f'/caseload/{_segment(record_id)}/revisions',
@@ -214,12 +216,14 @@ class DeskSession:
         return views
 
     def resolve(self, record_id: str, keep: str) -> dict[str, Any]:
-        self._need_opener()
+        """Keep one open revision of a record (the service deletes the others)."""
+        self.require_unlocked()
         self._released.pop(record_id, None)
         return self.api.call('POST', f'/caseload/{_segment(record_id)}/resolution',
                              {'keep': keep})
 
     def close(self) -> None:
+        """Lock and end the HTTP session."""
         self.lock()
         if self._api is not None:
             self._api.close()

@@ -15,12 +15,14 @@ import re
 import time
 from typing import Any
 
+import keys
 import schemas
 from schemas.codes import CONCERN_LEVELS, RELEASE_PURPOSES
 from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
 from service.resources import CASE_STAFF, json_object
 from service.resources.records import RecordsResource, _team_record
+from sync import key_policy
 from sync.errors import DocumentConflict
 from sync.sealed import LateArrivals
 
@@ -110,7 +112,7 @@ def record_summary(doc: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _matches(summary: dict[str, Any], doc: dict[str, Any], query: dict[str, str]) -> bool:
+def _matches(summary: dict[str, Any], query: dict[str, str]) -> bool:
     date = (summary['date'] or '')[:10]
     if 'from' in query and date < query['from']:
         return False
@@ -163,7 +165,7 @@ class CaseloadResource:
         found = []
         for doc in self._team_docs(members):
             summary = record_summary(doc)
-            if _matches(summary, doc, query):
+            if _matches(summary, query):
                 found.append(summary)
         found.sort(key=lambda item: (item['date'] or '', item['id']), reverse=True)
         page = found[offset:offset + limit]
@@ -193,6 +195,10 @@ class CaseloadResource:
             start = rows[-1]['id']
 
 
+_PURPOSE_BODY = {'type': 'object', 'required': ['purpose'], 'additionalProperties': False,
+                 'properties': {'purpose': {'type': 'string', 'enum': list(RELEASE_PURPOSES)}}}
+
+
 class RevisionsResource:
     """``POST /caseload/{record_id}/revisions``: release every open revision.
 
@@ -203,6 +209,7 @@ class RevisionsResource:
     """
 
     auth = {'POST': CASE_STAFF}
+    openapi_request = {'POST': _PURPOSE_BODY}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -248,6 +255,10 @@ class CorrectionResource:
     """
 
     auth = {'PUT': CASE_STAFF}
+    openapi_request = {'PUT': {
+        'type': 'object', 'required': ['document', 'envelopes'], 'additionalProperties': False,
+        'properties': {'document': {'type': 'object'},
+                       'envelopes': {'type': 'array', 'items': {'type': 'object'}}}}}
     _KEPT = ('_id', 'type', 'schema', 'org', 'owner', 'created_at')
 
     def __init__(self, services, intake: RecordsResource) -> None:
@@ -302,8 +313,6 @@ class CorrectionResource:
         resp.media = {'id': record_id, 'rev': rev}
 
     def _check_envelopes(self, document, envelopes, new: set[str]) -> None:
-        import keys
-        from sync import key_policy
         manifest = self._intake._key_store.manifest_body()
         accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
                     if entry['status'] in ('active', 'decrypt-only')}
@@ -341,6 +350,9 @@ class ResolutionResource:
     """
 
     auth = {'POST': CASE_STAFF}
+    openapi_request = {'POST': {
+        'type': 'object', 'required': ['keep'], 'additionalProperties': False,
+        'properties': {'keep': {'type': 'string'}}}}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -470,8 +482,6 @@ class QuarantineEntryResource:
     ``quarantine_discarded``) with the rule, never a value.
     """
 
-    auth = {'POST': _SUPERVISOR, 'DELETE': _SUPERVISOR}
-
     def __init__(self, services, intake: RecordsResource) -> None:
         self._couch = services.couch
         self._quarantine_db = services.db('quarantine')
@@ -488,7 +498,7 @@ class QuarantineEntryResource:
             raise ApiError(404, 'not_found', 'No such quarantine entry for your team.')
         return entry
 
-    def on_post(self, req, resp, entry_id, action='release'):
+    def on_post(self, req, resp, entry_id):
         entry = self._entry(req, entry_id)
         if not _releasable(entry):
             raise ApiError(409, 'not_releasable', 'This entry was not kept whole (or is not a '

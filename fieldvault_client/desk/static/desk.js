@@ -316,15 +316,16 @@ async function loadQuarantine() {
   }
   table.append(body);
   $('quarantine-body').replaceChildren(table);
+  say(answer.total + ' refused documents.');
 }
 
 async function quarantineAction(id, action) {
   alarm('');
   try {
     await api('POST', '/api/quarantine/' + encodeURIComponent(id) + '/' + action, {});
-    say(action === 'release' ? 'Released back to the records.' : 'Discarded.');
     await loadQuarantine();
     $('quarantine-heading').focus();
+    say(action === 'release' ? 'Released back to the records.' : 'Discarded.');
   } catch (error) { alarm(error.message); }
 }
 
@@ -349,6 +350,7 @@ async function loadHolders() {
   }
   table.append(body);
   $('holders-body').replaceChildren(table);
+  say(answer.versions.length + ' key versions.');
 }
 
 const loaders = {caseload: () => loadCaseload(state.offset), conflicts: loadConflicts,
