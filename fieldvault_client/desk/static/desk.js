@@ -287,7 +287,9 @@ async function resolve(rev) {
 
 async function loadQuarantine() {
   let answer;
-  try { answer = await api('GET', '/api/quarantine'); }
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData($('quarantine-filters')).entries()) if (value) params.set(name, value);
+  try { answer = await api('GET', '/api/quarantine?' + params); }
   catch (error) { alarm(error.message); return; }
   const table = el('table');
   table.append(el('caption', 'Refused documents of your team: ' + answer.total));
@@ -364,6 +366,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('open-form').addEventListener('submit', openRecord);
   $('correct-form').addEventListener('submit', correct);
   $('compare-form').addEventListener('submit', compare);
+  $('quarantine-filters').addEventListener('submit', (event) => { event.preventDefault(); loadQuarantine(); });
   $('audit-button').addEventListener('click', auditTrail);
   $('lock-button').addEventListener('click', async () => { await api('POST', '/api/lock', {}); showLocked(); });
   for (const button of document.querySelectorAll('button.back')) {
