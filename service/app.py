@@ -28,6 +28,7 @@ from service.openapi import Operation, build_spec
 from service.resources.app_static import app_routes
 from service.openapi_bodies import QUERY_PARAMETERS, REQUEST_BODIES
 from service.resources.audit import AuditResource
+from service.resources.caseload import caseload_routes
 from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
@@ -132,11 +133,13 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     routes += key_routes(services)
     routes += lifecycle_routes(services, key_store)
     routes += custody_routes(services, key_store)
+    intake = RecordsResource(services, key_store)
     routes += [
-        ('/records', RecordsResource(services, key_store)),
+        ('/records', intake),
         ('/records/{record_id}/open', RecordOpenResource(services)),
         ('/records/{record_id}/open-failures', RecordOpenFailureResource(services)),
     ]
+    routes += caseload_routes(services, intake)
     routes += sync_wiring.routes
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
     routes += app_routes()

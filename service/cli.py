@@ -15,6 +15,7 @@ import click
 import httpx
 
 import schemas
+from fieldvault_client.desk.cli import register as register_desk_command
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
 from service.cli_devices import register as register_device_commands
@@ -253,6 +254,7 @@ register_custody_commands(cli)
 register_audit_commands(cli)
 register_device_commands(cli)
 register_operator_commands(cli)
+register_desk_command(cli)
 
 
 def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

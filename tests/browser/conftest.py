@@ -8,6 +8,8 @@ tests fail with an error saying how to install it: they are never skipped.
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -80,3 +82,23 @@ class Field:
 @pytest.fixture
 def field(stack, tmp_path, app_build):  # noqa: F811 - fixture
     return Field(stack, tmp_path)
+
+
+@pytest.fixture
+def page(browser):
+    """A page at 1280x800, the desk's target screen."""
+    context = browser.new_context(viewport={'width': 1280, 'height': 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where screenshots go: ``FIELDVAULT_DESK_SCREENSHOTS`` (docs/screenshots) or a temp dir."""
+    target = pathlib.Path(os.environ.get('FIELDVAULT_DESK_SCREENSHOTS') or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name: str) -> None:
+        page.screenshot(path=str(target / f'{name}.png'))
+    return take

@@ -1,0 +1,1 @@
+"""The staff client that runs on people's own machines (the advocate desk)."""
