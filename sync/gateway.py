@@ -86,6 +86,8 @@ class RecordRules:
             it still accepts (``sync.key_policy``). Read once per push batch.
         sealed_registry: The sealed-youth registry (``sync.sealed``); when
             given, records and envelopes of a sealed youth are refused.
+        check_capture: ``(doc, worker)`` -> ``(rule, reason)`` or None:
+            whether a worker may capture this record (type, case actions).
     """
 
     record_types: tuple[str, ...]
@@ -97,6 +99,7 @@ class RecordRules:
     envelope_errors: tuple[type[Exception], ...]
     manifest_body: Callable[[], dict[str, Any] | None] | None = None
     sealed_registry: Any = None
+    check_capture: Callable[[dict[str, Any], str], tuple[str, str] | None] | None = None
 
 
 def _q(db: str) -> str:
@@ -679,11 +682,16 @@ class Gateway:
 
     def _check_record(self, device: DeviceIdentity, doc: Any,
                       stored_owner: str | None) -> filtering.Refusal | None:
-        return filtering.check_pushed_record(
+        refusal = filtering.check_pushed_record(
             doc, worker=device.worker, record_types=self._rules.record_types,
             max_doc_bytes=self._max_doc_bytes, validate=self._rules.validate_document,
             current_owner=stored_owner, schema_errors=self._rules.schema_errors,
             unknown_schema_errors=self._rules.unknown_schema_errors)
+        if refusal is None and self._rules.check_capture is not None and not doc.get('_deleted'):
+            problem = self._rules.check_capture(doc, device.worker)
+            if problem is not None:
+                refusal = filtering.Refusal(*problem)
+        return refusal
 
     def _check_sealed(self, doc: Any, docs: list[Any], batch: _Batch) -> filtering.Refusal | None:
         """Refuse a record or envelope of a sealed youth (``sync.sealed``).
