@@ -110,6 +110,8 @@ ACTIONS: dict[str, Action] = {action.name: action for action in (
     Action('approve_completion', ('completion_proposed',), 'completed', ('supervisor',),
            ('distinct_approver',)),
     Action('reject_completion', ('completion_proposed',), 'active', ('supervisor',)),
+    Action('request_sealing', (*TERMINAL_FOR_SEALING, *_OPEN_STATES, 'contacted'), None,
+           _CASE_STAFF),
     Action('seal', (*TERMINAL_FOR_SEALING, *_OPEN_STATES, 'contacted'), 'sealed',
            ('supervisor', 'admin', 'system'), ('sealing_due', 'sealing_approved')),
 )}
@@ -267,7 +269,7 @@ def _guard(name: str, case: Mapping[str, Any], request: Mapping[str, Any],
         return (None if proposed is None or proposed.get('by') != request.get('by')
                 else 'The supervisor approving completion must not be its proposer.')
     if name == 'sealing_due':
-        if facts.youth_requested_sealing:
+        if facts.youth_requested_sealing or case.get('sealing_requested_at'):
             return None
         due = sealing_due_at(case, settings)
         return (None if due is not None and now >= due
@@ -325,6 +327,9 @@ def check_action(case: Mapping[str, Any], action_name: str, *, role: str, by: st
     return action
 
 
+_ENROLL_FIELDS = ('assigned_advocate_id', 'service_plan', 'program_start')
+
+
 def _state_before_hold(case: Mapping[str, Any]) -> str:
     held = _last_entry(case, 'hold')
     return held['from'] if held is not None else 'active'
@@ -339,6 +344,9 @@ def next_case(case: Mapping[str, Any], action_name: str, *, role: str, by: str, 
         TransitionRefused: As ``check_action``.
     """
     request = dict(request or {})
+    if action_name == 'enroll':
+        # The advocate names the plan as they enroll; the guards then check it.
+        case = {**case, **{name: request[name] for name in _ENROLL_FIELDS if name in request}}
     action = check_action(case, action_name, role=role, by=by, at=at, facts=facts,
                           settings=settings, request=request)
     after = dict(case)
@@ -364,6 +372,8 @@ def next_case(case: Mapping[str, Any], action_name: str, *, role: str, by: str, 
         after['consented_at'] = at
     if action.name == 'enroll':
         after['enrolled_at'] = at
+    if action.name == 'request_sealing':
+        after['sealing_requested_at'] = at
     if target != 'active' and 'current_week' in after and target not in ('on_hold',
                                                                           'completion_proposed'):
         after.pop('current_week')

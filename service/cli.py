@@ -24,6 +24,7 @@ from service.cli_ops import register as register_operator_commands
 from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
+from service.program import install_views
 from sync.errors import DatabaseUnavailable
 
 __all__ = ['main', 'cli']
@@ -91,6 +92,7 @@ def ensure_databases(services) -> list[str]:
         physical = services.config.db_name(name)
         if services.couch.ensure_db(physical):
             created.append(physical)
+    install_views(services.couch, services.config.db_name('records'))
     return created
 
 

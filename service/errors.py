@@ -25,6 +25,7 @@ from keys.errors import InvalidCiphertext, InvalidKeyMaterial, InvalidManifest, 
 from schemas.errors import SchemaValidationError, UnknownSchema
 from schemas.lifecycle import TransitionRefused
 from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
+from service.program import ProgramError
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
 __all__ = ['ApiError', 'install_error_handling']
@@ -108,6 +109,10 @@ def _on_transition_refused(req, resp, ex: TransitionRefused, params):
     _raise(409, 'transition_refused', ex.message, fields={'guard': [ex.guard]})
 
 
+def _on_program_error(req, resp, ex: ProgramError, params):
+    _raise(ex.status, ex.code, ex.message, fields=ex.fields)
+
+
 def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
     _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
 
@@ -189,6 +194,7 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(SchemaValidationError, _on_schema_invalid)
     app.add_error_handler(UnknownSchema, _on_unknown_schema)
     app.add_error_handler(TransitionRefused, _on_transition_refused)
+    app.add_error_handler(ProgramError, _on_program_error)
     app.add_error_handler(KeysError, _on_keys_error)
     app.add_error_handler(InvalidKeyMaterial, _on_key_material)
     app.add_error_handler(InvalidManifest, _on_manifest)

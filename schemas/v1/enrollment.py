@@ -108,6 +108,7 @@ class EnrollmentSchema(EnvelopeSchema):
     assigned_advocate_id = Token(allow_none=True)
     service_plan = fields.List(Code(codes.SERVICE_PLAN_ITEMS), allow_none=True,
                                validate=NoDuplicates())
+    sealing_requested_at = Timestamp(allow_none=True)
     part2_flag = StrictBoolean(required=True)
     le_cooperation_required = StrictBoolean(required=True, validate=validate.Equal(
         False, error='Must be false: participation never requires cooperation with law '
