@@ -253,6 +253,10 @@ def test_a_case_outside_the_team_answers_as_missing(client, services, staff, clo
                                headers=staff['other_team']).status_code == 404
     assert client.simulate_get(f'/cases/{youth.case_id}',
                                headers=staff['supervisor']).json['state'] == 'contacted'
+    youth.ok('advocate', 'request_sealing')
+    due = client.simulate_get('/program/due', headers=staff['supervisor']).json['due']
+    assert [(item['kind'], item['basis']) for item in due if item['case'] == youth.case_id] \
+        == [('sealing_due', 'youth_request')]
     due = client.simulate_get('/program/due', headers=staff['other_team']).json['due']
     assert all(item['case'] != youth.case_id for item in due)
 
