@@ -21,6 +21,7 @@ from service.cli_devices import register as register_device_commands
 from service.cli_custody import register as register_custody_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_ops import register as register_operator_commands
+from service.cli_program import register as register_program_commands
 from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
@@ -217,6 +218,7 @@ register_custody_commands(cli)
 register_audit_commands(cli)
 register_device_commands(cli)
 register_operator_commands(cli)
+register_program_commands(cli)
 
 
 def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
