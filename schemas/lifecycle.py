@@ -371,7 +371,9 @@ def next_case(case: Mapping[str, Any], action_name: str, *, role: str, by: str, 
     if action.name == 'consent' and 'consented_at' not in case:
         after['consented_at'] = at
     if action.name == 'enroll':
+        # The configured length; only a supervisor lengthens it (``extend``).
         after['enrolled_at'] = at
+        after['program_length_weeks'] = settings.default_length_weeks
     if action.name == 'request_sealing':
         after['sealing_requested_at'] = at
     if target != 'active' and 'current_week' in after and target not in ('on_hold',

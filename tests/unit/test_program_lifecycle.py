@@ -96,6 +96,16 @@ def test_history_records_who_and_when_and_a_legal_history_checks_clean():
     assert lifecycle.check_history(tampered) == (4, 'actor')
 
 
+def test_enrolment_takes_the_configured_program_length():
+    case = {'state': 'consented', 'history': [], 'program_length_weeks': 30}
+    enrolled = lifecycle.next_case(case, 'enroll', role='advocate', by='adv-1', at=AT,
+                                   settings=lifecycle.ProgramSettings(default_length_weeks=6),
+                                   request={'assigned_advocate_id': 'adv-1',
+                                            'service_plan': ['education'],
+                                            'program_start': '2026-03-02'})
+    assert enrolled['program_length_weeks'] == 6
+
+
 def test_capture_allows_field_actions_by_the_capturer_only():
     history = [{'action': 'open', 'by': 'worker-1', 'role': 'worker'}]
     assert lifecycle.capture_refusal({'type': 'enrollment', 'history': history},
