@@ -88,7 +88,8 @@ def main() -> None:
             config = Config({}, couchdb_url=couch.url, db_prefix='bench_', org='org-test')
             services = build_services(config)
             ensure_databases(services)
-            reports = Reports(services)
+            # A first build over every record outlasts the client's default timeout.
+            reports = Reports(services, view_timeout=3600)
             records = services.db('records')
             loaded, started = 0, time.perf_counter()
             while loaded < args.records:

@@ -25,7 +25,7 @@ from service.cli_program import register as register_program_commands
 from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
-from service.program import install_views
+from service.program import install_views, warm_views
 from sync.errors import DatabaseUnavailable
 
 __all__ = ['main', 'cli']
@@ -94,6 +94,7 @@ def ensure_databases(services) -> list[str]:
         if services.couch.ensure_db(physical):
             created.append(physical)
     install_views(services.couch, services.config.db_name('records'))
+    warm_views(services.couch, services.config.db_name('records'))
     return created
 
 

@@ -7,6 +7,7 @@ supervisor sees their team, a liaison only suppressed quarterly aggregates.
   due; ``--propose`` posts the two-person sealing proposal of each sealing due.
 * ``program act CASE ACTION [--param name=value]``: one lifecycle action.
 * ``report MEASURE [--period] [--by] [--since] [--until] [--csv] [--svg PATH]``.
+* ``report-hmis [--since] [--until]``: the comparable-database aggregate (CSV).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 
 from service.charts import report_svg
 from service.cli_staff import Api, Home
-from service.program import DIMENSIONS, MEASURES, PERIODS, table_csv
+from service.program import DIMENSIONS, MEASURES, PERIODS, hmis_csv, table_csv
 
 __all__ = ['register']
 
@@ -118,3 +119,13 @@ def register(cli: click.Group) -> None:
         if svg_path:
             pathlib.Path(svg_path).write_text(report_svg(result), encoding='utf-8')
             click.echo(f'chart written to {svg_path}', err=True)
+
+    @cli.command('report-hmis')
+    @click.option('--home', default='~/.fieldvault', show_default=True)
+    @click.option('--since', default=None, metavar='YYYY-MM')
+    @click.option('--until', default=None, metavar='YYYY-MM')
+    def report_hmis(home: str, since: str | None, until: str | None) -> None:
+        """Print the comparable-database aggregate as CSV (always suppressed)."""
+        params = {name: value for name, value in (('since', since), ('until', until)) if value}
+        result = Api(Home(home)).call('GET', f'/reports-hmis?{urlencode(params)}')
+        click.echo(hmis_csv(result), nl=False)

@@ -35,8 +35,9 @@ from schemas.lifecycle import CaseFacts, ProgramSettings
 from service.suppression import Table, suppress
 from sync.errors import DocumentConflict
 
-__all__ = ['Cases', 'DESIGN_ID', 'DIMENSIONS', 'MEASURES', 'PERIODS', 'ProgramError',
-           'Reports', 'install_views', 'settings_from_config', 'table_csv']
+__all__ = ['Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'MEASURES', 'PERIODS',
+           'ProgramError', 'Reports', 'hmis_csv', 'install_views', 'settings_from_config',
+           'table_csv', 'warm_views']
 
 DESIGN_ID = '_design/fieldvault_program'
 
@@ -124,6 +125,13 @@ _DIMENSION_INDEX = {'service_area': 3, 'age_band': 4, 'referral_source': 5, 'det
 PERIODS = ('month', 'quarter', 'ffy')
 _MONTH = '^[0-9]{4}-(0[1-9]|1[0-2])$'
 
+#: Elements of the comparable-database aggregate: (measure, broken down by).
+HMIS_SECTIONS = (('screenings', 'detail'), ('positive_screens', 'detail'),
+                 ('enrollments', 'referral_source'), ('enrollments', 'age_band'),
+                 ('completions', 'service_area'), ('withdrawals', 'detail'), ('exits', 'detail'),
+                 ('referrals', 'detail'), ('mandated_reports', 'detail'),
+                 ('records_sealed', 'detail'))
+
 #: Roles that see their team's figures unsuppressed (they read its rows anyway).
 TEAM_ROLES = ('advocate', 'supervisor')
 
@@ -156,15 +164,29 @@ def install_views(couch, records_db: str) -> bool:
     return True
 
 
-def _view(couch, db: str, name: str, **params: Any) -> list[dict[str, Any]]:
+def warm_views(couch, records_db: str, *, timeout: float = 3600) -> None:
+    """Bring every program view up to date (a first build reads every record once).
+
+    Run after installing the views (``fieldvault db init``), so the first
+    report after an upgrade or an import does not pay for the build. A
+    report that still finds a view building gets 503 and retry-after; the
+    database finishes the build meanwhile.
+    """
+    for name in VIEWS:
+        _view(couch, records_db, name, limit=0, timeout=timeout)
+
+
+def _view(couch, db: str, name: str, *, timeout: float | None = None,
+          **params: Any) -> list[dict[str, Any]]:
     encoded = {key: json.dumps(value) if key in ('key', 'startkey', 'endkey') else value
                for key, value in params.items()}
     path = f'/{quote(db, safe="")}/{DESIGN_ID}/_view/{name}'
     keys = encoded.pop('keys', None)
     if keys is not None:
-        response = couch.request('POST', path, params=encoded, json_body={'keys': keys})
+        response = couch.request('POST', path, params=encoded, json_body={'keys': keys},
+                                 timeout=timeout)
     else:
-        response = couch.request('GET', path, params=encoded)
+        response = couch.request('GET', path, params=encoded, timeout=timeout)
     return response.json()['rows']
 
 
@@ -381,6 +403,19 @@ def _quarter_end(label: str) -> dt.date:
     return first_of_next - dt.timedelta(days=1)
 
 
+def hmis_csv(report: dict[str, Any]) -> str:
+    """Return the comparable-database aggregate as CSV: element, line, count (``S`` withheld)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['element', 'line', 'count'])
+    for section in report['sections']:
+        for line, count in zip(section['lines'], section['counts']):
+            writer.writerow([section['element'], line, 'S' if count is None else count])
+        total = section['total']
+        writer.writerow([section['element'], 'total', 'S' if total is None else total])
+    return buffer.getvalue()
+
+
 def table_csv(report: dict[str, Any]) -> str:
     """Return a report table as CSV: one row per period, totals last; withheld as ``S``."""
     def shown(value: Any) -> Any:
@@ -397,13 +432,14 @@ def table_csv(report: dict[str, Any]) -> str:
 class Reports:
     """Aggregate counts from the ``counts`` view, scoped and suppressed by role."""
 
-    def __init__(self, services) -> None:
+    def __init__(self, services, *, view_timeout: float | None = None) -> None:
         self._couch = services.couch
         self._records = services.db('records')
         self._directory = services.db('directory')
         self._audit = services.audit
         self._clock = lambda: services.clock()
         self._lag_days = services.config.report_liaison_lag_days
+        self._view_timeout = view_timeout
 
     def check(self, measure: str, params: dict[str, Any], principal) -> ReportQuery:
         """Check a request against the measures and the caller's rules.
@@ -452,7 +488,7 @@ class Reports:
         start = [query.measure, query.since or '0000-00']
         end = [query.measure, query.until or '9999-99', {}]
         rows = _view(self._couch, self._records, 'counts', startkey=start, endkey=end,
-                     group='true')
+                     group='true', timeout=self._view_timeout)
         team_of = _team_of(self._couch, self._directory)
         today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
         counts: dict[tuple[str, str], int] = {}
@@ -492,6 +528,42 @@ class Reports:
                            details={'period': query.period, 'by': query.by,
                                     'suppressed': suppressed})
         return report
+
+    def hmis_aggregate(self, params: dict[str, Any], principal) -> dict[str, Any]:
+        """Return the comparable-database aggregate: one suppressed section per element.
+
+        For a funder or an HMIS comparable-database submission, so always
+        organisation-wide and suppressed, whoever asks. Each section is a
+        one-way table (its lines add up to its total) suppressed on its own.
+        """
+        fields = {name: ['Must be a month YYYY-MM.'] for name in ('since', 'until')
+                  if params.get(name) is not None and not re.fullmatch(_MONTH, params[name])}
+        if fields:
+            raise ProgramError(422, 'validation_failed', 'The report parameters are not valid.',
+                               fields)
+        sections = []
+        for measure, by in HMIS_SECTIONS:
+            rows = _view(self._couch, self._records, 'counts',
+                         startkey=[measure, params.get('since') or '0000-00'],
+                         endkey=[measure, params.get('until') or '9999-99', {}], group='true')
+            counts: dict[str, int] = {}
+            for row in rows:
+                line = row['key'][_DIMENSION_INDEX[by]]
+                counts[line] = counts.get(line, 0) + row['value']
+            lines = sorted(counts)
+            table = Table(lines, ['count'], [[counts[line]] for line in lines])
+            hidden = suppress(table) if lines else set()
+            sections.append({
+                'element': f'{measure} by {by}', 'lines': lines,
+                'counts': [None if ('cell', i, 0) in hidden else counts[line]
+                           for i, line in enumerate(lines)],
+                'total': (None if ('col', 0) in hidden else table.value(('col', 0)))
+                if lines else 0})
+        self._audit.record('report_read', actor=f'user:{principal.id}', subject='hmis_aggregate',
+                           team=principal.team, details={'suppressed': True})
+        return {'report': 'hmis_aggregate', 'scope': 'organisation', 'suppressed': True,
+                'since': params.get('since'), 'until': params.get('until'),
+                'sections': sections}
 
     @staticmethod
     def catalogue() -> dict[str, Any]:

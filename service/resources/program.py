@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import falcon
 
-from service.program import Cases, Reports, table_csv
+from service.program import Cases, Reports, hmis_csv, table_csv
 from service.resources import json_object
 
 __all__ = ['program_routes']
@@ -111,6 +111,25 @@ class ReportResource:
         resp.media = report
 
 
+class HmisAggregateResource:
+    """``GET /reports-hmis``: the comparable-database aggregate, suppressed (``?since=&until=&format=csv``)."""
+
+    auth = {'GET': ('supervisor', 'admin')}
+
+    def __init__(self, reports: Reports) -> None:
+        self._reports = reports
+
+    def on_get(self, req, resp):
+        params = {name: req.get_param(name) for name in ('since', 'until')
+                  if req.get_param(name) is not None}
+        report = self._reports.hmis_aggregate(params, req.context.principal)
+        if req.get_param('format') == 'csv':
+            resp.content_type = 'text/csv; charset=utf-8'
+            resp.text = hmis_csv(report)
+            return
+        resp.media = report
+
+
 def program_routes(services) -> list[tuple[str, object]]:
     """Return the program's routes, wired to one ``Cases`` and one ``Reports``."""
     cases, reports = Cases(services), Reports(services)
@@ -120,4 +139,5 @@ def program_routes(services) -> list[tuple[str, object]]:
         ('/program/due', DueResource(cases)),
         ('/reports', ReportsResource()),
         ('/reports/{measure}', ReportResource(reports)),
+        ('/reports-hmis', HmisAggregateResource(reports)),
     ]

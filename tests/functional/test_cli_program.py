@@ -36,6 +36,9 @@ def test_report_prints_team_figures_csv_and_a_chart(live, users, data, tmp_path)
     assert 'period,spa-1,spa-2,total\n2025-Q4,13,4,17\n' in result.output
     svg = chart.read_text()
     assert svg.startswith('<svg') and 'spa-2' in svg
+    hmis = runner.invoke(cli, ['report-hmis', '--home', home, '--since', '2025-01'])
+    assert hmis.exit_code == 0, hmis.output
+    assert 'screenings by detail,QYIT,31' in hmis.output
 
 
 def test_report_gives_a_liaison_suppressed_quarters_only(live, users, data, tmp_path):  # noqa: F811

@@ -166,3 +166,22 @@ def test_bad_report_parameters_are_named(client, users, data):
     assert answer.status_code == 422
     assert set(answer.json['fields']) == {'period', 'by', 'since'}
     assert client.simulate_get('/reports/names', headers=headers).status_code == 404
+
+
+def test_the_comparable_database_aggregate_is_suppressed_for_everyone(client, users, data):
+    for name, roles, team in (('sup-hmis', ['supervisor'], 'team-a'),
+                              ('admin-hmis', ['admin'], None)):
+        headers = users.bearer(users.token(name, roles, team=team))
+        report = client.simulate_get('/reports-hmis', headers=headers).json
+        assert (report['scope'], report['suppressed']) == ('organisation', True)
+        sections = {section['element']: section for section in report['sections']}
+        # 14 + 3 + 2 + 12 screenings of the instrument QYIT, both teams.
+        assert sections['screenings by detail']['lines'] == ['QYIT']
+        assert sections['screenings by detail']['total'] == 31
+        for section in report['sections']:
+            for value in [*section['counts'], section['total']]:
+                assert value is None or not SMALL_MIN <= value <= SMALL_MAX, section
+        lines = client.simulate_get('/reports-hmis', params={'format': 'csv'},
+                                    headers=headers).text.splitlines()
+        assert lines[0] == 'element,line,count'
+        assert 'enrollments by age_band,14-15,29' in lines
