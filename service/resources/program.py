@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import falcon
 
-from service.program import Cases, Reports, hmis_csv, table_csv
+from service.program import Cases, ProgramError, Reports, hmis_csv, table_csv
 from service.resources import json_object
 
 __all__ = ['program_routes']
@@ -38,7 +38,12 @@ class CaseResource:
         self._cases = cases
 
     def on_get(self, req, resp, case_id):
-        resp.media = _case_view(self._cases.get(case_id, req.context.principal))
+        principal = req.context.principal
+        case = self._cases.get(case_id, principal)
+        # A 42 CFR Part 2 case is shown to case staff only, as if missing to others.
+        if case.get('part2_flag') and not principal.has_any(('advocate', 'supervisor')):
+            raise ProgramError(404, 'not_found', 'No such case on your team.')
+        resp.media = _case_view(case)
 
 
 class CaseActionsResource:

@@ -271,3 +271,19 @@ def test_missed_checkins_are_listed_for_the_supervisor(client, services, staff, 
     youth.checked_in(1, attended=False)
     due = client.simulate_get('/program/due', headers=staff['supervisor']).json['due']
     assert not [item for item in due if item['case'] == youth.case_id]
+
+
+def test_a_part2_case_is_hidden_from_the_worker_and_left_out_of_counts(client, services, staff,
+                                                                      clock):
+    youth = Youth(client, services, staff)
+    case = services.couch.get(youth.records, youth.case_id)
+    services.couch.put(youth.records, {**case, 'part2_flag': True})
+    assert client.simulate_get(f'/cases/{youth.case_id}',
+                               headers=staff['worker']).status_code == 404
+    assert client.simulate_get(f'/cases/{youth.case_id}',
+                               headers=staff['advocate']).json['part2_flag'] is True
+    youth.screened_with_assent()
+    youth.ok('advocate', 'screen')
+    youth.ok('advocate', 'offer')
+    offers = client.simulate_get('/reports/offers', headers=staff['supervisor']).json
+    assert offers['total'] == 0
