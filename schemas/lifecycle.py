@@ -438,12 +438,19 @@ CAPTURE: dict[str, tuple[str, ...]] = {
 }
 
 
-def capture_refusal(doc: Mapping[str, Any], *, by: str,
-                    roles: Iterable[str]) -> tuple[str, str] | None:
+def capture_refusal(doc: Mapping[str, Any], *, by: str, roles: Iterable[str],
+                    stored: Mapping[str, Any] | None = None) -> tuple[str, str] | None:
     """Decide whether ``by`` (holding ``roles``) may capture this record.
 
     A case record captured in the field carries field actions only, each
-    taken by the capturer in one of their roles.
+    taken by the capturer in one of their roles. An edit of a stored case
+    keeps its recorded history as it is and may only add such actions.
+
+    Args:
+        doc: The record as sent.
+        by: The capturer.
+        roles: The capturer's roles.
+        stored: The revision stored under this id, if any.
 
     Returns:
         None when allowed, else ``(guard, reason)``; the reason names no value.
@@ -454,7 +461,11 @@ def capture_refusal(doc: Mapping[str, Any], *, by: str,
         return 'capture', 'This role may not capture records of this type.'
     if doc_type != 'enrollment':
         return None
-    for entry in doc.get('history') or ():
+    history = list(doc.get('history') or ())
+    recorded = list((stored or {}).get('history') or ())
+    if history[:len(recorded)] != recorded:
+        return 'history_rewritten', 'A case\'s recorded history may only be extended.'
+    for entry in history[len(recorded):]:
         if not isinstance(entry, Mapping):
             return 'state', 'A history entry is not an object.'
         if entry.get('action') not in FIELD_ACTIONS:

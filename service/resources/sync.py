@@ -277,8 +277,8 @@ class SyncWiring:
             manifest_body=_manifest_reader(services),
             sealed_registry=SealedRegistry(services.couch, config.db_name('directory'),
                                            services.device_watch),
-            check_capture=lambda doc, worker: schemas.lifecycle.capture_refusal(
-                doc, by=worker, roles=('worker',)),
+            check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
+                doc, by=worker, roles=('worker',), stored=stored),
         )
         self.gateway = Gateway(
             services.couch,

@@ -104,3 +104,36 @@ def test_desk_intake_follows_the_same_capture_rules(client, users, services):
     refused = client.simulate_post('/records', json={'document': active, 'envelopes': []},
                                    headers=advocate)
     assert (refused.status_code, refused.json['code']) == (403, 'field_actions_only')
+
+
+def test_a_device_extends_a_stored_case_but_never_rewrites_its_history(client, users, admin,
+                                                                       services):
+    creds = _enroll(client, users, admin, 'w-cap-3')
+    case = _field_case('w-cap-3')
+    assert _push(client, creds, [_with_rev(case)]).json == []
+    # The advocate enrolls the youth through the case API (not a field action).
+    stored = services.couch.get(services.db('records'), case['_id'])
+    stored['history'].append({'action': 'enroll', 'from': 'consented', 'to': 'enrolled',
+                              'by': 'adv-1', 'role': 'advocate', 'at': '2026-03-02T10:20:00Z'})
+    stored.update(state='enrolled', enrolled_at='2026-03-02T10:20:00Z',
+                  program_start='2026-03-09', assigned_advocate_id='adv-1',
+                  service_plan=['education'], updated_at='2026-03-02T10:20:00Z')
+    stored['_rev'] = services.couch.put(services.db('records'), stored)
+    start, stored_hash = stored['_rev'].split('-')
+
+    def edit(doc, sig):
+        doc = {key: value for key, value in doc.items() if key != '_rev'}
+        return dict(doc, _rev=f'{int(start) + 1}-{sig}',
+                    _revisions={'start': int(start) + 1, 'ids': [sig, stored_hash]})
+
+    # Same history, a coded field changed on the tablet: accepted.
+    kept = edit(dict(stored, youth_code='calm-lake-12', updated_at='2026-03-02T11:00:00Z'),
+                'b' * 32)
+    assert _push(client, creds, [kept]).json == []
+    # The enrolment entry dropped again: refused and quarantined.
+    rewritten = edit(dict(_field_case('w-cap-3'), _id=case['_id']), 'c' * 32)
+    [refused] = _push(client, creds, [rewritten]).json
+    assert refused['error'] == 'forbidden'
+    rules = [row['doc']['rule'] for row in services.couch.all_docs(
+        services.db('quarantine'), include_docs=True) if row['doc'].get('doc_id') == case['_id']]
+    assert rules == ['history_rewritten']
