@@ -229,9 +229,11 @@ def _guard(name: str, case: Mapping[str, Any], request: Mapping[str, Any],
     if name == 'program_start':
         return None if case.get('program_start') else 'No program start date.'
     if name == 'start_reached':
-        start = case.get('program_start')
-        return (None if start and dt.date.fromisoformat(start) <= now.date()
-                else 'The program start date has not come.')
+        try:
+            reached = dt.date.fromisoformat(case.get('program_start') or '') <= now.date()
+        except (TypeError, ValueError):
+            reached = False
+        return None if reached else 'The program start date has not come.'
     if name == 'checkin_for_week':
         return (None if week in facts.checkin_weeks
                 else 'The current week has no check-in, attended or marked missed.')

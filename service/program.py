@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import schemas
 from schemas import lifecycle
 from schemas import program_codes
 from schemas.lifecycle import CaseFacts, ProgramSettings
@@ -287,6 +288,9 @@ class Cases:
         after = lifecycle.next_case(case, action, role=role, by=principal.id, at=at,
                                     facts=self.facts(case, request), settings=self.settings,
                                     request=request)
+        # The case as it will be stored must still be a valid record (the
+        # parameters of the action included); sealed fields stay as they are.
+        schemas.validate_document(after, sealed=True)
         try:
             after['_rev'] = self._couch.put(self._records, after)
         except DocumentConflict:

@@ -127,6 +127,10 @@ def test_a_youth_walks_from_contact_to_sealing(client, services, staff, clock):
     youth.refused('worker', 'enroll', 'actor')
     youth.refused('advocate', 'enroll', 'service_plan',
                   assigned_advocate_id='adv-1', program_start='2026-03-02')
+    bad = youth.act('advocate', 'enroll', **{**_enroll_params(), 'service_plan': ['karate']})
+    assert (bad.status_code, bad.json['code']) == (422, 'validation_failed')
+    assert 'karate' not in bad.text
+    assert services.couch.get(youth.records, youth.case_id)['state'] == 'consented'
     assert youth.ok('advocate', 'enroll', **_enroll_params())['state'] == 'enrolled'
     case = youth.ok('advocate', 'start')
     assert (case['state'], case['current_week']) == ('active', 1)
