@@ -28,16 +28,21 @@ from schemas.errors import SchemasError
 __all__ = [
     'ACTIONS',
     'Action',
+    'CAPTURE',
     'CaseFacts',
+    'FIELD_ACTIONS',
     'HOLD_REASONS',
     'ProgramSettings',
     'ROLES',
     'STATES',
     'TERMINAL_FOR_SEALING',
     'TransitionRefused',
+    'capture_refusal',
     'check_action',
     'check_history',
+    'last_activity',
     'next_case',
+    'sealing_due_at',
 ]
 
 STATES = ('contacted', 'screened', 'screen_declined', 'offered', 'declined', 'consented',
