@@ -30,7 +30,9 @@ __all__ = [
     'sealed_variant',
 ]
 
-RECORD_TYPES: tuple[str, ...] = ('contact', 'identity', 'screening', 'consent')
+RECORD_TYPES: tuple[str, ...] = ('contact', 'identity', 'screening', 'consent', 'enrollment',
+                                 'weekly_checkin', 'referral', 'exit', 'mandated_report',
+                                 'case_sealing')
 
 #: Every frozen (type, major) schema, current and older.
 SCHEMAS: dict[tuple[str, int], type[EnvelopeSchema]] = {
@@ -38,6 +40,12 @@ SCHEMAS: dict[tuple[str, int], type[EnvelopeSchema]] = {
     ('identity', 1): v1.IdentitySchema,
     ('screening', 1): v1.ScreeningSchema,
     ('consent', 1): v1.ConsentSchema,
+    ('enrollment', 1): v1.EnrollmentSchema,
+    ('weekly_checkin', 1): v1.WeeklyCheckinSchema,
+    ('referral', 1): v1.ReferralSchema,
+    ('exit', 1): v1.ExitSchema,
+    ('mandated_report', 1): v1.MandatedReportSchema,
+    ('case_sealing', 1): v1.CaseSealingSchema,
 }
 
 #: The major new documents are written in, per record type.
@@ -46,6 +54,12 @@ CURRENT_MAJOR: dict[str, int] = {
     'identity': 1,
     'screening': 1,
     'consent': 1,
+    'enrollment': 1,
+    'weekly_checkin': 1,
+    'referral': 1,
+    'exit': 1,
+    'mandated_report': 1,
+    'case_sealing': 1,
 }
 
 

@@ -36,6 +36,7 @@ from service.resources.meta import InstrumentsResource, OpenAPIResource, Schemas
 from service.resources.keys import MANIFEST_ID, SIGNER_ID, KeyStore, key_routes
 from service.resources.custody import custody_of, custody_routes
 from service.resources.lifecycle import lifecycle_routes
+from service.resources.program import program_routes
 from service.resources.records import (
     RecordOpenFailureResource, RecordOpenResource, RecordsResource, ValidateResource)
 from service.resources.sync import SyncUnroutedSink, SyncWiring
@@ -143,6 +144,7 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
     routes += sync_wiring.routes
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
     routes += app_routes()
+    routes += program_routes(services)
     return routes
 
 

@@ -22,9 +22,11 @@ from service.cli_devices import register as register_device_commands
 from service.cli_custody import register as register_custody_commands
 from service.cli_lifecycle import register as register_lifecycle_commands
 from service.cli_ops import register as register_operator_commands
+from service.cli_program import register as register_program_commands
 from service.cli_staff import Home
 from service.cli_staff import register as register_staff_commands
 from service.config import Config, ConfigError
+from service.program import install_views, warm_views
 from sync.errors import DatabaseUnavailable
 
 __all__ = ['main', 'cli']
@@ -93,6 +95,8 @@ def ensure_databases(services) -> list[str]:
         if services.couch.ensure_db(physical):
             created.append(physical)
     publish_tablet_config(services)
+    install_views(services.couch, services.config.db_name('records'))
+    warm_views(services.couch, services.config.db_name('records'))
     return created
 
 
@@ -255,6 +259,7 @@ register_audit_commands(cli)
 register_device_commands(cli)
 register_operator_commands(cli)
 register_desk_command(cli)
+register_program_commands(cli)
 
 
 def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

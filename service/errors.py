@@ -23,7 +23,9 @@ import falcon
 
 from keys.errors import InvalidCiphertext, InvalidKeyMaterial, InvalidManifest, KeysError
 from schemas.errors import SchemaValidationError, UnknownSchema
+from schemas.lifecycle import TransitionRefused
 from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
+from service.program import ProgramError
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
 __all__ = ['ApiError', 'install_error_handling', 'public_fields']
@@ -145,6 +147,15 @@ def _on_schema_invalid(req, resp, ex: SchemaValidationError, params):
     _raise(422, 'validation_failed', 'The document does not match its schema.', fields=ex.messages)
 
 
+def _on_transition_refused(req, resp, ex: TransitionRefused, params):
+    # The guard's message is written by us and names the rule, never a value.
+    _raise(409, 'transition_refused', ex.message, fields={'guard': [ex.guard]})
+
+
+def _on_program_error(req, resp, ex: ProgramError, params):
+    _raise(ex.status, ex.code, ex.message, fields=ex.fields)
+
+
 def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
     _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
 
@@ -225,6 +236,8 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(Exception, _on_anything)
     app.add_error_handler(SchemaValidationError, _on_schema_invalid)
     app.add_error_handler(UnknownSchema, _on_unknown_schema)
+    app.add_error_handler(TransitionRefused, _on_transition_refused)
+    app.add_error_handler(ProgramError, _on_program_error)
     app.add_error_handler(KeysError, _on_keys_error)
     app.add_error_handler(InvalidKeyMaterial, _on_key_material)
     app.add_error_handler(InvalidManifest, _on_manifest)

@@ -133,6 +133,9 @@ class RecordRules:
             it still accepts (``sync.key_policy``). Read once per push batch.
         sealed_registry: The sealed-youth registry (``sync.sealed``); when
             given, records and envelopes of a sealed youth are refused.
+        check_capture: ``(doc, worker, stored doc or None)`` -> ``(rule,
+            reason)`` or None: whether a worker may capture this record
+            (type, case actions), given the revision stored.
     """
 
     record_types: tuple[str, ...]
@@ -144,6 +147,8 @@ class RecordRules:
     envelope_errors: tuple[type[Exception], ...]
     manifest_body: Callable[[], dict[str, Any] | None] | None = None
     sealed_registry: Any = None
+    check_capture: Callable[[dict[str, Any], str, dict[str, Any] | None],
+                            tuple[str, str] | None] | None = None
 
 
 def _q(db: str) -> str:
@@ -174,6 +179,7 @@ class _Stored:
     owners: dict[str, str]
     envelopes: dict[str, frozenset[str]]
     deleted_envelopes: frozenset[str] = frozenset()
+    records: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 _ENVELOPE_EXISTS = filtering.Refusal(
@@ -811,6 +817,8 @@ class Gateway:
                 stored_owner = stored.owners.get(doc_id) if isinstance(doc_id, str) else None
                 if stored_owner is not None and stored_owner != device.worker:
                     refusal = self._check_record(device, doc, stored_owner)
+                if refusal is None:
+                    refusal = self._check_capture(device, doc, stored)
                 if refusal is None and doc.get('_deleted'):
                     # A tombstone keeps its metadata only, stamped with the
                     # owner so it stays attributable (and pullable).
@@ -828,11 +836,20 @@ class Gateway:
 
     def _check_record(self, device: DeviceIdentity, doc: Any,
                       stored_owner: str | None) -> filtering.Refusal | None:
-        return filtering.check_pushed_record(
+        refusal = filtering.check_pushed_record(
             doc, worker=device.worker, record_types=self._rules.record_types,
             max_doc_bytes=self._max_doc_bytes, validate=self._rules.validate_document,
             current_owner=stored_owner, schema_errors=self._rules.schema_errors,
             unknown_schema_errors=self._rules.unknown_schema_errors)
+        return refusal
+
+    def _check_capture(self, device: DeviceIdentity, doc: dict[str, Any],
+                       stored: _Stored) -> filtering.Refusal | None:
+        """Refuse what this device's worker may not capture, given the stored revision."""
+        if self._rules.check_capture is None or doc.get('_deleted'):
+            return None
+        problem = self._rules.check_capture(doc, device.worker, stored.records.get(doc['_id']))
+        return None if problem is None else filtering.Refusal(*problem)
 
     def _check_sealed(self, doc: Any, docs: list[Any], batch: _Batch) -> filtering.Refusal | None:
         """Refuse a record or envelope of a sealed youth (``sync.sealed``).
@@ -877,8 +894,8 @@ class Gateway:
     def _stored_state(self, physical: str, docs: list[Any]) -> _Stored:
         """Look up what a push batch must be checked against (I/O only).
 
-        Owners: the winning revision of each pushed record id that is stored
-        and live. Envelopes: for each pushed ``rk:`` id keyvault already holds
+        Owners (and the documents): the winning revision of each pushed
+        record id that is stored and live. Envelopes: for each pushed ``rk:`` id keyvault already holds
         (live or deleted), which of the pushed revisions it already has.
         """
         record_ids, envelope_revs = set(), {}
@@ -891,9 +908,9 @@ class Gateway:
             elif (isinstance(doc, dict) and isinstance(doc.get('_id'), str)
                   and not doc['_id'].startswith('_')):
                 record_ids.add(doc['_id'])
-        owners = {doc_id: doc.get('owner') or ''
-                  for doc_id, doc in self._couch.current_docs(physical, sorted(record_ids)).items()}
-        return _Stored(owners, *self._stored_envelope_revs(envelope_revs))
+        current = self._couch.current_docs(physical, sorted(record_ids))
+        owners = {doc_id: doc.get('owner') or '' for doc_id, doc in current.items()}
+        return _Stored(owners, *self._stored_envelope_revs(envelope_revs), records=current)
 
     def _stored_envelope_revs(
         self, pushed: dict[str, set[Any]],

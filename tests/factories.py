@@ -29,11 +29,17 @@ __all__ = [
     'OMIT',
     'fake_sealed',
     'fake_sealed_value',
+    'make_case_sealing',
     'make_consent',
     'make_contact',
+    'make_enrollment',
+    'make_exit',
     'make_identity',
+    'make_mandated_report',
     'make_record',
+    'make_referral',
     'make_screening',
+    'make_weekly_checkin',
 ]
 
 #: Fixed timestamp of every factory document (deterministic ages and dates).
@@ -181,11 +187,154 @@ def make_consent(*, owner: str = 'worker-1', org: str = 'org-test',
     return _finish(document, overrides)
 
 
+#: The actions that take a new case to ``active`` (week 1), with their actors.
+ACTIVE_PATH = (('open', 'worker'), ('screen', 'worker'), ('offer', 'worker'),
+               ('consent', 'worker'), ('enroll', 'advocate'), ('start', 'advocate'))
+
+
+def _history(path, owner: str) -> list[dict[str, Any]]:
+    """Return the history entries of ``path`` (action, role), one minute apart."""
+    from schemas import lifecycle
+    targets = {'resume': None}
+    entries, state = [], None
+    for minute, (action, role) in enumerate(path):
+        target = lifecycle.ACTIONS[action].target or targets.get(action) or state
+        entries.append({'action': action, 'from': state, 'to': target,
+                        'by': owner if role == 'worker' else f'{role}-1', 'role': role,
+                        'at': f'2026-03-02T09:{minute:02d}:00Z'})
+        state = target
+    return entries
+
+
+def make_enrollment(*, owner: str = 'worker-1', org: str = 'org-test',
+                    **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``enrollment/1`` case, active in week 1."""
+    document = {
+        **_envelope('enrollment', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'youth_code': 'quiet-river-07',
+        'state': 'active',
+        'history': _history(ACTIVE_PATH, owner),
+        'referral_source': 'da_diversion',
+        'service_area_code': 'spa-6',
+        'age_band': '14-15',
+        'diversion_case_ref': 'TEST-DIV-0001',
+        'referring_agency_release_id': str(uuid.uuid4()),
+        'consented_at': '2026-03-02T09:03:00Z',
+        'enrolled_at': '2026-03-02T09:04:00Z',
+        'program_start': '2026-03-02',
+        'program_length_weeks': 10,
+        'current_week': 1,
+        'assigned_advocate_id': 'advocate-1',
+        'service_plan': ['mental_health', 'education'],
+        'part2_flag': False,
+        'le_cooperation_required': False,
+    }
+    return _finish(document, overrides)
+
+
+def make_weekly_checkin(*, owner: str = 'worker-1', org: str = 'org-test',
+                        **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``weekly_checkin/1`` (week 1, attended)."""
+    document = {
+        **_envelope('weekly_checkin', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'enrollment_id': f'enrollment:{uuid.uuid4()}',
+        'week_number': 1,
+        'checked_in_at': '2026-03-02T10:00:00Z',
+        'attended': True,
+        'services_received': ['mental_health'],
+        'sud_engaged': 'not_applicable',
+        'school_status': 'attending_regularly',
+        'housing_status': 'staying_with_family',
+        'safety_concern': False,
+        'advocate_note': 'Test check-in note, not a real person.',
+    }
+    return _finish(document, overrides)
+
+
+def make_referral(*, owner: str = 'worker-1', org: str = 'org-test',
+                  **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``referral/1`` (accepted, from a case)."""
+    document = {
+        **_envelope('referral', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'enrollment_id': f'enrollment:{uuid.uuid4()}',
+        'category': 'mental_health',
+        'partner_org_code': 'partner-clinic',
+        'referred_at': '2026-03-02',
+        'outcome': 'accepted',
+        'outcome_at': '2026-03-04',
+        'note': 'Test referral note.',
+    }
+    return _finish(document, overrides)
+
+
+def make_exit(*, owner: str = 'worker-1', org: str = 'org-test',
+              **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``exit/1`` (completed, notice under a release)."""
+    document = {
+        **_envelope('exit', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'enrollment_id': f'enrollment:{uuid.uuid4()}',
+        'enrolled_on': '2026-01-05',
+        'exit_at': '2026-03-02',
+        'exit_reason': 'completed',
+        'destination': 'family',
+        'completion_notice_sent': True,
+        'completion_notice_release_id': str(uuid.uuid4()),
+        'note': 'Test exit note.',
+    }
+    return _finish(document, overrides)
+
+
+def make_mandated_report(*, owner: str = 'worker-1', org: str = 'org-test',
+                         **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``mandated_report/1``."""
+    document = {
+        **_envelope('mandated_report', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'made_by': owner,
+        'made_by_is_mandated_reporter': True,
+        'made_by_is_supervisor': False,
+        'made_at': '2026-03-02T10:00:00Z',
+        'agency': 'county_cws_hotline',
+        'reference_number': 'TEST-REF-0001',
+        'written_followup_at': '2026-03-03T09:00:00Z',
+        'youth_notified_at': '2026-03-02T11:00:00Z',
+    }
+    return _finish(document, overrides)
+
+
+def make_case_sealing(*, owner: str = 'worker-1', org: str = 'org-test',
+                      **overrides: Any) -> dict[str, Any]:
+    """Return a valid unsealed ``case_sealing/1`` (by court order, so a reference)."""
+    document = {
+        **_envelope('case_sealing', owner, org),
+        'client_id': str(uuid.uuid4()),
+        'enrollment_id': f'enrollment:{uuid.uuid4()}',
+        'basis': 'court_order',
+        'proposed_by': 'admin-1',
+        'proposed_at': '2026-03-02T09:00:00Z',
+        'approved_by': 'supervisor-1',
+        'sealed_at': '2026-03-02T10:00:00Z',
+        'keys_destroyed': True,
+        'court_order_ref': 'TEST-COURT-0001',
+    }
+    return _finish(document, overrides)
+
+
 _MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
     'contact': make_contact,
     'identity': make_identity,
     'screening': make_screening,
     'consent': make_consent,
+    'enrollment': make_enrollment,
+    'weekly_checkin': make_weekly_checkin,
+    'referral': make_referral,
+    'exit': make_exit,
+    'mandated_report': make_mandated_report,
+    'case_sealing': make_case_sealing,
 }
 
 

@@ -8,6 +8,7 @@ import uuid
 
 import keys
 import schemas
+from schemas import lifecycle
 from schemas.codes import RELEASE_PURPOSES
 from schemas.fields import DocumentId
 from service.errors import ApiError
@@ -96,6 +97,9 @@ class RecordsResource:
         if document.get('owner') != principal.id:
             raise ApiError(422, 'foreign_owner', 'The owner of a submitted record must be you.',
                            fields={'owner': ['Must be the submitting user.']})
+        refused = lifecycle.capture_refusal(document, by=principal.id, roles=principal.roles)
+        if refused is not None:
+            raise ApiError(403, *refused)
         listed = set((document.get('fle') or {}).get('keys', {}))
         manifest = self._key_store.manifest_body()
         accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])

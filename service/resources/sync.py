@@ -312,6 +312,7 @@ class SyncWiring:
         import keys.errors
         import schemas
         import schemas.errors
+        import schemas.lifecycle
         from service.accounts import AccountError
         from service.resources.devices import (
             DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource,
@@ -334,6 +335,8 @@ class SyncWiring:
             manifest_body=_manifest_reader(services),
             sealed_registry=SealedRegistry(services.couch, config.db_name('directory'),
                                            services.device_watch),
+            check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
+                doc, by=worker, roles=('worker',), stored=stored),
         )
         self.gateway = Gateway(
             services.couch,

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 import schemas
 from schemas import codes
 from schemas import instruments
+from schemas import lifecycle
+from schemas import program_codes
 from schemas.fields import Phone
 from schemas.fields import FleIdentifier
 from schemas.fields import Token
@@ -282,8 +284,167 @@ def consents(draw) -> dict[str, Any]:
     return document
 
 
+def _after(draw, moment: dt.datetime, max_days: int = 30) -> dt.datetime:
+    return moment + draw(st.timedeltas(min_value=dt.timedelta(0),
+                                       max_value=dt.timedelta(days=max_days)))
+
+
+@st.composite
+def enrollments(draw) -> dict[str, Any]:
+    """A case after a random legal walk of the lifecycle, its fields as its states need."""
+    document = envelope(draw, 'enrollment')
+    moment = parse_timestamp(document['created_at'])
+    state, held_from, history = '', 'active', []
+    length = draw(st.integers(min_value=1, max_value=52))
+    week = None
+    for _ in range(draw(st.integers(min_value=1, max_value=14))):
+        legal = [action for action in lifecycle.ACTIONS.values()
+                 if state in action.sources
+                 and not (action.name == 'next_week' and (week or 0) >= length)]
+        if not legal:
+            break
+        action = draw(st.sampled_from(legal))
+        target = (held_from if action.name == 'resume'
+                  else action.target or state)
+        moment = _after(draw, moment, 20)
+        entry = {'action': action.name, 'from': state or None, 'to': target,
+                 'by': draw(tokens), 'role': draw(st.sampled_from(action.actors)),
+                 'at': iso(moment, draw(booleans))}
+        if action.name == 'hold':
+            held_from = state
+            entry['hold_reason'] = draw(st.sampled_from(lifecycle.HOLD_REASONS))
+        if action.name == 'start':
+            week = 1
+        elif action.name == 'next_week':
+            week += 1
+        if action.name == 'extend':
+            length = min(52, max(length, week or 1))
+            entry['program_length_weeks'] = length
+        history.append(entry)
+        state = target
+    if state in ('active', 'on_hold', 'completion_proposed') and week is None:
+        week = 1
+    reached = {entry['to'] for entry in history}
+    updated = max(parse_timestamp(document['updated_at']), moment)
+    document['updated_at'] = iso(updated, True)
+    document.update(
+        client_id=draw(uuid4s), state=state, history=history,
+        referral_source=draw(st.sampled_from(program_codes.REFERRAL_SOURCES)),
+        service_area_code=draw(st.from_regex(SERVICE_AREA_PATTERN, fullmatch=True)),
+        age_band=draw(st.sampled_from(program_codes.AGE_BANDS)),
+        program_length_weeks=length, part2_flag=draw(booleans),
+        le_cooperation_required=False)
+    maybe(draw, document, 'youth_code', st.from_regex(YOUTH_CODE_PATTERN, fullmatch=True))
+    if draw(booleans):
+        document['diversion_case_ref'] = draw(texts(64))
+        document['referring_agency_release_id'] = draw(uuid4s)
+    if 'consented' in reached:
+        document['consented_at'] = draw(timestamps)
+    if reached & {'enrolled', 'active', 'on_hold', 'completion_proposed', 'completed'}:
+        document.update(
+            enrolled_at=draw(timestamps), program_start=draw(st.dates()).isoformat(),
+            assigned_advocate_id=draw(tokens),
+            service_plan=draw(st.lists(st.sampled_from(program_codes.SERVICE_PLAN_ITEMS),
+                                       min_size=1, unique=True)))
+    if state in ('active', 'on_hold', 'completion_proposed'):
+        document['current_week'] = min(week, length)
+    return document
+
+
+@st.composite
+def weekly_checkins(draw) -> dict[str, Any]:
+    document = envelope(draw, 'weekly_checkin')
+    attended = draw(booleans)
+    document.update(client_id=draw(uuid4s), enrollment_id=f'enrollment:{draw(uuid4s)}',
+                    week_number=draw(st.integers(min_value=1, max_value=52)),
+                    checked_in_at=draw(timestamps), attended=attended)
+    if attended:
+        document['services_received'] = draw(st.lists(
+            st.sampled_from(program_codes.SERVICE_PLAN_ITEMS), min_size=1, unique=True))
+    maybe(draw, document, 'sud_engaged', st.sampled_from(program_codes.SUD_ENGAGEMENT))
+    maybe(draw, document, 'school_status', st.sampled_from(program_codes.SCHOOL_STATUSES))
+    maybe(draw, document, 'housing_status', st.sampled_from(program_codes.HOUSING_STATUSES))
+    maybe(draw, document, 'safety_concern', booleans)
+    maybe(draw, document, 'advocate_note', texts(2000))
+    return document
+
+
+@st.composite
+def referrals(draw) -> dict[str, Any]:
+    document = envelope(draw, 'referral')
+    parent = draw(st.sampled_from(('enrollment', 'contact')))
+    referred = draw(st.dates())
+    outcome = draw(st.sampled_from(program_codes.REFERRAL_OUTCOMES))
+    document.update({f'{parent}_id': f'{parent}:{draw(uuid4s)}'},
+                    category=draw(st.sampled_from(program_codes.REFERRAL_CATEGORIES)),
+                    partner_org_code=draw(st.from_regex(r'^[a-z0-9][a-z0-9_-]{0,63}$',
+                                                        fullmatch=True)),
+                    referred_at=referred.isoformat(), outcome=outcome)
+    if outcome != 'pending' or draw(booleans):
+        document['outcome_at'] = (referred + dt.timedelta(
+            days=draw(st.integers(min_value=0, max_value=60)))).isoformat()
+    maybe(draw, document, 'client_id', uuid4s)
+    maybe(draw, document, 'note', texts(1000))
+    return document
+
+
+@st.composite
+def exits(draw) -> dict[str, Any]:
+    document = envelope(draw, 'exit')
+    enrolled = draw(st.dates(max_value=dt.date(9000, 1, 1)))
+    reason = draw(st.sampled_from(program_codes.EXIT_REASONS))
+    notice = reason == 'completed' and draw(booleans)
+    document.update(client_id=draw(uuid4s), enrollment_id=f'enrollment:{draw(uuid4s)}',
+                    enrolled_on=enrolled.isoformat(),
+                    exit_at=(enrolled + dt.timedelta(days=draw(st.integers(0, 400)))).isoformat(),
+                    exit_reason=reason, completion_notice_sent=notice)
+    if notice:
+        document['completion_notice_release_id'] = draw(uuid4s)
+    maybe(draw, document, 'destination', st.sampled_from(program_codes.EXIT_DESTINATIONS))
+    maybe(draw, document, 'note', texts(1000))
+    return document
+
+
+@st.composite
+def mandated_reports(draw) -> dict[str, Any]:
+    document = envelope(draw, 'mandated_report')
+    made = draw(instants())
+    reporter = draw(booleans)
+    document.update(client_id=draw(uuid4s), made_by=draw(tokens),
+                    made_by_is_mandated_reporter=reporter,
+                    made_by_is_supervisor=not reporter or draw(booleans),
+                    made_at=iso(made, draw(booleans)),
+                    agency=draw(st.sampled_from(program_codes.MANDATED_REPORT_AGENCIES)))
+    maybe(draw, document, 'reference_number', texts(64))
+    maybe(draw, document, 'written_followup_at', st.builds(
+        iso, st.just(made).map(lambda m: m + dt.timedelta(hours=40)), booleans))
+    maybe(draw, document, 'youth_notified_at', st.builds(iso, st.just(made), booleans))
+    return document
+
+
+@st.composite
+def case_sealings(draw) -> dict[str, Any]:
+    document = envelope(draw, 'case_sealing')
+    proposed = draw(instants())
+    basis = draw(st.sampled_from(program_codes.SEALING_BASES))
+    proposer = draw(tokens)
+    document.update(client_id=draw(uuid4s), basis=basis, proposed_by=proposer,
+                    proposed_at=iso(proposed, draw(booleans)),
+                    approved_by=draw(tokens.filter(lambda name: name != proposer)),
+                    sealed_at=iso(_after(draw, proposed), draw(booleans)),
+                    keys_destroyed=True)
+    maybe(draw, document, 'enrollment_id', st.builds('enrollment:{}'.format, uuid4s))
+    if basis == 'court_order':
+        document['court_order_ref'] = draw(texts(64))
+    else:
+        maybe(draw, document, 'court_order_ref', texts(64))
+    return document
+
+
 DOCUMENTS = {'contact': contacts(), 'identity': identities(), 'screening': screenings(),
-             'consent': consents()}
+             'consent': consents(), 'enrollment': enrollments(),
+             'weekly_checkin': weekly_checkins(), 'referral': referrals(), 'exit': exits(),
+             'mandated_report': mandated_reports(), 'case_sealing': case_sealings()}
 any_document = st.one_of(*DOCUMENTS.values())
 
 

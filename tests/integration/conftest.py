@@ -141,4 +141,5 @@ class Stack:
 
     def records(self) -> list[dict]:
         return [row['doc'] for row in self.services.couch.all_docs(
-            self.services.db('records'), include_docs=True)]
+            self.services.db('records'), include_docs=True)
+            if not row['id'].startswith('_design/')]

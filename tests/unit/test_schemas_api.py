@@ -35,6 +35,12 @@ EXPECTED_PATHS = {
     'screening': ('/response_notes',),
     'consent': ('/signer_name', '/signature_image', '/guardian_signer_name',
                 '/guardian_signature_image'),
+    'enrollment': ('/diversion_case_ref',),
+    'weekly_checkin': ('/advocate_note',),
+    'referral': ('/note',),
+    'exit': ('/note',),
+    'mandated_report': ('/reference_number',),
+    'case_sealing': ('/court_order_ref',),
 }
 
 
@@ -52,8 +58,10 @@ def test_public_surface_is_declared():
 
 
 def test_record_types_and_current_majors():
-    assert schemas.RECORD_TYPES == ('contact', 'identity', 'screening', 'consent')
-    assert schemas.CURRENT_MAJOR == {'contact': 1, 'identity': 1, 'screening': 1, 'consent': 1}
+    assert schemas.RECORD_TYPES == ('contact', 'identity', 'screening', 'consent', 'enrollment',
+                                    'weekly_checkin', 'referral', 'exit', 'mandated_report',
+                                    'case_sealing')
+    assert schemas.CURRENT_MAJOR == {doc_type: 1 for doc_type in schemas.RECORD_TYPES}
 
 
 @pytest.mark.parametrize('doc_type', schemas.RECORD_TYPES)
@@ -67,7 +75,7 @@ def test_schema_for_returns_the_current_major(doc_type):
 
 def test_schema_for_unknown_type():
     with pytest.raises(schemas.UnknownSchema):
-        schemas.schema_for('enrollment')
+        schemas.schema_for('casefile')
 
 
 @pytest.mark.parametrize('major', [0, 2, 99])
@@ -90,7 +98,7 @@ def test_identifying_paths(doc_type):
 
 def test_identifying_paths_unknown_type():
     with pytest.raises(schemas.UnknownSchema):
-        schemas.identifying_paths('enrollment')
+        schemas.identifying_paths('casefile')
 
 
 @pytest.mark.parametrize('doc_type', schemas.RECORD_TYPES)

@@ -89,7 +89,7 @@ def test_missing_type():
     assert messages_of(make_contact(type=OMIT)) == {'type': ['Missing data for required field.']}
 
 
-@pytest.mark.parametrize('doc_type', ['enrollment', 'rk', '', 7, None])
+@pytest.mark.parametrize('doc_type', ['casefile', 'rk', '', 7, None])
 def test_unknown_type(doc_type):
     with pytest.raises(schemas.UnknownSchema):
         schemas.validate_document(make_contact(type=doc_type), sealed=False)

@@ -25,6 +25,21 @@ def _repeat_first_response(document: dict[str, Any]) -> None:
 
 
 # (doc_type, message key, overrides, optional edit, locations of the message)
+def _edit_history(index: int, **changes: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(document: dict[str, Any]) -> None:
+        document['history'][index].update(changes)
+    return edit
+
+
+def _withdraw_keeping_week(document: dict[str, Any]) -> None:
+    document['history'].append({'action': 'withdraw', 'from': 'active', 'to': 'withdrawn',
+                                'by': 'advocate-1', 'role': 'advocate',
+                                'at': '2026-03-02T09:10:00Z'})
+    document['state'] = 'withdrawn'
+
+
+_CONTACT_ID = 'contact:0b7e9c1a-5d2f-4c3b-9a8e-1f2d3c4b5a69'
+
 RULE_CASES: list[tuple[str, str, dict[str, Any], Any, list[tuple[Any, ...]]]] = [
     ('contact', 'safety_action_required', {'immediate_danger': True}, None,
      [('safety_action',)]),
@@ -82,6 +97,51 @@ RULE_CASES: list[tuple[str, str, dict[str, Any], Any, list[tuple[Any, ...]]]] = 
     ('consent', 'expiry_too_far', {'expires_at': '2027-03-04'}, None, [('expires_at',)]),
     ('consent', 'revoked_before_effective', {'revoked_at': '2026-03-01T23:59:59Z'}, None,
      [('revoked_at',)]),
+    ('enrollment', 'history_state', {}, _edit_history(2, **{'from': 'contacted'}),
+     [('history', 2)]),
+    ('enrollment', 'history_actor', {}, _edit_history(4, role='worker'), [('history', 4)]),
+    ('enrollment', 'history_time_order', {}, _edit_history(3, at='2026-03-02T08:00:00Z'),
+     [('history', 3)]),
+    ('enrollment', 'history_after_update', {}, _edit_history(5, at='2026-03-02T11:00:00Z'),
+     [('history', 5, 'at')]),
+    ('enrollment', 'state_mismatch', {'state': 'on_hold'}, None, [('state',)]),
+    ('enrollment', 'required_in_state', {'service_plan': OMIT}, None, [('service_plan',)]),
+    ('enrollment', 'week_out_of_range', {'current_week': 11}, None, [('current_week',)]),
+    ('enrollment', 'week_outside_active', {}, _withdraw_keeping_week, [('current_week',)]),
+    ('enrollment', 'diversion_needs_release', {'referring_agency_release_id': OMIT}, None,
+     [('referring_agency_release_id',)]),
+    ('weekly_checkin', 'services_required', {'services_received': OMIT}, None,
+     [('services_received',)]),
+    ('weekly_checkin', 'services_when_missed', {'attended': False}, None,
+     [('services_received',)]),
+    ('weekly_checkin', 'not_an_enrollment', {'enrollment_id': _CONTACT_ID}, None,
+     [('enrollment_id',)]),
+    ('referral', 'one_parent', {'contact_id': _CONTACT_ID}, None,
+     [('enrollment_id',), ('contact_id',)]),
+    ('referral', 'wrong_parent_type', {'enrollment_id': _CONTACT_ID}, None,
+     [('enrollment_id',)]),
+    ('referral', 'outcome_date_required', {'outcome_at': OMIT}, None, [('outcome_at',)]),
+    ('referral', 'outcome_before_referral', {'outcome_at': '2026-03-01'}, None,
+     [('outcome_at',)]),
+    ('exit', 'exit_before_enrollment', {'exit_at': '2026-01-01'}, None, [('exit_at',)]),
+    ('exit', 'notice_needs_release', {'completion_notice_release_id': OMIT}, None,
+     [('completion_notice_release_id',)]),
+    ('exit', 'notice_only_on_completion', {'exit_reason': 'lost_contact'}, None,
+     [('completion_notice_sent',)]),
+    ('exit', 'not_an_enrollment', {'enrollment_id': _CONTACT_ID}, None, [('enrollment_id',)]),
+    ('mandated_report', 'not_a_reporter', {'made_by_is_mandated_reporter': False}, None,
+     [('made_by_is_mandated_reporter',)]),
+    ('mandated_report', 'before_report', {'youth_notified_at': '2026-03-02T09:00:00Z'}, None,
+     [('youth_notified_at',)]),
+    ('case_sealing', 'keys_must_be_destroyed', {'keys_destroyed': False}, None,
+     [('keys_destroyed',)]),
+    ('case_sealing', 'two_people', {'approved_by': 'admin-1'}, None, [('approved_by',)]),
+    ('case_sealing', 'approved_before_proposed', {'sealed_at': '2026-03-02T08:00:00Z'}, None,
+     [('sealed_at',)]),
+    ('case_sealing', 'court_order_ref_required', {'court_order_ref': OMIT}, None,
+     [('court_order_ref',)]),
+    ('case_sealing', 'not_an_enrollment', {'enrollment_id': _CONTACT_ID}, None,
+     [('enrollment_id',)]),
 ]
 
 # Envelope rules, refused by validate_document before or around the schema;
@@ -148,6 +208,14 @@ ALLOWED_CASES = [
     ('consent', {'method': 'paper_scanned', 'signature_image': OMIT,
                  'guardian_signature_image': OMIT}),
     ('consent', {'expires_at': '2027-03-03', 'revoked_at': '2026-03-02T00:00:00Z'}),
+    ('enrollment', {'diversion_case_ref': OMIT, 'referring_agency_release_id': OMIT}),
+    ('weekly_checkin', {'attended': False, 'services_received': OMIT}),
+    ('referral', {'enrollment_id': OMIT, 'contact_id': _CONTACT_ID, 'outcome': 'pending',
+                  'outcome_at': OMIT}),
+    ('exit', {'exit_reason': 'lost_contact', 'completion_notice_sent': False}),
+    ('mandated_report', {'made_by_is_mandated_reporter': False, 'made_by_is_supervisor': True,
+                         'written_followup_at': '2026-03-05T10:00:00Z'}),
+    ('case_sealing', {'basis': 'youth_request', 'court_order_ref': OMIT}),
 ]
 
 

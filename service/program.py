@@ -1,0 +1,576 @@
+"""The program behind the records: case actions, what is due, and aggregate reports.
+
+No falcon here: resources call these classes and ``service.errors`` maps
+their errors. Three parts:
+
+* ``Cases``: take a lifecycle action on a case (``schemas.lifecycle``), with
+  the facts its guards need looked up in the youth's other records, team
+  scoped, audited, written with the case's ``_rev`` (compare-and-set).
+* ``Cases.due``: the timers a supervisor acts on: missed check-ins, holds
+  passing into lost contact, sealings falling due (each with the body of the
+  two-person sealing proposal, ``POST /sealings``, that carries it out).
+* ``Reports``: counts from non-identifying fields only, read from CouchDB
+  map/reduce views (``VIEWS``), so a report costs what changed since the
+  view was last read. Case staff see their team's figures; the admin and the
+  liaison see suppressed organisation-wide aggregates (``service.suppression``),
+  the liaison quarterly, at most two-way, after a lag.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import schemas
+from schemas import lifecycle
+from schemas import program_codes
+from schemas.lifecycle import CaseFacts, ProgramSettings
+from service.suppression import Table, suppress
+from sync.errors import DocumentConflict
+
+__all__ = ['Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'MEASURES', 'PERIODS',
+           'ProgramError', 'Reports', 'hmis_csv', 'install_views', 'settings_from_config',
+           'table_csv', 'warm_views']
+
+DESIGN_ID = '_design/fieldvault_program'
+
+# Map functions read coded, non-identifying fields only; a sealed value is
+# never read. Keys of ``counts``: [measure, month, owner, service area, age
+# band, referral source, detail].
+_COUNTS_MAP = r"""function (doc) {
+  if (!doc.type || typeof doc._id !== 'string' || doc._id.indexOf('rk:') === 0) { return; }
+  var owner = typeof doc.owner === 'string' ? doc.owner : '';
+  function month(t) { return (typeof t === 'string' && /^[0-9]{4}-[0-9]{2}/.test(t)) ? t.substring(0, 7) : null; }
+  function code(v) { return typeof v === 'string' ? v : 'unknown'; }
+  function out(measure, when, detail, area, age, source) {
+    var m = month(when);
+    if (m) { emit([measure, m, owner, code(area), code(age), code(source), code(detail)], 1); }
+  }
+  if (doc.type === 'contact') { out('contacts', doc.contact_at, doc.contact_type, doc.service_area_code); }
+  if (doc.type === 'screening') {
+    out('screenings', doc.administered_at, doc.instrument);
+    if (doc.result && doc.result.positive_screen === true) {
+      out('positive_screens', doc.administered_at, code(doc.instrument) + '/' + code(doc.result.concern_level));
+    }
+  }
+  if (doc.type === 'enrollment' && doc.part2_flag !== true && doc.history && doc.history.length) {
+    var names = {offer: 'offers', consent: 'consents', enroll: 'enrollments', start: 'active_weeks',
+                 next_week: 'active_weeks', approve_completion: 'completions', withdraw: 'withdrawals',
+                 discharge: 'discharges', transfer: 'transfers', lose_contact: 'lost_contact',
+                 seal: 'cases_sealed'};
+    for (var i = 0; i < doc.history.length; i++) {
+      var e = doc.history[i];
+      var measure = e && names[e.action];
+      if (measure) {
+        var detail = e.action === 'withdraw' ? (e.reason_code || 'unspecified') : 'all';
+        out(measure, e.at, detail, doc.service_area_code, doc.age_band, doc.referral_source);
+      }
+    }
+  }
+  if (doc.type === 'weekly_checkin') { out('checkins', doc.checked_in_at, doc.attended === true ? 'attended' : 'missed'); }
+  if (doc.type === 'referral') { out('referrals', doc.referred_at, code(doc.category) + '/' + code(doc.outcome)); }
+  if (doc.type === 'exit') { out('exits', doc.exit_at, doc.exit_reason); }
+  if (doc.type === 'mandated_report') { out('mandated_reports', doc.made_at, doc.agency); }
+  if (doc.type === 'case_sealing') { out('records_sealed', doc.sealed_at, doc.basis); }
+}"""
+
+_CASES_MAP = r"""function (doc) {
+  if (doc.type === 'enrollment' && typeof doc.state === 'string') { emit(doc.state, null); }
+}"""
+
+_BY_CLIENT_MAP = r"""function (doc) {
+  if (doc.type && typeof doc.client_id === 'string' && typeof doc._id === 'string'
+      && doc._id.indexOf('rk:') !== 0) { emit(doc.client_id, doc.type); }
+}"""
+
+_CHECKINS_MAP = r"""function (doc) {
+  if (doc.type === 'weekly_checkin' && typeof doc.enrollment_id === 'string') {
+    emit(doc.enrollment_id, [doc.week_number, doc.attended === true]);
+  }
+}"""
+
+#: The design document of ``records`` (CouchDB 3 and pouchdb-server serve it).
+VIEWS = {
+    'counts': {'map': _COUNTS_MAP, 'reduce': '_count'},
+    'cases': {'map': _CASES_MAP},
+    'by_client': {'map': _BY_CLIENT_MAP},
+    'checkins': {'map': _CHECKINS_MAP},
+}
+
+#: Measures a report can count, with what their detail column holds.
+MEASURES = {
+    'contacts': 'contact type',
+    'screenings': 'instrument',
+    'positive_screens': 'instrument/concern level',
+    'offers': '-', 'consents': '-', 'enrollments': '-',
+    'active_weeks': '- (case-weeks begun)',
+    'completions': '-', 'withdrawals': 'reason code', 'discharges': '-', 'transfers': '-',
+    'lost_contact': '-', 'cases_sealed': '-',
+    'checkins': 'attended/missed',
+    'referrals': 'category/outcome',
+    'exits': 'exit reason',
+    'mandated_reports': 'agency',
+    'records_sealed': 'sealing basis',
+}
+#: Columns a report can be broken down by (besides the period rows).
+DIMENSIONS = ('service_area', 'age_band', 'referral_source', 'detail')
+_DIMENSION_INDEX = {'service_area': 3, 'age_band': 4, 'referral_source': 5, 'detail': 6}
+PERIODS = ('month', 'quarter', 'ffy')
+_MONTH = '^[0-9]{4}-(0[1-9]|1[0-2])$'
+
+#: Elements of the comparable-database aggregate: (measure, broken down by).
+HMIS_SECTIONS = (('screenings', 'detail'), ('positive_screens', 'detail'),
+                 ('enrollments', 'referral_source'), ('enrollments', 'age_band'),
+                 ('completions', 'service_area'), ('withdrawals', 'detail'), ('exits', 'detail'),
+                 ('referrals', 'detail'), ('mandated_reports', 'detail'),
+                 ('records_sealed', 'detail'))
+
+#: Roles that see their team's figures unsuppressed (they read its rows anyway).
+TEAM_ROLES = ('advocate', 'supervisor')
+
+
+class ProgramError(Exception):
+    """A refused program request; ``status``, ``code`` and a message naming no value."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def settings_from_config(config) -> ProgramSettings:
+    """Return the program rules a deployment configured."""
+    return ProgramSettings(default_length_weeks=config.program_length_weeks,
+                           attendance_threshold=config.program_attendance_percent / 100,
+                           hold_to_lost_days=config.program_hold_to_lost_days)
+
+
+def install_views(couch, records_db: str) -> bool:
+    """Create or update the program design document of ``records``; True when written."""
+    current = couch.get_or_none(records_db, DESIGN_ID)
+    wanted = {'_id': DESIGN_ID, 'language': 'javascript', 'views': VIEWS}
+    if current is not None and current.get('views') == VIEWS:
+        return False
+    if current is not None:
+        wanted['_rev'] = current['_rev']
+    couch.put(records_db, wanted)
+    return True
+
+
+def warm_views(couch, records_db: str, *, timeout: float = 3600) -> None:
+    """Bring every program view up to date (a first build reads every record once).
+
+    Run after installing the views (``fieldvault db init``), so the first
+    report after an upgrade or an import does not pay for the build. A
+    report that still finds a view building gets 503 and retry-after; the
+    database finishes the build meanwhile.
+    """
+    for name in VIEWS:
+        _view(couch, records_db, name, limit=0, timeout=timeout)
+
+
+def _view(couch, db: str, name: str, *, timeout: float | None = None,
+          **params: Any) -> list[dict[str, Any]]:
+    encoded = {key: json.dumps(value) if key in ('key', 'startkey', 'endkey') else value
+               for key, value in params.items()}
+    path = f'/{quote(db, safe="")}/{DESIGN_ID}/_view/{name}'
+    keys = encoded.pop('keys', None)
+    if keys is not None:
+        response = couch.request('POST', path, params=encoded, json_body={'keys': keys},
+                                 timeout=timeout)
+    else:
+        response = couch.request('GET', path, params=encoded, timeout=timeout)
+    return response.json()['rows']
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _team_of(couch, directory_db: str) -> Callable[[str | None], str | None]:
+    cache: dict[str, str | None] = {}
+
+    def team_of(username: str | None) -> str | None:
+        if not username:
+            return None
+        if username not in cache:
+            user = couch.get_or_none(directory_db, f'user:{username}')
+            cache[username] = user.get('team') if user else None
+        return cache[username]
+    return team_of
+
+
+class Cases:
+    """Lifecycle actions on cases, and what is due, for one service instance."""
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._records = services.db('records')
+        self._directory = services.db('directory')
+        self._audit = services.audit
+        self._clock = lambda: services.clock()
+        self.settings = settings_from_config(services.config)
+
+    def now(self) -> dt.datetime:
+        """Return the service's present time (tests move the clock)."""
+        return dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).replace(microsecond=0)
+
+    def get(self, case_id: str, principal) -> dict[str, Any]:
+        """Return a case of the caller's team.
+
+        Raises:
+            ProgramError: 404 when missing, not a case, or outside the team
+                (the same answer, so ids cannot be probed).
+        """
+        doc = (self._couch.get_or_none(self._records, case_id)
+               if case_id.startswith('enrollment:') else None)
+        team_of = _team_of(self._couch, self._directory)
+        if doc is None or doc.get('type') != 'enrollment' or not principal.team \
+                or team_of(doc.get('owner')) != principal.team:
+            raise ProgramError(404, 'not_found', 'No such case on your team.')
+        return doc
+
+    def facts(self, case: dict[str, Any], request: dict[str, Any]) -> CaseFacts:
+        """Gather what the guards need from the youth's other records."""
+        rows = _view(self._couch, self._records, 'by_client', key=case['client_id'],
+                     include_docs='true')
+        docs = [row['doc'] for row in rows if row.get('doc')]
+        screenings = [doc for doc in docs if doc.get('type') == 'screening']
+        consents = [doc for doc in docs if doc.get('type') == 'consent'
+                    and not doc.get('revoked_at')]
+        participation = any(
+            doc.get('consent_type') == 'program_participation'
+            and doc.get('signer') in ('youth', 'youth_and_guardian')
+            and doc.get('method') != 'oral' for doc in consents)
+        transfer = any(
+            doc.get('consent_type') == 'release_of_information'
+            and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
+            for doc in consents)
+        checkins = [row['value'] for row in _view(self._couch, self._records, 'checkins',
+                                                  key=case['_id'])]
+        sealed = any(doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
+                     for doc in self._couch.iter_prefix(self._directory, 'sealing:'))
+        return CaseFacts(
+            screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
+            confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
+                                          for doc in screenings),
+            participation_consent=participation,
+            transfer_release=bool(transfer),
+            checkin_weeks=frozenset(week for week, _attended in checkins),
+            attended_weeks=frozenset(week for week, attended in checkins if attended),
+            sealing_approved=sealed,
+        )
+
+    def act(self, case_id: str, action: str, principal,
+            request: dict[str, Any]) -> dict[str, Any]:
+        """Take ``action`` on a case as ``principal``; return the case as stored.
+
+        The actor's role is the first of their roles the action allows (so a
+        refusal for a role that may not act names the ``actor`` guard).
+
+        Raises:
+            ProgramError: 404 (no such case on the team), 409 (changed meanwhile).
+            TransitionRefused: A guard failed; ``guard`` names it.
+        """
+        case = self.get(case_id, principal)
+        known = lifecycle.ACTIONS.get(action)
+        allowed = [role for role in principal.roles if known and role in known.actors]
+        role = allowed[0] if allowed else (principal.roles[0] if principal.roles else '')
+        at = _iso(self.now())
+        after = lifecycle.next_case(case, action, role=role, by=principal.id, at=at,
+                                    facts=self.facts(case, request), settings=self.settings,
+                                    request=request)
+        # The case as it will be stored must still be a valid record (the
+        # parameters of the action included); sealed fields stay as they are.
+        schemas.validate_document(after, sealed=True)
+        try:
+            after['_rev'] = self._couch.put(self._records, after)
+        except DocumentConflict:
+            raise ProgramError(409, 'conflict', 'The case changed meanwhile; read it and retry.'
+                               ) from None
+        if action == 'seal':
+            self._record_sealing(after, principal, at)
+        self._audit.record('case_action', actor=f'user:{principal.id}', subject=case_id,
+                           team=principal.team,
+                           details={'action': action, 'from': case['state'], 'to': after['state']})
+        return after
+
+    def _record_sealing(self, case: dict[str, Any], principal, at: str) -> None:
+        """Keep the non-identifying tally of a sealing carried out (``case_sealing``)."""
+        proposal = next((doc for doc in self._couch.iter_prefix(self._directory, 'sealing:')
+                         if doc.get('status') == 'sealed'
+                         and doc.get('client_id') == case['client_id']), {})
+        basis = {'erasure_request': 'youth_request', 'legal_order': 'court_order'}.get(
+            proposal.get('reason'), 'completion' if case['history'][-1]['from'] == 'completed'
+            else 'retention_expiry')
+        proposed_at = proposal.get('proposed_at')
+        self._couch.put(self._records, {
+            '_id': f'case_sealing:{uuid.uuid4()}', 'type': 'case_sealing',
+            'schema': 'case_sealing/1', 'org': case['org'], 'owner': principal.id,
+            'created_at': at, 'updated_at': at, 'client_id': case['client_id'],
+            'enrollment_id': case['_id'], 'basis': basis,
+            'proposed_by': proposal.get('proposed_by', 'unknown'),
+            'proposed_at': _iso(dt.datetime.fromtimestamp(proposed_at, dt.timezone.utc))
+            if proposed_at else at,
+            'approved_by': proposal.get('approved_by', principal.id),
+            'sealed_at': at, 'keys_destroyed': True,
+        })
+
+    def due(self, principal) -> list[dict[str, Any]]:
+        """Return what is due on the caller's team's cases, oldest first."""
+        now = self.now()
+        team_of = _team_of(self._couch, self._directory)
+        cases = [row['doc'] for row in _view(self._couch, self._records, 'cases',
+                                             include_docs='true')
+                 if row.get('doc') and principal.team
+                 and team_of(row['doc'].get('owner')) == principal.team]
+        active = [case['_id'] for case in cases if case['state'] == 'active']
+        weeks: dict[str, set[int]] = {}
+        if active:
+            for row in _view(self._couch, self._records, 'checkins', keys=active):
+                weeks.setdefault(row['key'], set()).add(row['value'][0])
+        pending = {doc.get('client_id') for doc in self._couch.iter_prefix(
+            self._directory, 'sealing:') if doc.get('status') in ('proposed', 'approving')}
+        items = []
+        for case in cases:
+            items += self._case_due(case, now, weeks.get(case['_id'], set()), pending)
+        return sorted(items, key=lambda item: (item['due_at'], item['case']))
+
+    def _case_due(self, case: dict[str, Any], now: dt.datetime, weeks: set[int],
+                  pending: set[Any]) -> list[dict[str, Any]]:
+        items = []
+        base = {'case': case['_id'], 'state': case['state']}
+        if case['state'] == 'active' and case.get('program_start') and case.get('current_week'):
+            start = dt.datetime.combine(dt.date.fromisoformat(case['program_start']),
+                                        dt.time(), dt.timezone.utc)
+            for week in range(1, case['current_week'] + 1):
+                ends = start + dt.timedelta(days=7 * week)
+                if ends <= now and week not in weeks:
+                    items.append({**base, 'kind': 'missed_checkin', 'week': week,
+                                  'due_at': _iso(ends)})
+        if case['state'] == 'on_hold':
+            held = next(entry for entry in reversed(case['history'])
+                        if entry['action'] == 'hold')
+            due = dt.datetime.fromisoformat(held['at'].replace('Z', '+00:00')) + dt.timedelta(
+                days=self.settings.hold_to_lost_days)
+            if due <= now:
+                items.append({**base, 'kind': 'lost_contact', 'action': 'lose_contact',
+                              'due_at': _iso(due)})
+        if case['state'] != 'sealed':
+            requested = case.get('sealing_requested_at')
+            due_at = lifecycle.sealing_due_at(case, self.settings)
+            if requested or (due_at is not None and due_at <= now):
+                basis = ('youth_request' if requested else
+                         'completion' if case['state'] == 'completed' else 'retention_expiry')
+                items.append({
+                    **base, 'kind': 'sealing_due', 'basis': basis,
+                    'due_at': requested or _iso(due_at),
+                    'proposal_pending': case['client_id'] in pending,
+                    'proposal': {'client_id': case['client_id'],
+                                 'reason': ('erasure_request' if requested
+                                            else 'retention_expired')}})
+        return items
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportQuery:
+    """What a caller asked for, once checked."""
+
+    measure: str
+    period: str
+    by: str | None
+    since: str | None
+    until: str | None
+
+
+def _period_of(month: str, period: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    if period == 'month':
+        return month
+    if period == 'quarter':
+        return f'{year}-Q{(number - 1) // 3 + 1}'
+    # The federal fiscal year starts on 1 October.
+    return f'FFY{year + 1 if number >= 10 else year}'
+
+
+def _quarter_end(label: str) -> dt.date:
+    year, quarter = int(label[:4]), int(label[-1])
+    first_of_next = dt.date(year + (quarter == 4), 1 if quarter == 4 else quarter * 3 + 1, 1)
+    return first_of_next - dt.timedelta(days=1)
+
+
+def hmis_csv(report: dict[str, Any]) -> str:
+    """Return the comparable-database aggregate as CSV: element, line, count (``S`` withheld)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['element', 'line', 'count'])
+    for section in report['sections']:
+        for line, count in zip(section['lines'], section['counts']):
+            writer.writerow([section['element'], line, 'S' if count is None else count])
+        total = section['total']
+        writer.writerow([section['element'], 'total', 'S' if total is None else total])
+    return buffer.getvalue()
+
+
+def table_csv(report: dict[str, Any]) -> str:
+    """Return a report table as CSV: one row per period, totals last; withheld as ``S``."""
+    def shown(value: Any) -> Any:
+        return 'S' if value is None else value
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(['period', *report['columns'], 'total'])
+    for label, cells, total in zip(report['rows'], report['cells'], report['row_totals']):
+        writer.writerow([label, *map(shown, cells), shown(total)])
+    writer.writerow(['total', *map(shown, report['column_totals']), shown(report['total'])])
+    return buffer.getvalue()
+
+
+class Reports:
+    """Aggregate counts from the ``counts`` view, scoped and suppressed by role."""
+
+    def __init__(self, services, *, view_timeout: float | None = None) -> None:
+        self._couch = services.couch
+        self._records = services.db('records')
+        self._directory = services.db('directory')
+        self._audit = services.audit
+        self._clock = lambda: services.clock()
+        self._lag_days = services.config.report_liaison_lag_days
+        self._view_timeout = view_timeout
+
+    def check(self, measure: str, params: dict[str, Any], principal) -> ReportQuery:
+        """Check a request against the measures and the caller's rules.
+
+        Raises:
+            ProgramError: 404 for an unknown measure, 422 for a bad
+                parameter, 403 (``liaison_rules``) for what a liaison may not ask.
+        """
+        if measure not in MEASURES:
+            raise ProgramError(404, 'not_found', 'No such report measure.')
+        fields = {}
+        period = params.get('period', 'quarter')
+        if period not in PERIODS:
+            fields['period'] = [f'Must be one of: {", ".join(PERIODS)}.']
+        by = params.get('by') or None
+        if by is not None and by not in DIMENSIONS:
+            fields['by'] = [f'Must be one of: {", ".join(DIMENSIONS)}.']
+        for name in ('since', 'until'):
+            value = params.get(name)
+            if value is not None and not re.fullmatch(_MONTH, value):
+                fields[name] = ['Must be a month YYYY-MM.']
+        if fields:
+            raise ProgramError(422, 'validation_failed', 'The report parameters are not valid.',
+                               fields)
+        if 'liaison' in principal.roles and period != 'quarter':
+            raise ProgramError(403, 'liaison_rules', 'The liaison sees quarterly figures only.')
+        return ReportQuery(measure, period, by, params.get('since'), params.get('until'))
+
+    def scope(self, principal) -> tuple[str, bool]:
+        """Return ``(team or '', suppressed)`` for the caller.
+
+        APPSEC: the liaison role wins over any other role the same account
+        holds, so it never sees an unsuppressed figure.
+        """
+        if 'liaison' in principal.roles or not set(principal.roles) & set(TEAM_ROLES):
+            return '', True
+        if not principal.team:
+            raise ProgramError(403, 'no_team', 'Team figures need a team on your account.')
+        return principal.team, False
+
+    def report(self, measure: str, params: dict[str, Any], principal) -> dict[str, Any]:
+        """Return one table: periods by (at most) one dimension, with totals."""
+        query = self.check(measure, params, principal)
+        team, suppressed = self.scope(principal)
+        liaison = 'liaison' in principal.roles
+        start = [query.measure, query.since or '0000-00']
+        end = [query.measure, query.until or '9999-99', {}]
+        rows = _view(self._couch, self._records, 'counts', startkey=start, endkey=end,
+                     group='true', timeout=self._view_timeout)
+        team_of = _team_of(self._couch, self._directory)
+        today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
+        counts: dict[tuple[str, str], int] = {}
+        for row in rows:
+            key = row['key']
+            if team and team_of(key[2]) != team:
+                continue
+            label = _period_of(key[1], query.period)
+            if liaison and _quarter_end(label) + dt.timedelta(days=self._lag_days) > today:
+                continue
+            column = key[_DIMENSION_INDEX[query.by]] if query.by else 'count'
+            counts[(label, column)] = counts.get((label, column), 0) + row['value']
+        labels = sorted({label for label, _ in counts})
+        columns = sorted({column for _, column in counts}) or ['count']
+        table = Table(labels, columns, [[counts.get((label, column), 0) for column in columns]
+                                        for label in labels])
+        hidden = suppress(table) if suppressed and labels else set()
+
+        def figure(position: tuple) -> int | None:
+            return None if position in hidden else table.value(position)
+        two_way = len(columns) > 1
+        report = {
+            'measure': query.measure, 'period': query.period, 'by': query.by,
+            'scope': f'team:{team}' if team else 'organisation', 'suppressed': suppressed,
+            'rows': labels, 'columns': columns,
+            'cells': [[figure(('cell', r, c)) for c in range(len(columns))]
+                      for r in range(len(labels))],
+            'row_totals': [figure(('row', r)) if two_way else figure(('cell', r, 0))
+                           for r in range(len(labels))],
+            'column_totals': [figure(('col', c)) for c in range(len(columns))],
+            'total': (figure(('total',)) if two_way else figure(('col', 0))) if labels else 0,
+        }
+        if liaison:
+            report['lag_days'] = self._lag_days
+        self._audit.record('report_read', actor=f'user:{principal.id}', subject=query.measure,
+                           team=principal.team,
+                           details={'period': query.period, 'by': query.by,
+                                    'suppressed': suppressed})
+        return report
+
+    def hmis_aggregate(self, params: dict[str, Any], principal) -> dict[str, Any]:
+        """Return the comparable-database aggregate: one suppressed section per element.
+
+        For a funder or an HMIS comparable-database submission, so always
+        organisation-wide and suppressed, whoever asks. Each section is a
+        one-way table (its lines add up to its total) suppressed on its own.
+        """
+        fields = {name: ['Must be a month YYYY-MM.'] for name in ('since', 'until')
+                  if params.get(name) is not None and not re.fullmatch(_MONTH, params[name])}
+        if fields:
+            raise ProgramError(422, 'validation_failed', 'The report parameters are not valid.',
+                               fields)
+        sections = []
+        for measure, by in HMIS_SECTIONS:
+            rows = _view(self._couch, self._records, 'counts',
+                         startkey=[measure, params.get('since') or '0000-00'],
+                         endkey=[measure, params.get('until') or '9999-99', {}], group='true')
+            counts: dict[str, int] = {}
+            for row in rows:
+                line = row['key'][_DIMENSION_INDEX[by]]
+                counts[line] = counts.get(line, 0) + row['value']
+            lines = sorted(counts)
+            table = Table(lines, ['count'], [[counts[line]] for line in lines])
+            hidden = suppress(table) if lines else set()
+            sections.append({
+                'element': f'{measure} by {by}', 'lines': lines,
+                'counts': [None if ('cell', i, 0) in hidden else counts[line]
+                           for i, line in enumerate(lines)],
+                'total': (None if ('col', 0) in hidden else table.value(('col', 0)))
+                if lines else 0})
+        self._audit.record('report_read', actor=f'user:{principal.id}', subject='hmis_aggregate',
+                           team=principal.team, details={'suppressed': True})
+        return {'report': 'hmis_aggregate', 'scope': 'organisation', 'suppressed': True,
+                'since': params.get('since'), 'until': params.get('until'),
+                'sections': sections}
+
+    @staticmethod
+    def catalogue() -> dict[str, Any]:
+        """Return the measures, dimensions and periods a report can use."""
+        return {'measures': MEASURES, 'dimensions': list(DIMENSIONS), 'periods': list(PERIODS),
+                'age_bands': list(program_codes.AGE_BANDS)}
