@@ -385,6 +385,15 @@ class Accounts:
             self._couch.bulk_docs(self._db, sessions)
         return {**_public_user(doc), 'sessions_ended': len(sessions)}
 
+    def unlock_login(self, username: str) -> None:
+        """Forget the recent failed logins of ``username`` (an operator's unlock).
+
+        Raises:
+            AccountError: No such user (404).
+        """
+        self.get_user(username)
+        self._login_throttle.reset(username)
+
     def count_admins(self) -> int:
         """Return how many enabled admins exist (for the bootstrap)."""
         return sum(

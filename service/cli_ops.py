@@ -64,6 +64,19 @@ def register(cli: click.Group) -> None:
                ['USER', 'ROLES', 'TEAM', 'STATE'])
         click.echo(f'{len(users)} user(s)')
 
+    @cli.commands['users'].command('unlock')
+    @click.argument('username')
+    def users_unlock(username: str) -> None:
+        """Lift a login lockout after too many failed attempts (audited)."""
+        from service.accounts import AccountError
+        services = _services()
+        try:
+            services.accounts.unlock_login(username)
+        except AccountError as ex:
+            raise click.ClickException(ex.description) from None
+        services.audit.record('login_unlocked', actor='cli:operator', subject=f'user:{username}')
+        click.echo(f'{username} may log in again')
+
     audit_group = cli.commands['audit']
     assert isinstance(audit_group, click.Group)
 

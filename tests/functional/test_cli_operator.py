@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import cli
+from tests.conftest import PASSWORD
 from tests.functional.test_sync_gateway import ORG, _push, _with_rev
 from tests.integration.records import plain_contact
 from tests.support.lifecycle import Ceremony
@@ -78,3 +79,18 @@ def test_quarantine_list_and_show_keep_identifying_values_out(env, users, client
     assert CANARY not in _run(env, 'audit', 'show', '--limit', '1000', '--json')
     none = _run(env, 'quarantine', 'list', '--rule', 'no-such-rule')
     assert quarantine_id not in none
+
+
+def test_users_unlock_lifts_a_login_lockout(env, users, client, services):
+    users.create('adv-locked-out', ['advocate'])
+    wrong = {'username': 'adv-locked-out', 'password': 'not the password at all'}
+    for _attempt in range(10):
+        if client.simulate_post('/auth/login', json=wrong).status_code == 429:
+            break
+    right = {'username': 'adv-locked-out', 'password': PASSWORD}
+    assert client.simulate_post('/auth/login', json=right).status_code == 429
+    assert 'adv-locked-out may log in again' in _run(env, 'users', 'unlock', 'adv-locked-out')
+    assert client.simulate_post('/auth/login', json=right).status_code == 200
+    assert 'login_unlocked' in _run(env, 'audit', 'show', '--kind', 'login_unlocked')
+    missing = CliRunner().invoke(cli, ['users', 'unlock', 'nobody-here'], env=env)
+    assert missing.exit_code == 1

@@ -45,12 +45,14 @@ def test_heartbeats_stream_while_waiting_and_the_poll_ends_before_the_cap(stack)
     body = b''.join(chunk for _t, chunk in chunks)
     assert json.loads(body) == {'results': [], 'last_seq': json.loads(body)['last_seq']}
     beats = [(at, chunk) for at, chunk in chunks if chunk.strip() == b'']
-    # Each heartbeat reached the client when it was written, not at the end.
+    # Each heartbeat reached the client when it was written, not at the end:
+    # the first one arrives in the first half of the poll, however slow the
+    # host (an order of events, not a speed).
     assert len(beats) >= 5, chunks
-    assert beats[0][0] < 1.5
-    assert elapsed - beats[0][0] > 2.5
-    # Closed by the server at the 5 s cap (gunicorn's timeout here is 60 s).
-    assert 4.5 <= elapsed < 8
+    assert beats[0][0] < elapsed / 2, chunks
+    # Closed by the server's own 5 s deadline: never before it, and long
+    # before gunicorn's 60 s timeout or the client's 30 s one would end it.
+    assert 5 <= elapsed < 30
 
 
 def test_a_visible_change_ends_the_streamed_poll_at_once(stack):
@@ -71,4 +73,6 @@ def test_a_visible_change_ends_the_streamed_poll_at_once(stack):
     writer.join()
     answer = json.loads(b''.join(chunk for _t, chunk in chunks))
     assert [row['id'] for row in answer['results']] == [doc['_id']]
-    assert chunks[-1][0] < 4
+    # The change ended the poll, not the 5 s deadline: the answer came before
+    # it (the writer's own 1.6 s of sleeps are the only time this asks for).
+    assert chunks[-1][0] < 5
