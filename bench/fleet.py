@@ -17,7 +17,7 @@ service's peak RSS (gunicorn arbiter and workers), the tablets' sync errors,
 and the host's load average. Only loopback traffic. A bench, not a test:
 nothing here passes or fails on time.
 
-usage: python -m bench.fleet [--tablets 100,300,500] [--seconds 60] [--per-process 25]
+usage: python -m bench.fleet [--tablets 100,300] [--seconds 60] [--per-process 25]
                              [--worker-class gevent|gthread]
 """
 
@@ -234,7 +234,7 @@ def _report(runs: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--tablets', default='100,300,500',
+    parser.add_argument('--tablets', default='100,300',
                         help='comma-separated fleet sizes, each run on a fresh stack')
     parser.add_argument('--seconds', type=int, default=60, help='seconds of capture')
     parser.add_argument('--per-process', type=int, default=25, help='tablets per node process')

@@ -25,6 +25,7 @@ BENCHMARKS = {
     'crypto': ['bench/crypto.py'],
     'sync': ['-m', 'bench.sync'],
     'rotation': ['-m', 'bench.rotation'],
+    'fleet': ['-m', 'bench.fleet'],
 }
 
 
