@@ -1,8 +1,10 @@
 """gunicorn settings for fieldvault (read by the Procfile and `make run`).
 
-Threads, not only processes: a tablet's live sync holds a _changes long-poll
-open for up to FIELDVAULT_LONGPOLL_MAX_SECONDS, and with sync workers a few
-tablets would pin every worker. The gateway closes long-polls before
+gevent workers by default: a live tablet holds two _changes long-polls open
+for up to FIELDVAULT_LONGPOLL_MAX_SECONDS each, and a gthread worker spends a
+thread on each, so a few dozen tablets took every thread (docs/SYNC.md,
+"Waiting costs no thread"). Under gevent a waiting request is a greenlet
+parked on its upstream socket. The gateway closes long-polls before
 `timeout`, so gunicorn never kills a worker for serving one.
 """
 
@@ -14,8 +16,9 @@ _config = Config()
 
 bind = f'{_config.bind_host}:{os.environ.get("PORT", _config.bind_port)}'
 workers = int(os.environ.get('WEB_CONCURRENCY', _config.web_concurrency))
-worker_class = 'gthread'
+worker_class = _config.web_worker_class
 threads = _config.web_threads
+worker_connections = _config.web_worker_connections
 timeout = _config.web_timeout
 graceful_timeout = 20
 keepalive = 5

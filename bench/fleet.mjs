@@ -1,7 +1,7 @@
 // Several tablets in one node process: each an unmodified PouchDB 9 that
 // live-syncs its records and live-pulls config against the gateway, and
 // captures records on a schedule, as a worker in the field would.
-// Driven by bench/hostile.py.
+// Driven by bench/hostile.py and bench/fleet.py.
 //
 // usage: node bench/fleet.mjs <config.json>
 // config: {url, capture_seconds, capture_every_ms, drain_seconds, status, stop,
@@ -11,14 +11,37 @@
 // cfg.status every second, and keeps syncing until the file cfg.stop
 // appears. Prints one JSON line: per tablet the captured ids, those no
 // longer on the tablet, the errors seen while syncing (paused with an
-// error, or 'error') and the denied documents.
+// error, or 'error') and the denied documents, and per process the
+// milliseconds each push (_bulk_docs) and each long-poll (_changes with
+// feed=longpoll) took from request to the end of its body.
 import fs from 'node:fs';
 import PouchDB from 'pouchdb';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 
+const timings = { push_ms: [], longpoll_ms: [] };
+
+// PouchDB's own fetch, timed to the end of the body (a long-poll's headers
+// come early when it streams heartbeats).
+function timedFetch(url, options) {
+  const kind = url.includes('/_bulk_docs') ? 'push_ms'
+    : (url.includes('/_changes') && url.includes('feed=longpoll')) ? 'longpoll_ms' : null;
+  const started = Date.now();
+  return PouchDB.fetch(url, options).then((response) => {
+    if (!kind) return response;
+    for (const method of ['json', 'text']) {
+      const read = response[method].bind(response);
+      response[method] = () => read().then((value) => {
+        timings[kind].push(Date.now() - started);
+        return value;
+      });
+    }
+    return response;
+  });
+}
+
 function tablet(spec) {
-  const opts = { auth: spec.auth };
+  const opts = { auth: spec.auth, fetch: timedFetch };
   const local = new PouchDB(spec.dir);
   const config = new PouchDB(spec.dir + '-config');
   const remote = new PouchDB(cfg.url + 'records', opts);
@@ -75,7 +98,7 @@ async function finish() {
   finished = true;
   for (const t of tablets) t.stop();
   for (const t of tablets) t.state.gone = await t.gone();
-  const payload = { tablets: tablets.map((t) => t.state) };
+  const payload = { tablets: tablets.map((t) => t.state), timings };
   process.stdout.write(JSON.stringify(payload) + '\n', () => process.exit(0));
 }
 

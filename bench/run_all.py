@@ -26,6 +26,7 @@ BENCHMARKS = {
     'sync': ['-m', 'bench.sync'],
     'rotation': ['-m', 'bench.rotation'],
     'tablet': ['-m', 'bench.tablet_capture'],
+    'fleet': ['-m', 'bench.fleet'],
 }
 
 

@@ -7,6 +7,7 @@ package owns the hazmat boundary.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import unicodedata
 
 from keys import _primitives
@@ -78,7 +79,8 @@ def hash_password(
     if not isinstance(password, str):
         raise TypeError('password must be a str')
     params = Argon2Params(memory_kib=memory_kib, iterations=iterations)
-    return _primitives.argon2id_phc(
+    return _off_hub(
+        _primitives.argon2id_phc,
         normalize_secret(password),
         memory_kib=params.memory_kib,
         iterations=params.iterations,
@@ -95,4 +97,19 @@ def verify_password(password: str, encoded: str) -> bool:
     """
     if not isinstance(password, str) or not isinstance(encoded, str):
         return False
-    return _primitives.argon2id_phc_verify(normalize_secret(password), encoded)
+    return _off_hub(_primitives.argon2id_phc_verify, normalize_secret(password), encoded)
+
+
+def _off_hub(function, *args, **kwargs):
+    """Call a CPU-bound Argon2id function on a real thread when gevent runs the process.
+
+    Under a gevent worker every request is a greenlet on one OS thread, so a
+    30 ms hash would stall every other request (and every waiting tablet) of
+    the process. pyca releases the GIL while hashing, so on one of gevent's
+    native pool threads the hub keeps serving meanwhile.
+    """
+    monkey = sys.modules.get('gevent.monkey')
+    if monkey is None or not monkey.is_module_patched('threading'):
+        return function(*args, **kwargs)
+    from gevent import get_hub  # only here: gevent is already loaded
+    return get_hub().threadpool.apply(function, args, kwargs)

@@ -441,11 +441,19 @@ class Accounts:
         return {'token': token, 'expires_at': expires_at, 'username': username,
                 'roles': doc['roles']}
 
+    #: Sessions and users kept in memory while the directory's change feed
+    #: reports no change to them (``sync.watch.DocWatch``); None reads both
+    #: from the database on every request.
+    session_watch: Any = None
+
     def authenticate(self, token: str) -> Principal:
         """Return the principal of a bearer token.
 
-        One round trip fetches the session and the user together, so a
-        disabled user or a changed password ends every session at once.
+        The session and the user come from ``session_watch`` (memory, while
+        the directory's feed is live and reports them unchanged) or else in
+        one round trip together, so a logout, a disabled user or a changed
+        password ends the session on every instance within the feed's
+        latency.
 
         Raises:
             NotAuthenticated: Unknown, expired or revoked token, or a disabled user.
@@ -456,9 +464,13 @@ class Accounts:
         username = rest.rpartition('.')[0]
         if scheme != 'usr' or not _USERNAME.fullmatch(username):
             raise NotAuthenticated()
-        rows = self._couch.all_docs(
-            self._db, keys=[f'token:{_sha256(token)}', f'user:{username}'], include_docs=True)
-        session, user = (row.get('doc') for row in rows)
+        token_id, user_id = f'token:{_sha256(token)}', f'user:{username}'
+        if self.session_watch is not None:
+            session = self.session_watch.get(token_id)
+            user = self.session_watch.get(user_id) if session is not None else None
+        else:
+            rows = self._couch.all_docs(self._db, keys=[token_id, user_id], include_docs=True)
+            session, user = (row.get('doc') for row in rows)
         if (
             session is None
             or session.get('username') != username

@@ -43,7 +43,7 @@ from service.resources.sync import SyncUnroutedSink, SyncWiring
 from service.resources.users import UserResource, UsersResource
 from sync.couch import CouchDBClient
 from sync.sealed import REGISTRY_ID
-from sync.watch import DocWatch
+from sync.watch import DocWatch, ForgetOnWrite
 
 __all__ = ['Services', 'create_app', 'LOGICAL_DATABASES', 'VERSION']
 
@@ -62,10 +62,11 @@ class Services:
         couch: The pooled CouchDB client.
         accounts: Users and sessions.
         audit: The audit log writer.
-        device_watch: ``device:`` and ``user:`` documents of the directory and
-            the sealed-youth registry, kept while its change feed reports no
-            change (every replication request authenticates a device and
-            checks its worker, and every push batch reads the registry).
+        device_watch: ``device:``, ``user:`` and ``token:`` documents of the
+            directory and the sealed-youth registry, kept while its change
+            feed reports no change (every replication request authenticates
+            a device and checks its worker, every staff request its session
+            and user, and every push batch reads the registry).
         config_watch: The key manifest and the pinned signer, likewise.
         clock: Seconds since the epoch, for rules that count days (tests
             inject a later time instead of waiting).
@@ -91,10 +92,18 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
         user=config.couchdb_user,
         password=config.couchdb_password,
         timeout=config.couchdb_timeout,
-        max_connections=max(8, config.web_threads * 2),
+        # One connection per request in flight: under gevent every waiting
+        # long-poll holds one upstream poll open.
+        max_connections=(config.web_worker_connections if config.web_worker_class == 'gevent'
+                         else max(8, config.web_threads * 2)),
     )
+    # Devices, users and sessions (every authenticated request reads them)
+    # come from memory while the directory's change feed says they are
+    # unchanged; accounts write through a client that forgets what it wrote.
+    device_watch = DocWatch(couch, config.db_name('directory'),
+                            prefixes=('device:', 'user:', 'token:', REGISTRY_ID))
     accounts = Accounts(
-        couch,
+        ForgetOnWrite(couch, device_watch, config.db_name('directory')),
         config.db_name('directory'),
         token_ttl=config.token_ttl,
         max_failures=config.login_max_failures,
@@ -103,10 +112,10 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
     )
     audit = AuditLog(couch, config.db_name('audit'),
                      team_of=directory_team_of(couch, config.db_name('directory')))
+    accounts.session_watch = device_watch
     return Services(
         config=config, couch=couch, accounts=accounts, audit=audit,
-        device_watch=DocWatch(couch, config.db_name('directory'),
-                              prefixes=('device:', 'user:', REGISTRY_ID)),
+        device_watch=device_watch,
         config_watch=DocWatch(couch, config.db_name('config'), prefixes=(MANIFEST_ID, SIGNER_ID)),
     )
 

@@ -154,7 +154,11 @@ _SETTINGS: tuple[_Setting, ...] = (
              'stable CouchDB-style uuid for GET /sync/; derived from org when unset'),
     _Setting('token_ttl', 3600, _positive_int, 'seconds a login token lives'),
     _Setting('web_concurrency', 2, _positive_int, 'gunicorn worker processes'),
-    _Setting('web_threads', 8, _positive_int, 'threads per gunicorn worker'),
+    _Setting('web_threads', 8, _positive_int, 'threads per gunicorn worker (gthread only)'),
+    _Setting('web_worker_class', 'gevent', _text,
+             'gunicorn worker class: gevent (a waiting long-poll costs a greenlet) or gthread'),
+    _Setting('web_worker_connections', 1000, _positive_int,
+             'concurrent connections per gevent worker (each waiting live tablet holds two)'),
     _Setting('web_timeout', 60, _positive_int, 'gunicorn worker timeout in seconds'),
 )
 

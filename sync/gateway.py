@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from sync import filtering, key_policy, sealed
 from sync.couch import CouchDBClient, doc_path
 from sync.devices import DeviceIdentity
 from sync.errors import DatabaseUnavailable, DocumentNotFound
+from sync.listen import ChangeListener
 
 __all__ = ['Gateway', 'RecordRules', 'SYNC_DATABASES', 'UnknownDatabase', 'BadRequest',
            'TooManyDocuments']
@@ -283,6 +285,9 @@ class Gateway:
         self._audit = audit
         self._clock = clock
         self._monotonic = monotonic
+        # One shared change feed per database wakes the waiting long-polls.
+        self._listeners: dict[str, ChangeListener] = {}
+        self._listeners_lock = threading.Lock()
 
     @staticmethod
     def derive_server_uuid(org: str) -> str:
@@ -496,29 +501,62 @@ class Gateway:
         results: list[dict[str, Any]] = []
         deadline = self._monotonic() + wait
         next_beat = self._monotonic() + beat if beat else deadline
-        while (remaining := deadline - self._monotonic()) > 0.05:
-            slice_s = max(min(remaining, next_beat - self._monotonic(), _UPSTREAM_SLICE), 0.05)
-            try:
-                page = self._couch.changes(
-                    physical, since=position, limit=_SCAN_PAGE,
-                    include_docs=db == 'records', style_all_docs=style_all_docs,
-                    feed='longpoll', timeout_ms=int(slice_s * 1000))
-            except DatabaseUnavailable:
-                if not stop_on_error:
-                    raise
-                # Headers are sent: end with what we have; the device polls
-                # again and then gets the 503.
-                break
-            rows = page.get('results', [])
-            position, full = self._filter_rows(device, db, rows, results, limit, position)
-            if not full:
-                position = page.get('last_seq', position)
-            if results:
-                break
-            if beat and self._monotonic() >= next_beat - 0.01:
-                next_beat = self._monotonic() + beat
-                yield None
+        listener = self._listener(db)
+        # Registered before the first read: a change landing after that read
+        # wakes this waiter (see sync/listen.py).
+        waiter = listener.register(position, lambda row: self._visible(
+            device, db, row.get('id', ''), row.get('doc')))
+        read = True
+        try:
+            while (remaining := deadline - self._monotonic()) > 0.05:
+                slice_s = max(min(remaining, next_beat - self._monotonic(), _UPSTREAM_SLICE),
+                              0.05)
+                if read or not listener.live:
+                    try:
+                        if listener.live:
+                            page = self._couch.changes(
+                                physical, since=waiter.position, limit=_SCAN_PAGE,
+                                include_docs=db == 'records', style_all_docs=style_all_docs)
+                        else:
+                            page = self._couch.changes(
+                                physical, since=waiter.position, limit=_SCAN_PAGE,
+                                include_docs=db == 'records', style_all_docs=style_all_docs,
+                                feed='longpoll', timeout_ms=int(slice_s * 1000))
+                    except DatabaseUnavailable:
+                        if not stop_on_error:
+                            raise
+                        # Headers are sent: end with what we have; the device
+                        # polls again and then gets the 503.
+                        break
+                    rows = page.get('results', [])
+                    moved, full = self._filter_rows(device, db, rows, results, limit,
+                                                    waiter.position)
+                    if not full:
+                        moved = page.get('last_seq', moved)
+                    listener.moved(waiter, moved)
+                    if results:
+                        break
+                    # A full page may have more behind it: read on at once.
+                    read = len(rows) >= _SCAN_PAGE
+                else:
+                    read = waiter.wait(slice_s)
+                if beat and self._monotonic() >= next_beat - 0.01:
+                    next_beat = self._monotonic() + beat
+                    yield None
+        finally:
+            listener.unregister(waiter)
+        position = waiter.position
         yield {'results': results, 'last_seq': position}
+
+    def _listener(self, db: str) -> ChangeListener:
+        """Return the shared change feed of a replicated database (made on first use)."""
+        with self._listeners_lock:
+            listener = self._listeners.get(db)
+            if listener is None:
+                listener = self._listeners[db] = ChangeListener(
+                    self._couch, self.physical(db), include_docs=db == 'records',
+                    poll_seconds=_UPSTREAM_SLICE)
+            return listener
 
     @staticmethod
     def _check_since(since: str | None) -> Any:

@@ -46,7 +46,7 @@ from typing import Any
 
 from sync.couch import CouchDBClient
 
-__all__ = ['DocWatch']
+__all__ = ['DocWatch', 'ForgetOnWrite']
 
 _log = logging.getLogger('fieldvault.sync.watch')
 
@@ -217,3 +217,42 @@ class DocWatch:
     def _mark_live(self) -> None:
         with self._lock:
             self._live_until = self._clock() + self._poll_seconds + self._grace
+
+
+class ForgetOnWrite:
+    """A CouchDB client that drops every document it writes from a :class:`DocWatch`.
+
+    Hand it to code that writes watched documents (accounts: users and
+    sessions), so that a change bites on this instance's very next request
+    instead of after the feed's latency. Everything else is the wrapped
+    client's.
+
+    Args:
+        couch: The CouchDB client.
+        watch: The watch of the database written to.
+        db: Physical name of the watched database.
+    """
+
+    def __init__(self, couch: CouchDBClient, watch: DocWatch, db: str) -> None:
+        self._couch = couch
+        self._watch = watch
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._couch, name)
+
+    def put(self, db: str, doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """Write a document, then forget it (also when the write failed)."""
+        try:
+            return self._couch.put(db, doc, *args, **kwargs)
+        finally:
+            if db == self._db:
+                self._watch.forget(doc.get('_id', ''))
+
+    def delete(self, db: str, doc_id: str, *args: Any, **kwargs: Any) -> Any:
+        """Delete a document, then forget it (also when the delete failed)."""
+        try:
+            return self._couch.delete(db, doc_id, *args, **kwargs)
+        finally:
+            if db == self._db:
+                self._watch.forget(doc_id)

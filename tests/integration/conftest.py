@@ -48,9 +48,11 @@ class Service:
     def start(self) -> 'Service':
         log = open(self.log_dir / f'gunicorn-{time.time_ns()}.log', 'wb')  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'gunicorn', '--bind', f'127.0.0.1:{self.port}',
-             '--workers', '1', '--worker-class', 'gthread', '--threads', '16',
-             '--timeout', '60', 'service.app:create_app()'],
+            # The deployment's own settings (gunicorn.conf.py: the default
+            # worker class), one worker so one process holds every session.
+            [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py',
+             '--bind', f'127.0.0.1:{self.port}', '--workers', '1',
+             'service.app:create_app()'],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30
