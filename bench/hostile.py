@@ -17,7 +17,7 @@ was answered. Only loopback traffic. A bench, not a test: nothing here passes
 or fails on time.
 
 usage: python -m bench.hostile [--seconds 120] [--tablets 50] [--per-process 10]
-                               [--threads 64] [--hostile-threads 24] [--skip NAME,...]
+                               [--worker-class gthread] [--hostile-threads 24] [--skip NAME,...]
 """
 
 from __future__ import annotations
@@ -51,19 +51,21 @@ from tests.integration.records import sealed_contact
 FLEET = ROOT / 'bench' / 'fleet.mjs'
 
 
-def _gunicorn(couch_url: str, prefix: str, workdir: pathlib.Path, threads: int,
-              workers: int) -> tuple[subprocess.Popen, str]:
-    """Start fieldvault under gunicorn (gthread) and return it and its URL."""
+def _gunicorn(couch_url: str, prefix: str, workdir: pathlib.Path,
+              worker_class: str | None) -> tuple[subprocess.Popen, str]:
+    """Start fieldvault with the deployment's gunicorn.conf.py; return it and its URL."""
     port = free_port()
     env = {**os.environ, 'FIELDVAULT_COUCHDB_URL': couch_url, 'FIELDVAULT_DB_PREFIX': prefix,
            'FIELDVAULT_ORG': ORG, 'FIELDVAULT_LOG_LEVEL': 'WARNING',
            'FIELDVAULT_PASSWORD_HASH_MEMORY_KIB': '1024',
            'FIELDVAULT_PASSWORD_HASH_ITERATIONS': '1'}
+    if worker_class:
+        env['FIELDVAULT_WEB_WORKER_CLASS'] = worker_class
     log = open(workdir / 'gunicorn.log', 'wb')  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '--bind', f'127.0.0.1:{port}', '--workers',
-         str(workers), '--worker-class', 'gthread', '--threads', str(threads), '--timeout', '60',
-         'service.app:create_app()'], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py',
+         '--bind', f'127.0.0.1:{port}', 'service.app:create_app()'],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 60
@@ -228,7 +230,7 @@ def run(args) -> dict:
                         password_hash_memory_kib=1024, password_hash_iterations=1)
         services = build_services(config)
         ensure_databases(services)
-        gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.threads, args.workers)
+        gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.worker_class)
         _progress('service up; enrolling tablets and sealing their captures')
         org_keys = OrgKeys()
         org_keys.publish(url, services)
@@ -297,7 +299,7 @@ def run(args) -> dict:
             kinds.update(state['error_kinds'])
         return {
             'tablets': len(states), 'processes': len(processes), 'seconds': args.seconds,
-            'threads': args.threads, 'workers': args.workers,
+            'worker_class': args.worker_class or Config().web_worker_class,
             'healthz': {'samples': len(latencies),
                         'p50_ms': round(statistics.median(latencies) * 1000, 1),
                         'p99_ms': round(_percentile(latencies, 0.99) * 1000, 1),
@@ -329,8 +331,8 @@ def run(args) -> dict:
 def _report(figures: dict) -> None:
     health = figures['healthz']
     print(f'hostile bench: {figures["tablets"]} tablets in {figures["processes"]} node '
-          f'processes, {figures["seconds"]} s under attack, gunicorn {figures["workers"]} '
-          f'worker(s) x {figures["threads"]} threads')
+          f'processes, {figures["seconds"]} s under attack, gunicorn.conf.py with '
+          f'{figures["worker_class"]} workers')
     print(f'/healthz during the attack: {health["samples"]} samples, p50 {health["p50_ms"]} ms, '
           f'p99 {health["p99_ms"]} ms, max {health["max_ms"]} ms, failures {health["failures"]}')
     print(f'tablets: {figures["tablet_errors"]} sync errors on {figures["tablets_with_errors"]} '
@@ -355,10 +357,9 @@ def main() -> None:
                         help='seconds between two captures of one tablet')
     parser.add_argument('--drain', type=int, default=120,
                         help='most seconds the tablets get to converge after the attack')
-    parser.add_argument('--threads', type=int, default=128,
-                        help='gunicorn threads per worker (a live tablet holds two while it '
-                             'waits, one per long-poll)')
-    parser.add_argument('--workers', type=int, default=1, help='gunicorn worker processes')
+    parser.add_argument('--worker-class', default=None,
+                        help='gunicorn worker class to compare (default: the deployment\'s, '
+                             'from gunicorn.conf.py)')
     parser.add_argument('--hostile-threads', type=int, default=24)
     parser.add_argument('--skip', default='', help='comma-separated attack names to leave out')
     parser.add_argument('--json', action='store_true', help='print the figures as JSON too')
