@@ -16,16 +16,22 @@ notes the refusal and goes on. After every step it checks:
    deployment still holds: the key vault, quarantine, and key-vault backups
    taken after the sealing;
 3. a revoked advocate opens nothing sealed to a key version that appeared
-   after the revocation, whatever grant addressed to them was ever stored;
-4. no account that has held the admin role opens any record, and every
-   completed sealing was proposed and approved by two distinct people who
-   both existed before the proposal, neither created nor changed by the other.
+   after the revocation, whatever grant addressed to them was ever stored
+   (tried on every stored record and on a record sealed here to each such
+   version, as any tablet may seal one at any time);
+4. no account that has held the admin role opens any record (stored, or
+   sealed here to any version), and every completed sealing was proposed and
+   approved by two distinct people who both existed before the proposal,
+   neither created nor changed by the other.
 
 Knobs (environment): ``CUSTODY_MACHINE_EXAMPLES`` (default 8) and
 ``CUSTODY_MACHINE_STEPS`` (default 10) size the run;
 ``CUSTODY_MACHINE_INVARIANTS`` (e.g. ``1,3``) checks only those invariants;
-``CUSTODY_MACHINE_RULES_OFF`` (comma-separated rule names) leaves operations
-out, so a failure of one invariant does not hide what the others catch.
+``CUSTODY_MACHINE_RULES_OFF`` (comma-separated rule names, the methods
+below) leaves operations out, so a failure of one invariant does not hide
+what the others catch. To see an invariant catch its rule, break the rule in
+the product and run only that invariant, e.g.
+``CUSTODY_MACHINE_INVARIANTS=3 pytest tests/hypothesis/test_custody_machine.py``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from hypothesis.stateful import (
 )
 
 import keys
+import schemas
 from tests.support.custody import (
     ADMIN,
     KEY_PASS,
@@ -83,7 +90,6 @@ NEWCOMERS = {'advocate': 'adv-c', 'supervisor': 'sup-d'}
 SOCK = 'sup-sock'
 STAFF = (*FIRST_CUSTODIANS, *NEWCOMERS.values())
 SEALERS = (ADMIN, 'sup-b', 'sup-d')
-APPROVERS = (ADMIN, 'sup-b', 'sup-d', SOCK)
 YOUTHS = 2
 DATA_ROLES = {'advocate', 'supervisor'}
 
@@ -126,6 +132,8 @@ class CustodyMachine(RuleBasedStateMachine):
         self.record_copies: dict[tuple[str, str], dict] = {}
         self.personal_ever: dict[str, list] = {}
         self.attacker_keys: list[keys.OrgKeyPair] = []
+        #: kid -> (record, envelope) sealed here to that version, as any tablet could.
+        self.probes: dict[str, tuple[dict, dict]] = {}
         for youth in range(YOUTHS):
             self._add_record(youth, 'desk')
 
@@ -292,7 +300,18 @@ class CustodyMachine(RuleBasedStateMachine):
     @rule(youth=st.integers(min_value=0, max_value=YOUTHS - 1),
           path=st.sampled_from(['desk', 'sync', 'sync_hold']))
     def add_record(self, youth, path):
+        if self.youths[youth] in self.sealed_at:
+            self._begin(f'youth {youth} is sealed: new records are push_late_record')
+            return
         self._begin(f'worker adds a record of youth {youth} by {path}')
+        self._add_record(youth, path)
+
+    @precondition(enabled('push_late_record', lambda self: self.sealed_at))
+    @rule(pick=picks, path=st.sampled_from(['desk', 'sync']))
+    def push_late_record(self, pick, path):
+        sealed = [index for index, youth in enumerate(self.youths) if youth in self.sealed_at]
+        youth = sealed[pick % len(sealed)]
+        self._begin(f'a reissued tablet brings a new record of sealed youth {youth} by {path}')
         self._add_record(youth, path)
 
     @precondition(enabled('deliver_envelope',
@@ -315,19 +334,7 @@ class CustodyMachine(RuleBasedStateMachine):
 
     # -- sealing ---------------------------------------------------------------
 
-    @precondition(enabled('seal_youth'))
-    @rule(youth=st.integers(min_value=0, max_value=YOUTHS - 1),
-          proposer=st.sampled_from(SEALERS), approver=st.sampled_from(APPROVERS))
-    def seal_youth(self, youth, proposer, approver):
-        self._begin(f'{proposer} proposes sealing youth {youth}; {approver} approves')
-        if approver == SOCK and SOCK not in self.created_at:
-            answer = self.d.api(ADMIN, 'POST', '/users', {
-                'username': SOCK, 'password': 'correct horse battery staple',
-                'roles': ['supervisor'], 'team': TEAM})
-            self._outcome(f'admin creates {SOCK}', answer.status_code == 201, answer.text)
-            if answer.status_code == 201:
-                self.created_at[SOCK] = self.step
-                self.touched_by[SOCK] = {ADMIN}
+    def _seal(self, youth: int, proposer: str, approver: str) -> None:
         out = self.d.as_user(proposer, ['sealing', '--home', self.d.home(proposer), 'propose',
                                         '--client-id', self.youths[youth],
                                         '--reason', 'erasure_request'])
@@ -339,6 +346,27 @@ class CustodyMachine(RuleBasedStateMachine):
         out = self.d.as_user(approver, ['sealing', '--home', self.d.home(approver), 'approve',
                                         sealing_id, '--yes'])
         self._outcome('approve', out.ok, out.text)
+
+    @precondition(enabled('seal_youth'))
+    @rule(youth=st.integers(min_value=0, max_value=YOUTHS - 1),
+          proposer=st.sampled_from(SEALERS), approver=st.sampled_from(SEALERS))
+    def seal_youth(self, youth, proposer, approver):
+        self._begin(f'{proposer} proposes sealing youth {youth}; {approver} approves')
+        self._seal(youth, proposer, approver)
+
+    @precondition(enabled('seal_with_account_made_for_it'))
+    @rule(youth=st.integers(min_value=0, max_value=YOUTHS - 1))
+    def seal_with_account_made_for_it(self, youth):
+        self._begin(f'admin makes {SOCK}, proposes sealing youth {youth}, approves as {SOCK}')
+        if SOCK not in self.created_at:
+            answer = self.d.api(ADMIN, 'POST', '/users', {
+                'username': SOCK, 'password': 'correct horse battery staple',
+                'roles': ['supervisor'], 'team': TEAM})
+            self._outcome(f'admin creates {SOCK}', answer.status_code == 201, answer.text)
+            if answer.status_code == 201:
+                self.created_at[SOCK] = self.step
+                self.touched_by[SOCK] = {ADMIN}
+        self._seal(youth, ADMIN, SOCK)
 
     # -- key-vault backups -------------------------------------------------------
 
@@ -428,9 +456,17 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _refresh(self) -> None:
         """Read everything that exists now, and keep what ever existed."""
-        for kid in self._manifest_kids():
+        for kid, entry in self._manifest_kids().items():
             if kid not in self.kids_seen:
                 self.kids_seen.append(kid)
+            if kid not in self.probes and entry.get('pub'):
+                body = keys.build_manifest(self.d.org, 1, [
+                    {'kid': kid, 'suite': entry['suite'], 'pub': entry['pub'],
+                     'status': 'active'}])
+                plain = self.d.new_identity(str(uuid.uuid4()))
+                self.probes[kid] = keys.seal_document(
+                    plain, paths=schemas.identifying_paths('identity'), org=self.d.org,
+                    manifest_body=body)
         self.grants = self.d.docs('keyvault', 'grant:')
         for grant in [*self.grants, *(doc for backup in self.backups for doc in backup['docs']
                                       if doc['_id'].startswith('grant:'))]:
@@ -480,6 +516,10 @@ class CustodyMachine(RuleBasedStateMachine):
                 if key is not None:
                     found.append(key)
         return found
+
+    def _sealed_to(self, kids: set[str]) -> list[tuple[dict, dict]]:
+        """Records sealed here to each of ``kids`` (what a tablet may seal any time)."""
+        return [self.probes[kid] for kid in sorted(kids) if kid in self.probes]
 
     def _backed_up_envelopes(self, after_step: int = -1) -> list[dict]:
         return [doc for backup in self.backups if backup['step'] > after_step
@@ -533,8 +573,10 @@ class CustodyMachine(RuleBasedStateMachine):
             if not newer:
                 continue
             rings = keyrings(newer)
-            for doc in self.record_copies.values():
-                if opens(doc, everywhere, rings, self.d.org) is not None:
+            for doc, envelope in [*self._sealed_to(set(self.kids_seen) - known),
+                                  *((doc, None) for doc in self.record_copies.values())]:
+                if opens(doc, [envelope] if envelope else everywhere, rings,
+                         self.d.org) is not None:
                     raise AssertionError(
                         f'invariant 3: revoked {name} opens {doc["_id"]} with version(s) '
                         f'{sorted({key.kid for key in newer})} made after the revocation')
@@ -546,8 +588,10 @@ class CustodyMachine(RuleBasedStateMachine):
             if not held:
                 continue
             rings = keyrings(held)
-            for doc in self.record_copies.values():
-                if opens(doc, everywhere, rings, self.d.org) is not None:
+            for doc, envelope in [*self._sealed_to(set(self.kids_seen)),
+                                  *((doc, None) for doc in self.record_copies.values())]:
+                if opens(doc, [envelope] if envelope else everywhere, rings,
+                         self.d.org) is not None:
                     raise AssertionError(
                         f'invariant 4: {name}, who has held the admin role, opens {doc["_id"]} '
                         f'with {sorted({key.kid for key in held})}')
