@@ -25,7 +25,8 @@ notes the refusal and goes on. After every step it checks:
    neither created nor changed by the other.
 
 Knobs (environment): ``CUSTODY_MACHINE_EXAMPLES`` (default 8) and
-``CUSTODY_MACHINE_STEPS`` (default 10) size the run;
+``CUSTODY_MACHINE_STEPS`` (default 10) size the run, and
+``CUSTODY_MACHINE_VERBOSE=1`` prints every example's steps and outcomes;
 ``CUSTODY_MACHINE_INVARIANTS`` (e.g. ``1,3``) checks only those invariants;
 ``CUSTODY_MACHINE_RULES_OFF`` (comma-separated rule names, the methods
 below) leaves operations out, so a failure of one invariant does not hide
@@ -41,7 +42,7 @@ import os
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, note, settings
+from hypothesis import HealthCheck, Verbosity, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -74,6 +75,8 @@ SETTINGS = settings(
     stateful_step_count=int(os.environ.get('CUSTODY_MACHINE_STEPS', '10')),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    verbosity=(Verbosity.verbose if os.environ.get('CUSTODY_MACHINE_VERBOSE')
+               else Verbosity.normal),
 )
 INVARIANTS = frozenset(
     int(part) for part in os.environ.get('CUSTODY_MACHINE_INVARIANTS', '1,2,3,4').split(',')
@@ -577,8 +580,9 @@ class CustodyMachine(RuleBasedStateMachine):
                                   *((doc, None) for doc in self.record_copies.values())]:
                 if opens(doc, [envelope] if envelope else everywhere, rings,
                          self.d.org) is not None:
+                    what = f'a record sealed to {envelope["kek"]}' if envelope else doc['_id']
                     raise AssertionError(
-                        f'invariant 3: revoked {name} opens {doc["_id"]} with version(s) '
+                        f'invariant 3: revoked {name} opens {what} with version(s) '
                         f'{sorted({key.kid for key in newer})} made after the revocation')
 
     def check_admins_read_nothing_and_sealings_take_two(self) -> None:
@@ -592,8 +596,9 @@ class CustodyMachine(RuleBasedStateMachine):
                                   *((doc, None) for doc in self.record_copies.values())]:
                 if opens(doc, [envelope] if envelope else everywhere, rings,
                          self.d.org) is not None:
+                    what = f'a record sealed to {envelope["kek"]}' if envelope else doc['_id']
                     raise AssertionError(
-                        f'invariant 4: {name}, who has held the admin role, opens {doc["_id"]} '
+                        f'invariant 4: {name}, who has held the admin role, opens {what} '
                         f'with {sorted({key.kid for key in held})}')
         for sealing in self.sealings:
             # Judged once, at the step it completed: later staff changes do
