@@ -209,6 +209,35 @@ class CustodyMachine(RuleBasedStateMachine):
         self.touched_by[name] = {ADMIN}
         out = self.d.enroll_and_certify(name)
         self._outcome('enroll and certify', out.ok, out.text)
+        if out.ok:
+            self._share_pending(name)
+
+    def _pending(self, name: str) -> dict[str, list[str]]:
+        """What ``keys pending`` (as the admin) says ``name`` needs, and who holds it."""
+        out = self.d.as_user(ADMIN, ['keys', '--home', self.d.home(ADMIN), 'pending'])
+        self._outcome('keys pending', out.ok, out.text)
+        needs = {}
+        for line in out.text.splitlines():
+            head, _, tail = line.partition(' (held by ')
+            if head.startswith(f'{name} needs '):
+                holders = tail.rstrip(')')
+                needs[head.split(' needs ')[1]] = ([] if holders.startswith('nobody')
+                                                   else holders.split(', '))
+        return needs
+
+    def _share_pending(self, name: str) -> None:
+        """Each version ``name`` lacks is shared by its first holder who can."""
+        for kid, holders in sorted(self._pending(name).items()):
+            for holder in holders:
+                out = self._share(holder, name, kid)
+                if out.ok:
+                    break
+
+    def _share(self, holder: str, recipient: str, kid: str):
+        out = self.d.as_user(holder, ['keys', '--home', self.d.home(holder), 'share', '--to',
+                                      recipient, '--kid', kid], f'{KEY_PASS}\n')
+        self._outcome(f'{holder} shares {kid} with {recipient}', out.ok, out.text)
+        return out
 
     @precondition(enabled('share'))
     @rule(holder=st.sampled_from(STAFF), recipient=st.sampled_from(STAFF), pick=picks)
@@ -217,12 +246,7 @@ class CustodyMachine(RuleBasedStateMachine):
                 if entry['status'] != 'retired']
         kid = kids[pick % len(kids)]
         self._begin(f'{holder} shares {kid} with {recipient}')
-        out = self.d.as_user(holder, ['keys', '--home', self.d.home(holder), 'share', '--to',
-                                      recipient, '--kid', kid], f'{KEY_PASS}\n')
-        if 'No such command' in out.text:
-            self._outcome('keys share is not available: nobody was shared', False)
-            return
-        self._outcome('share', out.ok, out.text)
+        self._share(holder, recipient, kid)
 
     @precondition(enabled('disable_user'))
     @rule(name=st.sampled_from(STAFF))
@@ -459,6 +483,8 @@ class CustodyMachine(RuleBasedStateMachine):
 
     def _refresh(self) -> None:
         """Read everything that exists now, and keep what ever existed."""
+        self.manifest = self.d.manifest()
+        self.oracle.remember_versions(self.manifest)
         for kid, entry in self._manifest_kids().items():
             if kid not in self.kids_seen:
                 self.kids_seen.append(kid)
@@ -537,7 +563,7 @@ class CustodyMachine(RuleBasedStateMachine):
                 continue
             personal = self.oracle.personal(name, apk['wrapped'], KEY_PASS)
             mine = [grant for grant in self.grants if grant.get('advocate') == name]
-            rings[name] = self.oracle.client_keyring(mine, personal)
+            rings[name] = self.oracle.client_keyring(mine, personal, self.manifest)
         return rings
 
     def check_every_live_record_opens_for_a_custodian(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -25,6 +26,7 @@ from click.testing import CliRunner
 
 import keys
 import schemas
+from keys.shares import LIVE_STATUSES
 from service.app import build_services, create_app
 from service.cli import cli, ensure_databases
 from service.config import Config
@@ -38,6 +40,9 @@ RECOVERY_PASS = 'recovery passphrase long enough'
 TEAM = 'team-a'
 WORKER = 'worker-1'
 ADMIN = 'admin-1'
+#: The sealing waiting period of the machine's deployment: real, so that an
+#: account made for a sealing is refused by the product, not by luck.
+WAITING_DAYS = 7
 
 
 def day(offset: int) -> str:
@@ -75,7 +80,7 @@ class Deployment:
         self.workdir = workdir
         self.config = Config({}, couchdb_url=couchdb_url,
                              db_prefix=f'm{uuid.uuid4().hex[:10]}_', org='org-test',
-                             **TEST_PASSWORD_PARAMS)
+                             sealing_waiting_days=WAITING_DAYS, **TEST_PASSWORD_PARAMS)
         self.org = self.config.org
         self.services = build_services(self.config)
         ensure_databases(self.services)
@@ -145,8 +150,15 @@ class Deployment:
     # -- ceremonies ----------------------------------------------------------
 
     def create_user_directly(self, name: str, roles: list[str]) -> None:
-        """An account made by the operator before anything else (no admin involved)."""
+        """An account made by the operator long before the run (no admin involved).
+
+        Its ``created_at`` lies beyond the sealing waiting period, as for
+        staff who have been there for months.
+        """
         self.services.accounts.create_user(name, PASSWORD, roles, team=TEAM)
+        doc = self.user(name)
+        doc['created_at'] = int(time.time()) - (WAITING_DAYS + 30) * 86400
+        self.couch.put(self.db('directory'), doc)
 
     def first_key(self, custodians: list[str]) -> None:
         """Signer, enrolled and certified custodians, recovery key, ``oek-1``."""
@@ -272,6 +284,7 @@ class KeyOracle:
         self.signer_public = signer_public
         self._personal: dict[tuple[str, str], keys.AdvocateKey | None] = {}
         self._grants: dict[str, keys.OrgKeyPair | None] = {}
+        self._pubs: dict[str, tuple[str, str]] = {}
 
     def personal(self, holder: str, wrapped: dict[str, Any], passphrase: str):
         """The unwrapped personal key of ``holder`` (None if it does not unwrap)."""
@@ -283,30 +296,68 @@ class KeyOracle:
                 self._personal[cache_key] = None
         return self._personal[cache_key]
 
+    def remember_versions(self, manifest_body: dict[str, Any]) -> None:
+        """Keep the public key of every version a verified manifest ever listed."""
+        for entry in manifest_body['keys']:
+            if entry.get('pub'):
+                self._pubs.setdefault(entry['kid'], (entry['suite'], entry['pub']))
+
+    def _every_version(self) -> dict[str, Any]:
+        """A manifest body listing every version ever seen as live.
+
+        A share carries no signature: it is bound to the manifest's ``pub``
+        of its version. Key ids are never reused, so a share that opens
+        against this body holds the real key of that version, whatever the
+        current manifest says of it (a key that exists anywhere).
+        """
+        return {'org': self.org, 'keys': [
+            {'kid': kid, 'suite': suite, 'pub': pub, 'status': 'active'}
+            for kid, (suite, pub) in sorted(self._pubs.items())]}
+
     def open_grant(self, grant: dict[str, Any], personal) -> keys.OrgKeyPair | None:
-        """The org key in ``grant``, as its holder's client opens it (signature first)."""
+        """The org key in a grant or share, as its holder's client opens it.
+
+        A grant must carry the pinned signer's signature; a share must hold
+        the private key of the ``pub`` a manifest listed for its version.
+        """
         if personal is None:
             return None
         cache_key = json.dumps({k: v for k, v in grant.items() if k != '_rev'},
                                sort_keys=True) + personal.key_id
         if cache_key not in self._grants:
             try:
-                self._grants[cache_key] = keys.open_grant(
-                    grant, personal, org=self.org, pinned_public_b64=self.signer_public)
+                if grant.get('type') == 'share':
+                    self._grants[cache_key] = keys.open_share(
+                        grant, personal, org=self.org, manifest_body=self._every_version())
+                else:
+                    self._grants[cache_key] = keys.open_grant(
+                        grant, personal, org=self.org, pinned_public_b64=self.signer_public)
             except keys.KeysError:
                 self._grants[cache_key] = None
         return self._grants[cache_key]
 
-    def client_keyring(self, grants: list[dict[str, Any]], personal) -> keys.Keyring | None:
-        """The keyring the CLI builds from these grants, or None where it refuses.
+    def client_keyring(self, grants: list[dict[str, Any]], personal,
+                       manifest_body: dict[str, Any]) -> keys.Keyring | None:
+        """The keys the CLI's ``advocate open`` can use from these grants and shares.
 
-        Like ``Keyring.from_grants`` in ``advocate open``: one grant that does
-        not open spoils the whole keyring.
+        Like the CLI: only holdings of versions the manifest lists count (a
+        share only of a live version), and a holding that does not open
+        fails only the records that need its version.
         """
-        if personal is None or not grants:
+        if personal is None:
             return None
-        opened = [self.open_grant(grant, personal) for grant in grants]
-        if any(key is None for key in opened):
+        listed = {entry['kid']: entry for entry in manifest_body['keys']}
+        opened = []
+        for grant in grants:
+            entry = listed.get(grant.get('kek'))
+            if entry is None:
+                continue
+            if grant.get('type') == 'share' and entry['status'] not in LIVE_STATUSES:
+                continue
+            key = self.open_grant(grant, personal)
+            if key is not None:
+                opened.append(key)
+        if not opened:
             return None
         try:
             return keys.Keyring(opened)
