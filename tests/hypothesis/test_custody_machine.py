@@ -474,6 +474,9 @@ class CustodyMachine(RuleBasedStateMachine):
         self.touched_by[ADMIN].add(ADMIN)
         out = self.d.enroll_and_certify(ADMIN)
         self._outcome('self enroll and certify', out.ok, out.text)
+        if out.ok:
+            # The holders' routine: whoever `keys pending` lists gets shared.
+            self._share_pending(ADMIN)
 
     @precondition(enabled('plant_grant'))
     @rule(victim=st.sampled_from(STAFF))
