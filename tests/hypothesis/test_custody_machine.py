@@ -24,7 +24,7 @@ notes the refusal and goes on. After every step it checks:
    approved by two distinct people who both existed before the proposal,
    neither created nor changed by the other.
 
-Knobs (environment): ``CUSTODY_MACHINE_EXAMPLES`` (default 8) and
+Knobs (environment): ``CUSTODY_MACHINE_EXAMPLES`` (default 10) and
 ``CUSTODY_MACHINE_STEPS`` (default 10) size the run, and
 ``CUSTODY_MACHINE_VERBOSE=1`` prints every example's steps and outcomes,
 ``CUSTODY_MACHINE_SHRINK=0`` reports a failure unshrunk (shrinking one
@@ -73,8 +73,8 @@ from tests.support.custody import (
 pytestmark = pytest.mark.functional
 
 SETTINGS = settings(
-    max_examples=int(os.environ.get('CUSTODY_MACHINE_EXAMPLES', '8')),
-    stateful_step_count=int(os.environ.get('CUSTODY_MACHINE_STEPS', '10')),
+    max_examples=int(os.environ.get('CUSTODY_MACHINE_EXAMPLES', '10')),
+    stateful_step_count=int(os.environ.get('CUSTODY_MACHINE_STEPS', '20')),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     verbosity=(Verbosity.verbose if os.environ.get('CUSTODY_MACHINE_VERBOSE')
@@ -283,7 +283,8 @@ class CustodyMachine(RuleBasedStateMachine):
                              f'{SIGNER_PASS}\n')
         self._outcome('revoke', out.ok, out.text)
         apk = self.d.couch.get_or_none(self.d.db('directory'), f'apk:{name}')
-        if apk and apk.get('status') == 'revoked' and name not in self.revoked:
+        # Revoked as the CLI said, or as the directory says, whichever holds.
+        if (out.ok or (apk and apk.get('status') == 'revoked')) and name not in self.revoked:
             self.revoked[name] = before
 
     # -- key versions ----------------------------------------------------------
