@@ -25,7 +25,7 @@ notes the refusal and goes on. After every step it checks:
    neither created nor changed by the other.
 
 Knobs (environment): ``CUSTODY_MACHINE_EXAMPLES`` (default 10) and
-``CUSTODY_MACHINE_STEPS`` (default 10) size the run, and
+``CUSTODY_MACHINE_STEPS`` (default 20) size the run, and
 ``CUSTODY_MACHINE_VERBOSE=1`` prints every example's steps and outcomes,
 ``CUSTODY_MACHINE_SHRINK=0`` reports a failure unshrunk (shrinking one
 takes minutes);
