@@ -104,6 +104,12 @@ DATA_ROLES = {'advocate', 'supervisor'}
 picks = st.integers(min_value=0, max_value=7)
 
 
+def out_lines(shares_file) -> list[str]:
+    """``sealed <kid> to <name>`` lines of a recovery shares file."""
+    return [f'sealed {share["kek"]} to {share["advocate"]}'
+            for share in json.loads(shares_file.read_text())['shares']]
+
+
 def enabled(name: str, extra=None):
     """A precondition: the rule is not switched off (and ``extra`` holds)."""
     return lambda self: name not in RULES_OFF and (extra is None or extra(self))
@@ -142,6 +148,9 @@ class CustodyMachine(RuleBasedStateMachine):
         self.attacker_keys: list[keys.OrgKeyPair] = []
         #: kid -> (record, envelope) sealed here to that version, as any tablet could.
         self.probes: dict[str, tuple[dict, dict]] = {}
+        #: Versions the operator accepted to leave to the recovery key alone
+        #: (until a recovery ceremony re-grants them).
+        self.recovery_only: set[str] = set()
         for youth in range(YOUTHS):
             self._add_record(youth, 'desk')
 
@@ -267,8 +276,10 @@ class CustodyMachine(RuleBasedStateMachine):
           role=st.sampled_from(['advocate', 'supervisor', 'worker']))
     def change_role(self, name, role):
         self._begin(f'admin makes {name} a {role}')
+        before = (self.d.user(name) or {}).get('roles')
         answer = self.d.api(ADMIN, 'PATCH', f'/users/{name}', {'roles': [role]})
-        if answer.status_code == 200:
+        # Giving someone the roles they hold already changes nothing.
+        if answer.status_code == 200 and before != [role]:
             self.touched_by.setdefault(name, set()).add(ADMIN)
         self._outcome('change role', answer.status_code == 200, answer.text)
 
@@ -286,6 +297,48 @@ class CustodyMachine(RuleBasedStateMachine):
         # Revoked as the CLI said, or as the directory says, whichever holds.
         if (out.ok or (apk and apk.get('status') == 'revoked')) and name not in self.revoked:
             self.revoked[name] = before
+
+    @precondition(enabled('disable_accepting_recovery_only'))
+    @rule(name=st.sampled_from(STAFF))
+    def disable_accepting_recovery_only(self, name):
+        self._begin(f'admin disables {name}, accepting recovery-only versions')
+        answer = self.d.api(ADMIN, 'PATCH', f'/users/{name}', {'disabled': True})
+        versions = set()
+        if answer.status_code == 409 and answer.json().get('code') == 'recovery_only':
+            versions = set(answer.json()['fields']['versions'])
+            answer = self.d.api(ADMIN, 'PATCH', f'/users/{name}?accept_recovery_only=true',
+                                {'disabled': True})
+        if answer.status_code == 200:
+            self.touched_by.setdefault(name, set()).add(ADMIN)
+            self.recovery_only |= versions
+        self._outcome(f'disable (recovery-only accepted for {sorted(versions)})',
+                      answer.status_code == 200, answer.text)
+
+    @precondition(enabled('recovery_ceremony'))
+    @rule()
+    def recovery_ceremony(self):
+        self._begin('admin exports, trustees re-grant offline, admin uploads')
+        exported = self.d.workdir / f'export-{self.step}.json'
+        shares = self.d.workdir / f'shares-{self.step}.json'
+        out = self.d.as_user(ADMIN, ['recovery', 'export', '--home', self.d.home(ADMIN),
+                                     '--out', str(exported)])
+        self._outcome('recovery export', out.ok and exported.exists(), out.text)
+        if not (out.ok and exported.exists()):
+            return
+        out = self.d.cli(['recovery', 'regrant', '--in', str(exported), '--recovery',
+                          str(self.d.recovery_file), '--fingerprint',
+                          self.d.signer_fingerprint, '--out', str(shares)],
+                         f'{RECOVERY_PASS}\n')
+        self._outcome('recovery regrant', out.ok, out.text)
+        if not out.ok:
+            return
+        out = self.d.as_user(ADMIN, ['recovery', 'upload', str(shares), '--home',
+                                     self.d.home(ADMIN)])
+        self._outcome('recovery upload', out.ok, out.text)
+        if out.ok:
+            # Re-granted versions must open for a custodian again.
+            regranted = {line.split()[1] for line in out_lines(shares)}
+            self.recovery_only -= regranted
 
     # -- key versions ----------------------------------------------------------
 
@@ -590,6 +643,9 @@ class CustodyMachine(RuleBasedStateMachine):
             if doc.get('client_id') in self.sealed_at or entry is None \
                     or entry['pending'] or entry['quarantined']:
                 continue
+            keks = {env['kek'] for env in self.envelopes if env.get('doc') == doc['_id']}
+            if keks and keks <= self.recovery_only:
+                continue  # left to the recovery key, explicitly and audited
             if any(ring is not None and opens(doc, self.envelopes, [ring], self.d.org)
                    for ring in custodians.values()):
                 continue
