@@ -9,7 +9,11 @@ notes the refusal and goes on. After every step it checks:
 
 1. every live record of an unsealed youth opens for at least one active
    custodian (advocate or supervisor, enabled, key not revoked, never an
-   admin) with the grants their CLI loads, without the recovery key;
+   admin) with the grants and shares their CLI loads, without the recovery
+   key; exempt only while every envelope of it is sealed to a version the
+   admin explicitly accepted to leave to the recovery key alone (409
+   ``recovery_only``, then ``accept_recovery_only``), until a recovery
+   ceremony re-grants that version;
 2. no record of a sealed youth (any revision ever stored) opens with any org
    key that exists anywhere (every grant ever stored or backed up, opened by
    its holder, the recovery key, keys an attacker made) and any envelope the
