@@ -32,8 +32,11 @@ class Service:
     def __init__(self, couch_url: str, prefix: str, log_dir: pathlib.Path) -> None:
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
+        # Only the service's own FIELDVAULT_* settings: it refuses unknown ones,
+        # and the tests' own (the screenshot folder) are not its.
         self.env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items()
+               if name != 'FIELDVAULT_DESK_SCREENSHOTS'},
             'FIELDVAULT_COUCHDB_URL': couch_url,
             'FIELDVAULT_DB_PREFIX': prefix,
             'FIELDVAULT_ORG': ORG,
