@@ -20,7 +20,6 @@ from tests.conftest import PASSWORD
 from tests.integration.conftest import ORG, ROOT, stack  # noqa: F401 - fixture
 from tests.support.lifecycle import Ceremony
 
-SCREENSHOTS = ROOT / 'docs' / 'screenshots'
 _CODE = re.compile(r'enrollment code: (fve1\.\S+)')
 
 
@@ -95,8 +94,8 @@ def page(browser):
 
 @pytest.fixture
 def shots(tmp_path):
-    """Where screenshots go: ``FIELDVAULT_DESK_SCREENSHOTS`` (docs/screenshots) or a temp dir."""
-    target = pathlib.Path(os.environ.get('FIELDVAULT_DESK_SCREENSHOTS') or tmp_path)
+    """Where screenshots go: ``FIELDVAULT_TEST_SCREENSHOTS`` (docs/screenshots) or a temp dir."""
+    target = pathlib.Path(os.environ.get('FIELDVAULT_TEST_SCREENSHOTS') or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
 
     def take(page, name: str) -> None:

@@ -5,13 +5,15 @@ refusals, the manifest check and the wipe on revocation."""
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import tempfile
 import uuid
 
 import pytest
 
 import keys
 from sync.sealed import SealedRegistry
-from tests.browser.conftest import SCREENSHOTS
 from tests.support.lifecycle import KEY_PASS, day
 
 pytestmark = pytest.mark.browser
@@ -44,8 +46,14 @@ _SCAN = """async () => {
 
 
 def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f'{name}.png'), full_page=True)
+    """Save a screenshot for docs/screenshots when ``FIELDVAULT_TEST_SCREENSHOTS`` names it.
+
+    An ordinary run takes the screenshot too (it must render), into a
+    temporary folder, so the suite never rewrites the documentation.
+    """
+    target = pathlib.Path(os.environ.get('FIELDVAULT_TEST_SCREENSHOTS') or tempfile.mkdtemp())
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f'{name}.png'), full_page=True)
 
 
 def _enroll(page, field, code: str) -> None:

@@ -36,7 +36,7 @@ class Service:
         # and the tests' own (the screenshot folder) are not its.
         self.env = {
             **{name: value for name, value in os.environ.items()
-               if name != 'FIELDVAULT_DESK_SCREENSHOTS'},
+               if name != 'FIELDVAULT_TEST_SCREENSHOTS'},
             'FIELDVAULT_COUCHDB_URL': couch_url,
             'FIELDVAULT_DB_PREFIX': prefix,
             'FIELDVAULT_ORG': ORG,
