@@ -39,7 +39,8 @@ import uuid
 
 import httpx
 
-from bench.hostile import _drain, _percentile, _progress, _sample_health, _stored_ids
+from bench.hostile import (
+    _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids)
 from bench.sync import OrgKeys, _enroll
 from service.app import build_services
 from service.cli import ensure_databases
@@ -50,32 +51,6 @@ from tests.integration.conftest import ORG, ROOT
 from tests.integration.records import sealed_contact
 
 FLEET = ROOT / 'bench' / 'fleet.mjs'
-
-
-def _gunicorn(couch_url: str, prefix: str, workdir: pathlib.Path,
-              worker_class: str | None) -> tuple[subprocess.Popen, str]:
-    """Start fieldvault with the deployment's gunicorn.conf.py; return it and its URL."""
-    port = free_port()
-    env = {**os.environ, 'FIELDVAULT_COUCHDB_URL': couch_url, 'FIELDVAULT_DB_PREFIX': prefix,
-           'FIELDVAULT_ORG': ORG, 'FIELDVAULT_LOG_LEVEL': 'WARNING'}
-    if worker_class:
-        env['FIELDVAULT_WEB_WORKER_CLASS'] = worker_class
-    log = open(workdir / 'gunicorn.log', 'wb')  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py',
-         '--bind', f'127.0.0.1:{port}', 'service.app:create_app()'],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + '/healthz', timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError('gunicorn did not start')
 
 
 def _rss_mib(pid: int) -> float:
