@@ -98,14 +98,41 @@ async function updateStatus(change) {
 
 // -- Enrollment ----------------------------------------------------------------
 
-async function enroll(code) {
+/** The address of the service that served this app: `/app/` → `/`. */
+function servedBase() {
+  return new URL("..", location.href).href;
+}
+
+/**
+ * The service's base address: the one typed at enrollment, or by default the
+ * service that served the app. A typed address keeps its path, as a directory.
+ */
+function serviceBase(typed) {
+  const text = typed.trim();
+  if (!text) return servedBase();
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UserError("enroll.bad_service");
+  }
+  if (!["http:", "https:"].includes(url.protocol) || url.username || url.password) {
+    throw new UserError("enroll.bad_service");
+  }
+  url.search = "";
+  url.hash = "";
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url.href;
+}
+
+async function enroll(code, service = "") {
   let parsed;
   try {
     parsed = parseEnrollmentCode(code.trim());
   } catch {
     throw new UserError("enroll.bad_code");
   }
-  const base = new URL("..", location.href).href;
+  const base = serviceBase(service);
   let answer;
   try {
     answer = await fetch(new URL("devices/enroll", base), {
@@ -470,6 +497,12 @@ function switchLanguage() {
 function renderEnroll() {
   const error = el("p", { id: "enroll-error", class: "error", role: "alert" });
   const input = el("input", { id: "enroll-code", autocomplete: "off", autocapitalize: "none", spellcheck: "false" });
+  // Empty means the service that served the app; a separate static host
+  // needs the service's address typed here.
+  const service = el("input", {
+    id: "enroll-service", type: "url", inputmode: "url", autocomplete: "off", autocapitalize: "none",
+    spellcheck: "false", placeholder: servedBase(),
+  });
   const button = el("button", { id: "enroll-button", type: "submit", text: t("enroll.submit") });
   const form = el("form", {
     id: "enroll", onsubmit: async (event) => {
@@ -477,7 +510,7 @@ function renderEnroll() {
       button.disabled = true;
       button.textContent = t("enroll.working");
       try {
-        await enroll(input.value);
+        await enroll(input.value, service.value);
         localStorage.removeItem(NOTICE);
         openDatabases();
         render();
@@ -492,7 +525,10 @@ function renderEnroll() {
   el("h2", { text: t("enroll.heading") }),
   el("p", { text: t("enroll.help") }),
   el("label", { for: "enroll-code", text: t("enroll.code") }),
-  input, button, error);
+  input,
+  el("label", { for: "enroll-service", text: t("enroll.service") }),
+  el("p", { class: "hint", text: t("enroll.service_help") }),
+  service, button, error);
   return form;
 }
 
