@@ -192,7 +192,8 @@ def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
     except AccountError as ex:
         raise click.ClickException(ex.description) from None
     if leaves_custody(current, change):
-        custody = Custody(services.couch, services.db('keyvault'), services.db('directory'))
+        custody = Custody(services.couch, services.db('keyvault'), services.db('directory'),
+                          services.db('config'))
         versions = custody.versions_left_unheld({username})
         if versions and not accept_recovery_only:
             raise click.ClickException(

@@ -71,10 +71,22 @@ class Custody:
         directory_db: Physical name of the directory.
     """
 
-    def __init__(self, couch, keyvault_db: str, directory_db: str) -> None:
+    def __init__(self, couch, keyvault_db: str, directory_db: str,
+                 config_db: str | None = None) -> None:
         self._couch = couch
         self._keyvault_db = keyvault_db
         self._directory_db = directory_db
+        self._config_db = config_db
+
+    def _active_kid(self) -> str | None:
+        """The active version of the published manifest (tablets seal new records to it)."""
+        if self._config_db is None:
+            return None
+        doc = self._couch.get_or_none(self._config_db, 'key-manifest')
+        body = ((doc or {}).get('signed') or {}).get('body') or {}
+        active = [entry.get('kid') for entry in body.get('keys', ())
+                  if isinstance(entry, dict) and entry.get('status') == 'active']
+        return active[0] if len(active) == 1 else None
 
     # -- reading ------------------------------------------------------------
 
@@ -190,7 +202,9 @@ class Custody:
         once the people in ``leaving`` stop counting (sorted).
 
         Only versions that have an active holder now are named: a change
-        cannot be blamed for a version that is already recovery-only.
+        cannot be blamed for a version that is already recovery-only. The
+        active version counts even before its first envelope: tablets seal
+        every new record to it, so it always needs a holder.
         """
         leaving = set(leaving)
         active = self.active_staff()
@@ -202,7 +216,8 @@ class Custody:
         if not at_risk:
             return []
         counts = _census(self._couch, self._keyvault_db)
-        return sorted(kid for kid in at_risk if counts.get(kid, 0))
+        active = self._active_kid()
+        return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active)
 
     def holds(self, person: str, kek: str) -> bool:
         """Return True when ``person`` has a grant or share of ``kek``."""

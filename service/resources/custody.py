@@ -30,7 +30,8 @@ ACCEPT_PARAM = 'accept_recovery_only'
 
 def custody_of(services) -> Custody:
     """Return the custody reader of the app's databases."""
-    return Custody(services.couch, services.db('keyvault'), services.db('directory'))
+    return Custody(services.couch, services.db('keyvault'), services.db('directory'),
+                   services.db('config'))
 
 
 def refuse_recovery_only(custody: Custody, audit, req, leaving: set[str], *,

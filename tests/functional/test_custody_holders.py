@@ -347,3 +347,15 @@ def test_the_operator_command_refuses_too(ceremony, services, env):
     assert done.exit_code == 0, done.output
     [event] = _events(services, 'recovery_only_accepted')
     assert event['actor'] == 'cli:operator' and event['details']['versions'] == ['oek-1']
+
+
+def test_the_active_version_needs_a_holder_before_its_first_envelope(ceremony, services):
+    # No record yet: oek-1, the active version, has no envelope. Tablets seal
+    # every new record to it, so its last holder cannot leave unnoticed.
+    assert not _holders(ceremony).get('oek-1', {}).get('envelopes')
+    admin = _bearer(ceremony, 'admin-1')
+    refused = httpx.patch(ceremony.url + '/users/adv-a', headers=admin,
+                          json={'disabled': True}, timeout=30)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()['fields'] == {'versions': ['oek-1']}
+    assert services.couch.get(services.db('directory'), 'user:adv-a').get('disabled') is not True
