@@ -108,11 +108,14 @@ def _recovery_public(api: Api, signing_key: keys.SigningKey, me: str,
 # -- rotate ------------------------------------------------------------------
 
 def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: str,
-           recovery_file: str | None = None, echo: Callable[[str], None] = click.echo) -> int:
+           recovery_file: str | None = None, echo: Callable[[str], None] = click.echo,
+           accept_recovery_only: bool = False) -> int:
     """Rotate to ``new_kid``; return the new manifest ``seq``.
 
     Grants are stored before the manifest names the new key (never promote a
-    key that nobody can open yet).
+    key that nobody can open yet). When no active staff holds the current
+    version, the new one would be held by the recovery key alone: refused
+    unless ``accept_recovery_only`` (the service audits the acceptance).
     """
     pinned = signing_key.public_b64()
     current = _current_manifest(api, pinned)
@@ -142,6 +145,12 @@ def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: s
         if public['advocate'] not in holders:
             continue
         recipients.append(public)
+    if not recipients and not accept_recovery_only:
+        raise click.ClickException(
+            f'no active staff holds {old}, so nobody but the recovery key would hold '
+            f'{new_kid} and every new record would be unreadable at the center: run the '
+            f'recovery ceremony for {old} first (`fieldvault recovery export`), or pass '
+            '--accept-recovery-only')
     recipients.append(_recovery_public(api, signing_key, me, recovery_file))
     try:
         org_key = keys.OrgKeyPair.generate(new_kid)
@@ -159,7 +168,8 @@ def rotate(api: Api, signing_key: keys.SigningKey, new_kid: str, accept_until: s
         entries.append(entry)
     seq = current['seq'] + 1
     body = keys.build_manifest(current['org'], seq, entries)
-    api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
+    query = '?accept_recovery_only=true' if accept_recovery_only else ''
+    api.call('PUT', f'/keys/manifest{query}', {'signed': keys.sign_manifest(body, signing_key)})
     echo(f'org key {new_kid} active in manifest seq {seq}; {old} decrypt-only, accepted until '
          f'{accept_until}; grants to {len(recipients) - 1} holders of {old} and recovery')
     if accept_until_passed(accept_until, time.time()):
@@ -298,13 +308,18 @@ def register(cli: click.Group) -> None:
                   help='Last UTC day (YYYY-MM-DD) envelopes sealed to the old key are accepted.')
     @click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False),
                   help='Recovery public record; only needed if none is registered yet.')
+    @click.option('--accept-recovery-only', is_flag=True,
+                  help='Rotate even if no active staff holds the current version, so only the '
+                       'recovery key holds the new one (audited).')
     @click.pass_context
-    def keys_rotate(ctx, kid: str, accept_until: str, recovery_file: str | None) -> None:
-        """Rotate: new key version, grants to advocates and recovery, manifest seq+1."""
+    def keys_rotate(ctx, kid: str, accept_until: str, recovery_file: str | None,
+                    accept_recovery_only: bool) -> None:
+        """Rotate: new key version, grants to its holders and recovery, manifest seq+1."""
         home = _home(ctx)
         api = Api(home)
         signing_key = _load_signing_key(home)
-        rotate(api, signing_key, kid, accept_until, recovery_file)
+        rotate(api, signing_key, kid, accept_until, recovery_file,
+               accept_recovery_only=accept_recovery_only)
 
     @keys_group.command('census')
     @click.pass_context
@@ -436,4 +451,5 @@ def register(cli: click.Group) -> None:
         click.echo(f'{name} disabled; every session ended')
         deleted = api.call('DELETE', f'/advocates/keys/{name}/grants{query}')['deleted']
         click.echo(f'{deleted} grants of {name} deleted')
-        rotate(api, signing_key, kid, accept_until, recovery_file)
+        rotate(api, signing_key, kid, accept_until, recovery_file,
+               accept_recovery_only=accept_recovery_only)

@@ -219,6 +219,11 @@ class Custody:
         active = self._active_kid()
         return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active)
 
+    def active_holders(self, kek: str) -> list[str]:
+        """Return the active staff who hold ``kek`` (sorted; the recovery key never counts)."""
+        active = self.active_staff()
+        return sorted(name for name in self.holdings().get(kek, {}) if name in active)
+
     def holds(self, person: str, kek: str) -> bool:
         """Return True when ``person`` has a grant or share of ``kek``."""
         return self._couch.get_or_none(self._keyvault_db, f'{GRANT_PREFIX}{kek}:{person}') \

@@ -19,7 +19,8 @@ from service.custody import Custody
 from service.errors import ApiError
 from service.resources import ADMIN, json_object
 
-__all__ = ['custody_routes', 'refuse_recovery_only', 'EXPORT_FORMAT']
+__all__ = ['custody_routes', 'refuse_recovery_only', 'refuse_unheld_activation',
+           'EXPORT_FORMAT']
 
 #: The ``format`` member of the file ``GET /keys/recovery/export`` answers.
 EXPORT_FORMAT = 'fieldvault-recovery-export/1'
@@ -57,6 +58,32 @@ def refuse_recovery_only(custody: Custody, audit, req, leaving: set[str], *,
             fields={'versions': versions})
     audit.record('recovery_only_accepted', actor=f'user:{req.context.principal.id}',
                  subject=subject, details={'versions': versions, 'action': action})
+
+
+def refuse_unheld_activation(custody: Custody, audit, req, kid: str) -> None:
+    """Refuse making ``kid`` the active version while no active staff holds it.
+
+    Tablets seal every new record to the active version, so a version only
+    the recovery key holds would make each new record unreadable to the
+    center. The operator can accept it explicitly with
+    ``?accept_recovery_only=true`` (audited as ``recovery_only_accepted``),
+    e.g. when the last holder has left and the recovery ceremony follows.
+
+    Raises:
+        ApiError: 409 ``recovery_only``, naming the version (``fields.versions``).
+    """
+    if custody.active_holders(kid):
+        return
+    if not req.get_param_as_bool(ACCEPT_PARAM, default=False):
+        raise ApiError(
+            409, 'recovery_only',
+            f'No active staff holds {kid}: as the active version it would leave every new '
+            'record readable only with the recovery key. Run the recovery ceremony for the '
+            'current version first (`fieldvault recovery export`), or pass '
+            f'{ACCEPT_PARAM}=true to accept it.',
+            fields={'versions': [kid]})
+    audit.record('recovery_only_accepted', actor=f'user:{req.context.principal.id}',
+                 subject=None, details={'versions': [kid], 'action': 'manifest_activation'})
 
 
 class _Base:

@@ -17,6 +17,7 @@ from keys.advocates import RECOVERY_ADVOCATE, check_public_record
 from keys.grants import check_grant_signature
 from service.errors import ApiError
 from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
+from service.resources.custody import custody_of, refuse_unheld_activation
 from service.resources.lifecycle import manifest_events
 from sync.errors import DocumentConflict
 
@@ -193,13 +194,19 @@ class SignerResource:
 
 
 class ManifestResource:
-    """``GET /keys/manifest`` (public, for tablets); ``PUT`` publishes a signed one."""
+    """``GET /keys/manifest`` (public, for tablets); ``PUT`` publishes a signed one.
+
+    A new manifest that makes another version active is refused (409
+    ``recovery_only``) while no active staff holds that version, unless
+    ``?accept_recovery_only=true`` (audited).
+    """
 
     auth = {'GET': 'public', 'PUT': ADMIN}
 
-    def __init__(self, store: KeyStore, audit) -> None:
+    def __init__(self, store: KeyStore, audit, custody) -> None:
         self._store = store
         self._audit = audit
+        self._custody = custody
 
     def on_get(self, req, resp):
         current = self._store.manifest()
@@ -219,6 +226,11 @@ class ManifestResource:
         problem = manifest_succession_problem(previous, manifest, self._store.org)
         if problem is not None:
             raise ApiError(409 if problem[0] != 'org_mismatch' else 422, *problem)
+        active = keys.active_key(manifest)['kid']
+        if previous is not None and active != keys.active_key(previous)['kid']:
+            # APPSEC: a rotation is a custody change like a disable: the new
+            # version must be openable by current staff, not only by recovery.
+            refuse_unheld_activation(self._custody, self._audit, req, active)
         doc = {'_id': MANIFEST_ID, 'type': 'key-manifest', 'seq': manifest['seq'],
                'signed': body['signed']}
         if current is not None:
@@ -412,12 +424,11 @@ class GrantsResource:
 
 def key_routes(services) -> list[tuple[str, Any]]:
     """Return the key-distribution routes."""
-    from service.resources.custody import custody_of
     store = KeyStore(services)
     audit = services.audit
     return [
         ('/keys/signer', SignerResource(store, audit)),
-        ('/keys/manifest', ManifestResource(store, audit)),
+        ('/keys/manifest', ManifestResource(store, audit, custody_of(services))),
         ('/keys/grants', GrantsResource(store, audit)),
         ('/advocates/keys', AdvocateKeysResource(store, audit)),
         ('/advocates/keys/{advocate}', AdvocateKeyResource(store)),

@@ -6,6 +6,7 @@ and the recovery ceremony (export online, regrant offline, upload online)."""
 from __future__ import annotations
 
 import json
+import pathlib
 
 import httpx
 import pytest
@@ -250,8 +251,8 @@ def test_recovery_ceremony_regrants_offline_when_no_holder_remains(ceremony, ser
                         '--kid', 'oek-2', '--accept-until', day(7), '--yes',
                         '--accept-recovery-only'], f'{SIGNER_PASS}\n').output
     assert 'grants to 0 holders of oek-1 and recovery' in out
-    assert [event['details']['action'] for event in _events(
-        services, 'recovery_only_accepted')] == ['user_update']
+    assert sorted(event['details']['action'] for event in _events(
+        services, 'recovery_only_accepted')) == ['manifest_activation', 'user_update']
     ceremony.join('sup-b', ['supervisor'])
     more = _submit(ceremony, 1)
     census = _holders(ceremony)
@@ -359,3 +360,51 @@ def test_the_active_version_needs_a_holder_before_its_first_envelope(ceremony, s
     assert refused.status_code == 409, refused.text
     assert refused.json()['fields'] == {'versions': ['oek-1']}
     assert services.couch.get(services.db('directory'), 'user:adv-a').get('disabled') is not True
+
+
+def _signed_rotation(ceremony, new_kid):
+    """A manifest making ``new_kid`` active, signed with the admin's own signing key."""
+    pem = (pathlib.Path(ceremony.homes['admin-1']) / 'signing-key.pem').read_bytes()
+    signing_key = keys.SigningKey.from_pem(pem, SIGNER_PASS)
+    current = ceremony.manifest()
+    entries = [keys.OrgKeyPair.generate(new_kid).manifest_entry('active')]
+    for entry in current['keys']:
+        entry = dict(entry)
+        if entry['status'] == 'active':
+            entry['status'] = 'decrypt-only'
+            entry['accept_until'] = day(7)
+        entries.append(entry)
+    body = keys.build_manifest(current['org'], current['seq'] + 1, entries)
+    return keys.sign_manifest(body, signing_key)
+
+
+def test_a_rotation_to_a_version_no_active_staff_holds_is_refused(ceremony, services):
+    _submit(ceremony, 1)
+    admin = _bearer(ceremony, 'admin-1')
+    # The server: a signed manifest whose new active version nobody holds.
+    signed = _signed_rotation(ceremony, 'oek-9')
+    refused = httpx.put(ceremony.url + '/keys/manifest', headers=admin,
+                        json={'signed': signed}, timeout=30)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()['code'] == 'recovery_only'
+    assert refused.json()['fields'] == {'versions': ['oek-9']}
+    assert ceremony.manifest()['seq'] == 1
+    # The last holder leaves, explicitly accepted; the next rotation would
+    # grant the new version to the recovery key alone: the CLI refuses it.
+    accepted = httpx.patch(ceremony.url + '/users/adv-a?accept_recovery_only=true',
+                           headers=admin, json={'disabled': True}, timeout=30)
+    assert accepted.status_code == 200, accepted.text
+    rotate = ['oek-2', '--accept-until', day(7)]
+    out = ceremony.run(['keys', '--home', ceremony.homes['admin-1'], 'rotate', '--kid', *rotate],
+                       f'{SIGNER_PASS}\n', ok=False)
+    assert out.exit_code != 0 and 'no active staff holds oek-1' in out.output
+    assert [entry['kid'] for entry in ceremony.manifest()['keys']] == ['oek-1']
+    assert services.couch.get_or_none(services.db('keyvault'), 'grant:oek-2:recovery') is None
+    # Accepted explicitly: done, and audited as an activation.
+    out = ceremony.run(['keys', '--home', ceremony.homes['admin-1'], 'rotate', '--kid', *rotate,
+                        '--accept-recovery-only'], f'{SIGNER_PASS}\n').output
+    assert 'org key oek-2 active' in out
+    events = _events(services, 'recovery_only_accepted')
+    assert {'versions': ['oek-2'], 'action': 'manifest_activation'} in [
+        event['details'] for event in events]
+    assert _holders(ceremony)['oek-2']['recovery'] is True

@@ -358,6 +358,17 @@ class CustodyMachine(RuleBasedStateMachine):
         out = self.d.admin_keys('rotate', '--kid', kid, '--accept-until', until)
         self._outcome('rotate', out.ok, out.text)
 
+    @precondition(enabled('rotate_accepting_recovery_only'))
+    @rule()
+    def rotate_accepting_recovery_only(self):
+        kid = self._next_kid()
+        self._begin(f'admin rotates to {kid}, accepting a version only the recovery key holds')
+        out = self.d.admin_keys('rotate', '--kid', kid, '--accept-until', day(7),
+                                '--accept-recovery-only')
+        if out.ok and 'grants to 0 holders' in out.text:
+            self.recovery_only.add(kid)
+        self._outcome('rotate (recovery-only accepted)', out.ok, out.text)
+
     @precondition(enabled('rewrap'))
     @rule(custodian=st.sampled_from(STAFF), pick=picks)
     def rewrap(self, custodian, pick):
@@ -739,12 +750,6 @@ class CustodyMachine(RuleBasedStateMachine):
             checks[number]()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    'known gap, invariant 1: once the last active holder of the active version has left with '
-    'recovery-only accepted, a later rotation (keys rotate, advocate revoke) still publishes a '
-    'new active version held by no active staff, and records sealed to it open for nobody but '
-    'the recovery key; the rotation must be refused (or need the same explicit acceptance) '
-    'when it grants the new version to no active staff'))
 def test_key_custody_survives_staff_changes_sealings_and_attacks(couch_server,
                                                                  tmp_path_factory):
     run_state_machine_as_test(
