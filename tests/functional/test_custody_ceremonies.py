@@ -100,7 +100,8 @@ def test_the_server_refuses_a_manifest_that_changes_org_drops_or_reuses_a_key_id
     admin = _bearer(ceremony.token('admin-1'))
     current = ceremony.manifest()
     oek1 = current['keys'][0]
-    fresh = keys.OrgKeyPair.generate('oek-2').manifest_entry('active')
+    fresh_key = keys.OrgKeyPair.generate('oek-2')
+    fresh = fresh_key.manifest_entry('active')
     demoted = dict(oek1, status='decrypt-only', accept_until='2999-01-01')
 
     def publish(org, entries, seq=2):
@@ -119,7 +120,13 @@ def test_the_server_refuses_a_manifest_that_changes_org_drops_or_reuses_a_key_id
         answer = publish(org, entries)
         assert answer.status_code in (409, 422) and answer.json()['code'] == code, code
     assert ceremony.manifest() == current
-    # A proper rotation's manifest is accepted; a version never goes back to active.
+    # A proper rotation's manifest is accepted once a holder has the new
+    # version; a version never goes back to active.
+    grant = keys.seal_grant(fresh_key, _adv_public(ceremony, 'adv-1'), org=ceremony.org,
+                            granted_by='admin-1', signing_key=signing_key)
+    stored = httpx.post(ceremony.url + '/keys/grants', headers=admin, timeout=10,
+                        json={'grants': [grant]})
+    assert stored.status_code == 201, stored.text
     assert publish(ceremony.org, [fresh, demoted]).status_code == 200
     back = publish(ceremony.org, [dict(fresh, status='decrypt-only', accept_until='2999-01-01'),
                                   dict(oek1, status='active')], seq=3)
