@@ -278,7 +278,11 @@ class ConflictResolutionBody(_Closed):
 
 
 class EmptyBody(_Closed):
-    """No members: the operation reads nothing from its body."""
+    """No members: the operation reads nothing from its body.
+
+    Not loaded: a stray body is ignored, so that a logout, a device
+    revocation or a quarantine release never fails on what it does not read.
+    """
 
 
 class BulkDocsBody(Schema):

@@ -264,8 +264,7 @@ class RewrappedResource(_Base):
                 continue
             if not isinstance(envelope.get('_rev'), str) or envelope['kek'] != new:
                 problems[str(index)] = ['Send the _rev read, sealed to the "to" key.']
-        ids = [envelope['_id'] for envelope in envelopes if isinstance(envelope, dict)
-               and isinstance(envelope.get('_id'), str)]
+        ids = [envelope['_id'] for envelope in envelopes if isinstance(envelope.get('_id'), str)]
         if not problems and len(set(ids)) != len(ids):
             problems['_schema'] = ['An envelope is listed twice.']
         if problems:
