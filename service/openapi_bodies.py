@@ -13,7 +13,8 @@ are checked by the gateway; record documents are checked by ``schemas``.
 A resource may declare its own body with an ``openapi_request`` attribute;
 otherwise the body comes from :data:`REQUEST_BODIES`, keyed by
 ``(METHOD, path template)``. A test walks the mounted routes and fails on a
-POST, PUT or PATCH without one.
+POST, PUT or PATCH without one, or on a described closed body whose responder
+takes a member the description does not declare.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from schemas.codes import OPEN_FAILURES, RELEASE_PURPOSES, SEALING_REASONS
 from service.accounts import MIN_PASSWORD_LENGTH, ROLES
 
-__all__ = ['BODY_SCHEMAS', 'MAX_PAGE', 'MAX_SHARES', 'OPTIONAL_BODIES', 'QUERY_PARAMETERS', 'REQUEST_BODIES',
-           'RequestBodyInvalid', 'load_body', 'path_parameter_schema']
+__all__ = ['BODY_SCHEMAS', 'MAX_PAGE', 'MAX_SHARES', 'OPTIONAL_BODIES', 'QUERY_PARAMETERS',
+           'REQUEST_BODIES', 'RequestBodyInvalid', 'load_body', 'path_parameter_schema']
 
 _NAME = r'^[a-z0-9][a-z0-9._-]{1,62}$'
 _TEAM = r'^[a-z0-9][a-z0-9._-]{0,62}$'
@@ -119,7 +120,7 @@ def _password(**kwargs: Any) -> fields.Field:
 
 
 class UserCreateBody(_Closed):
-    """A new user; the account rules refuse a bad name, role, password or team with their own codes."""
+    """A new user; the account rules refuse a bad name, password, role or team (own codes)."""
 
     username = fields.String(required=True, metadata={'pattern': _NAME})
     password = _password(required=True)
@@ -205,6 +206,14 @@ class RewrappedBody(_Closed):
 _REWRAP_COUNTS = ('rewrapped', 'conflicts', 'failed', 'already')
 
 
+def _at_most(count: int):
+    # validate.Length would be described as maxLength, a string's keyword.
+    def check(value: dict[str, Any]) -> None:
+        if len(value) > count:
+            raise ValidationError(f'Send at most {count} members.')
+    return check
+
+
 class RewrapRunBody(_Closed):
     """A rewrap run's progress note: key ids and counts only."""
 
@@ -213,10 +222,11 @@ class RewrapRunBody(_Closed):
     phase = fields.String(required=True, validate=validate.OneOf(
         ('started', 'finished'), error='Send started or finished.'))
     counts = fields.Dict(keys=fields.String(validate=validate.OneOf(_REWRAP_COUNTS)),
-                         values=fields.Integer(strict=True))
+                         values=fields.Integer(strict=True), metadata={
+                             'description': f'names: {", ".join(_REWRAP_COUNTS)}'})
     census = fields.Dict(keys=fields.String(validate=_FullMatch(_KID)),
-                         values=fields.Integer(strict=True),
-                         validate=validate.Length(max=64, error='Map key ids to counts.'))
+                         values=fields.Integer(strict=True), validate=_at_most(64),
+                         metadata={'maxProperties': 64, 'description': 'key id -> envelopes'})
 
 
 class SealingBody(_Closed):
