@@ -232,9 +232,9 @@ class RewrapRunBody(_Closed):
 class SealingBody(_Closed):
     """A proposal to seal one youth's records, named by client_id or youth_code."""
 
-    client_id = fields.String(validate=_FullMatch(
+    client_id = fields.String(allow_none=True, validate=_FullMatch(
         _UUID4, error='Must be a lowercase version 4 UUID.'))
-    youth_code = fields.String(validate=_FullMatch(
+    youth_code = fields.String(allow_none=True, validate=_FullMatch(
         _YOUTH_CODE, error='Must be a generated code such as quiet-river-07.'))
     reason = fields.String(required=True, validate=validate.OneOf(SEALING_REASONS))
 
