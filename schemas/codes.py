@@ -32,12 +32,14 @@ __all__ = [
     'LIVING_SITUATIONS',
     'MINOR_CONSENT_BASES',
     'NAME_DATA_QUALITY',
+    'OPEN_FAILURES',
     'OVERRIDE_REASONS',
     'RACE_ETHNICITY',
     'RELATIONSHIPS',
     'RELEASE_PURPOSES',
     'SAFETY_ACTIONS',
     'SCREENING_ASSENT',
+    'SEALING_REASONS',
     'SCREENING_MODES',
     'SERVICES_OFFERED',
     'SEX',
@@ -101,6 +103,11 @@ FOLLOWUP_ACTIONS = ('none', 'offered_program', 'referred_full_assessment',
 RELEASE_PURPOSES = ('case_management', 'safety_planning', 'crisis_response',
                     'service_referral', 'legal_advocacy', 'court_order', 'mandated_report',
                     'youth_request', 'record_correction', 'supervisor_review')
+# Why a released record could not be opened on the advocate's machine (audited
+# as a code for the same reason: free text could carry a value).
+OPEN_FAILURES = ('no_grant', 'grant_unopenable', 'record_unopenable')
+# Why a youth's records are sealed (crypto-shredded); recorded with the sealing.
+SEALING_REASONS = ('erasure_request', 'retention_expired', 'legal_order')
 
 # --- consent ---
 CONSENT_TYPES = ('screening_assent', 'program_participation', 'data_collection_notice',

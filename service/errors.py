@@ -25,6 +25,7 @@ from keys.errors import InvalidCiphertext, InvalidKeyMaterial, InvalidManifest, 
 from schemas.errors import SchemaValidationError, UnknownSchema
 from schemas.lifecycle import TransitionRefused
 from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
+from service.openapi_bodies import RequestBodyInvalid
 from service.program import ProgramError
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
@@ -147,6 +148,12 @@ def _on_schema_invalid(req, resp, ex: SchemaValidationError, params):
     _raise(422, 'validation_failed', 'The document does not match its schema.', fields=ex.messages)
 
 
+def _on_body_invalid(req, resp, ex: RequestBodyInvalid, params):
+    # Marshmallow's messages name members and rules; public_fields (in
+    # ApiError) counts the members a client named itself.
+    _raise(422, ex.code, ex.description, fields=ex.messages)
+
+
 def _on_transition_refused(req, resp, ex: TransitionRefused, params):
     # The guard's message is written by us and names the rule, never a value.
     _raise(409, 'transition_refused', ex.message, fields={'guard': [ex.guard]})
@@ -236,6 +243,7 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(Exception, _on_anything)
     app.add_error_handler(SchemaValidationError, _on_schema_invalid)
     app.add_error_handler(UnknownSchema, _on_unknown_schema)
+    app.add_error_handler(RequestBodyInvalid, _on_body_invalid)
     app.add_error_handler(TransitionRefused, _on_transition_refused)
     app.add_error_handler(ProgramError, _on_program_error)
     app.add_error_handler(KeysError, _on_keys_error)

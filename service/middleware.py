@@ -225,14 +225,31 @@ class DeviceShareMiddleware:
 
 
 class CORSMiddleware:
-    """Answer CORS for configured origins only (browser-based tablet apps)."""
+    """Answer CORS for the configured origins, on the routes the tablet app calls.
+
+    A tablet app served by a separate static host (docs/TABLET.md) calls
+    ``POST /devices/enroll`` and ``/sync/...`` only; every other route answers
+    without CORS headers, so no page of another origin reads it. PouchDB sends
+    its requests with ``credentials: 'include'``, so a configured origin is
+    allowed credentials too.
+
+    Falcon's ``falcon.CORSMiddleware`` would widen this: it answers on every
+    route, allows whatever request headers a preflight names (here the four
+    the app sends), lets a browser reuse a preflight for a day (here ten
+    minutes, so an origin taken out of the configuration stops soon) and sets
+    no ``Vary: Origin`` although the answer depends on the origin.
+    """
 
     def __init__(self, origins: Iterable[str]) -> None:
         self._origins = frozenset(origins)
 
+    @staticmethod
+    def _tablet_route(path: str) -> bool:
+        return path == '/devices/enroll' or path == '/sync' or path.startswith('/sync/')
+
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         origin = req.get_header('Origin')
-        if not origin or origin not in self._origins:
+        if not origin or origin not in self._origins or not self._tablet_route(req.path):
             return
         resp.set_header('Access-Control-Allow-Origin', origin)
         resp.set_header('Vary', 'Origin')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.accounts import Accounts
-from service.errors import ApiError
+from service.openapi_bodies import LoginBody, load_body
 from service.resources import ALL_STAFF
 from service.audit import AuditLog
 
@@ -18,11 +18,7 @@ class LoginResource:
         self._audit = audit
 
     def on_post(self, req, resp):
-        body = req.get_media()
-        if not isinstance(body, dict) or not isinstance(body.get('username'), str) \
-                or not isinstance(body.get('password'), str) or set(body) - {'username', 'password'}:
-            raise ApiError(422, 'validation_failed', 'username and password are required.',
-                           fields={'_schema': ['Send exactly "username" and "password" strings.']})
+        body = load_body(req, LoginBody)
         try:
             session = self._accounts.login(body['username'], body['password'])
         except Exception:

@@ -17,10 +17,12 @@ from typing import Any
 
 import keys
 import schemas
-from schemas.codes import CONCERN_LEVELS, RELEASE_PURPOSES
+from schemas.codes import CONCERN_LEVELS
 from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
-from service.resources import CASE_STAFF, json_object
+from service.openapi_bodies import (ConflictResolutionBody, RecordCorrectionBody, ReleaseBody,
+                                    load_body)
+from service.resources import CASE_STAFF
 from service.resources.records import RecordsResource, _team_record
 from sync import key_policy
 from sync.errors import DocumentConflict
@@ -195,8 +197,6 @@ class CaseloadResource:
             start = rows[-1]['id']
 
 
-_PURPOSE_BODY = {'type': 'object', 'required': ['purpose'], 'additionalProperties': False,
-                 'properties': {'purpose': {'type': 'string', 'enum': list(RELEASE_PURPOSES)}}}
 
 
 class RevisionsResource:
@@ -209,7 +209,7 @@ class RevisionsResource:
     """
 
     auth = {'POST': CASE_STAFF}
-    openapi_request = {'POST': _PURPOSE_BODY}
+    openapi_request = {'POST': 'ReleaseBody'}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -219,11 +219,7 @@ class RevisionsResource:
         self._audit = services.audit
 
     def on_post(self, req, resp, record_id):
-        body = json_object(req, allowed={'purpose'}, required={'purpose'})
-        if body['purpose'] not in RELEASE_PURPOSES:
-            raise ApiError(422, 'purpose_required', 'State the purpose of this release as one '
-                                                    'of the listed codes.',
-                           fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
+        body = load_body(req, ReleaseBody)
         principal = req.context.principal
         _team_record(self._couch, self._records_db, self._directory_db, record_id,
                      principal.team)
@@ -255,10 +251,7 @@ class CorrectionResource:
     """
 
     auth = {'PUT': CASE_STAFF}
-    openapi_request = {'PUT': {
-        'type': 'object', 'required': ['document', 'envelopes'], 'additionalProperties': False,
-        'properties': {'document': {'type': 'object'},
-                       'envelopes': {'type': 'array', 'items': {'type': 'object'}}}}}
+    openapi_request = {'PUT': 'RecordCorrectionBody'}
     _KEPT = ('_id', 'type', 'schema', 'org', 'owner', 'created_at')
 
     def __init__(self, services, intake: RecordsResource) -> None:
@@ -270,12 +263,8 @@ class CorrectionResource:
         self._intake = intake
 
     def on_put(self, req, resp, record_id):
-        body = json_object(req, allowed={'document', 'envelopes'},
-                           required={'document', 'envelopes'})
+        body = load_body(req, RecordCorrectionBody)
         document, envelopes = body['document'], body['envelopes']
-        if not isinstance(document, dict) or not isinstance(envelopes, list):
-            raise ApiError(422, 'validation_failed', 'Send "document" and "envelopes".',
-                           fields={'_schema': ['"document" is an object, "envelopes" a list.']})
         principal = req.context.principal
         current = _team_record(self._couch, self._records_db, self._directory_db, record_id,
                                principal.team)
@@ -350,9 +339,7 @@ class ResolutionResource:
     """
 
     auth = {'POST': CASE_STAFF}
-    openapi_request = {'POST': {
-        'type': 'object', 'required': ['keep'], 'additionalProperties': False,
-        'properties': {'keep': {'type': 'string'}}}}
+    openapi_request = {'POST': 'ConflictResolutionBody'}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -361,7 +348,7 @@ class ResolutionResource:
         self._audit = services.audit
 
     def on_post(self, req, resp, record_id):
-        body = json_object(req, allowed={'keep'}, required={'keep'})
+        body = load_body(req, ConflictResolutionBody)
         principal = req.context.principal
         _team_record(self._couch, self._records_db, self._directory_db, record_id,
                      principal.team)
@@ -554,7 +541,7 @@ class _ReleaseOnly:
 
     auth = {'POST': _SUPERVISOR}
     # The entry to release is named by the path; the body carries nothing.
-    openapi_request = {'POST': {'type': 'object', 'additionalProperties': False}}
+    openapi_request = {'POST': 'EmptyBody'}
 
     def __init__(self, entry: QuarantineEntryResource) -> None:
         self.on_post = entry.on_post

@@ -17,14 +17,14 @@ from keys.advocates import RECOVERY_ADVOCATE
 from keys.shares import live_entry
 from service.custody import Custody
 from service.errors import ApiError
-from service.resources import ADMIN, json_object
+from service.openapi_bodies import SharesBody, load_body
+from service.resources import ADMIN
 
 __all__ = ['custody_routes', 'refuse_recovery_only', 'refuse_unheld_activation',
            'EXPORT_FORMAT']
 
 #: The ``format`` member of the file ``GET /keys/recovery/export`` answers.
 EXPORT_FORMAT = 'fieldvault-recovery-export/1'
-MAX_SHARES = 200
 #: Query parameter with which an operator accepts leaving versions recovery-only.
 ACCEPT_PARAM = 'accept_recovery_only'
 
@@ -145,11 +145,7 @@ class SharesResource(_Base):
     auth = {'POST': ('advocate', 'supervisor', 'admin')}
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'shares'}, required={'shares'})
-        shares = body['shares']
-        if not isinstance(shares, list) or not 1 <= len(shares) <= MAX_SHARES:
-            raise ApiError(422, 'validation_failed', f'shares must list 1 to {MAX_SHARES}.',
-                           fields={'shares': [f'Send 1 to {MAX_SHARES} shares.']})
+        shares = load_body(req, SharesBody)['shares']
         for share in shares:
             keys.validate_share(share)
         if len({share['_id'] for share in shares}) != len(shares):

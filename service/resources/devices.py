@@ -9,7 +9,8 @@ from typing import Any
 from service.accounts import Principal
 from service.audit import AuditLog
 from service.errors import ApiError
-from service.resources import ADMIN, json_object
+from service.openapi_bodies import DeviceCreateBody, EnrollBody, load_body
+from service.resources import ADMIN
 from service.throttle import Throttle, Throttled
 from sync.couch import CouchDBClient
 from sync.devices import DeviceError, DeviceNotAuthenticated, DeviceRevoked, Devices
@@ -82,18 +83,12 @@ class DevicesResource:
         resp.media = {'devices': self._devices.list()}
 
     def on_post(self, req, resp):
-        body = json_object(req)
-        unknown = set(body) - {'worker', 'label'}
-        worker = body.get('worker')
+        body = load_body(req, DeviceCreateBody)
+        worker = body['worker']
         label = body.get('label')
-        fields = {name: ['Unknown field.'] for name in unknown}
-        if not isinstance(worker, str) or not self._worker_exists(worker):
-            fields['worker'] = ['Must name an existing user with the worker role.']
-        if label is not None and (not isinstance(label, str) or len(label) > 100):
-            fields['label'] = ['Must be text of at most 100 characters.']
-        if fields:
+        if not self._worker_exists(worker):
             raise ApiError(422, 'validation_failed', 'The request body is not valid.',
-                           fields=fields)
+                           fields={'worker': ['Must name an existing user with the worker role.']})
         registered = self._devices.register(worker, label=label)
         self._audit.record('device_registered', actor=f'user:{req.context.principal.id}',
                            subject=f'device:{registered["device_id"]}',
@@ -164,10 +159,7 @@ class EnrollResource:
         return doc['public'] if doc else None
 
     def on_post(self, req, resp):
-        body = json_object(req)
-        if not isinstance(body.get('code'), str) or set(body) != {'code'}:
-            raise ApiError(422, 'validation_failed', 'The request body is not valid.',
-                           fields={'code': ['Send exactly the enrollment code.']})
+        body = load_body(req, EnrollBody)
         source = req.remote_addr or 'unknown'
         if self._throttle is not None:
             try:

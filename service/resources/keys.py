@@ -16,7 +16,9 @@ import keys
 from keys.advocates import RECOVERY_ADVOCATE, check_public_record
 from keys.grants import check_grant_signature
 from service.errors import ApiError
-from service.resources import ADMIN, ALL_STAFF, CASE_STAFF, json_object
+from service.openapi_bodies import (AdvocateKeyBody, CertificateBody, GrantsBody, ManifestBody,
+                                    SignerBody, load_body)
+from service.resources import ADMIN, ALL_STAFF, CASE_STAFF
 from service.resources.custody import custody_of, refuse_unheld_activation
 from service.resources.lifecycle import manifest_events
 from sync.errors import DocumentConflict
@@ -174,10 +176,7 @@ class SignerResource:
                       'org': self._store.org}
 
     def on_put(self, req, resp):
-        body = json_object(req, allowed={'public'}, required={'public'})
-        if not isinstance(body['public'], str):
-            raise ApiError(422, 'validation_failed', 'public must be a string.',
-                           fields={'public': ['Not a valid string.']})
+        body = load_body(req, SignerBody)
         fingerprint = keys.fingerprint(body['public'])
         try:
             self._store.put_config({'_id': SIGNER_ID, 'type': 'org-signer',
@@ -215,7 +214,7 @@ class ManifestResource:
         resp.media = {'signed': current['signed'], 'signer': self._store.signer_public()}
 
     def on_put(self, req, resp):
-        body = json_object(req, allowed={'signed'}, required={'signed'})
+        body = load_body(req, ManifestBody)
         signer = self._store.signer_public()
         current = self._store.manifest()
         min_seq = None
@@ -260,11 +259,9 @@ class AdvocateKeysResource:
             for doc in self._store.advocate_keys()]}
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'public', 'wrapped'}, required={'public', 'wrapped'})
+        body = load_body(req, AdvocateKeyBody)
         me = req.context.principal.id
         public, wrapped = body['public'], body['wrapped']
-        if not isinstance(public, dict) or not isinstance(wrapped, dict):
-            raise ApiError(422, 'validation_failed', 'public and wrapped must be objects.')
         check_public_record(public)
         checked = public
         if checked['advocate'] != me or wrapped.get('advocate') != me \
@@ -315,7 +312,7 @@ class CertificateResource:
         self._custody = custody
 
     def on_put(self, req, resp, advocate):
-        body = json_object(req, allowed={'certificate'}, required={'certificate'})
+        body = load_body(req, CertificateBody)
         doc = self._store.advocate_key(advocate)
         if doc is None:
             raise ApiError(404, 'not_found', 'No key is enrolled for that advocate.')
@@ -382,11 +379,7 @@ class GrantsResource:
         self._audit = audit
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'grants'}, required={'grants'})
-        grants = body['grants']
-        if not isinstance(grants, list) or not grants:
-            raise ApiError(422, 'validation_failed', 'grants must be a non-empty list.',
-                           fields={'grants': ['Send a non-empty list.']})
+        grants = load_body(req, GrantsBody)['grants']
         signer = self._store.signer_public()
         for grant in grants:
             # APPSEC: only the org signer's grants are stored. Advocates verify

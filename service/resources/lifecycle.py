@@ -20,7 +20,9 @@ import keys
 from keys._encoding import is_identifier
 from keys.advocates import RECOVERY_ADVOCATE
 from service.errors import ApiError
-from service.resources import ADMIN, json_object
+from service.openapi_bodies import (MAX_PAGE, CertificateBody, RewrapRunBody, RewrappedBody,
+                                    load_body)
+from service.resources import ADMIN
 from sync import key_policy
 from sync.errors import DocumentConflict
 
@@ -28,8 +30,6 @@ __all__ = ['lifecycle_routes', 'manifest_events', 'census']
 
 RECOVERY_ID = 'recovery-key'
 ENVELOPE_PREFIX = 'rk:'
-#: Largest page of envelopes a supervisor may ask for or send back.
-MAX_PAGE = 1000
 #: Most keyvault rows one ``GET /keys/envelopes`` scans before answering.
 MAX_SCAN = 5000
 #: Envelope members a rewrap may change; every other member must stay as stored.
@@ -125,10 +125,7 @@ class RecoveryResource(_Base):
         resp.media = {'certificate': doc['certificate']}
 
     def on_put(self, req, resp):
-        body = json_object(req, allowed={'certificate'}, required={'certificate'})
-        if not isinstance(body['certificate'], dict):
-            raise ApiError(422, 'validation_failed', 'certificate must be an object.',
-                           fields={'certificate': ['Send a signed certificate.']})
+        body = load_body(req, CertificateBody)
         certified = keys.verify_certificate(body['certificate'], self._store.signer_public())
         if certified['advocate'] != RECOVERY_ADVOCATE:
             raise ApiError(422, 'key_mismatch', 'The certificate is not for the recovery key.')
@@ -248,13 +245,8 @@ class RewrappedResource(_Base):
     auth = {'POST': CUSTODIANS}
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'from', 'to', 'envelopes'},
-                           required={'from', 'to', 'envelopes'})
-        old, new = _kid(body['from'], 'from'), _kid(body['to'], 'to')
-        envelopes = body['envelopes']
-        if not isinstance(envelopes, list) or not 1 <= len(envelopes) <= MAX_PAGE:
-            raise ApiError(422, 'validation_failed', f'envelopes must list 1 to {MAX_PAGE}.',
-                           fields={'envelopes': [f'Send 1 to {MAX_PAGE} envelopes.']})
+        body = load_body(req, RewrappedBody)
+        old, new, envelopes = body['from'], body['to'], body['envelopes']
         manifest = self._manifest_or_409()
         status = {entry['kid']: entry['status'] for entry in manifest['keys']}
         if status.get(new) != 'active':
@@ -272,8 +264,7 @@ class RewrappedResource(_Base):
                 continue
             if not isinstance(envelope.get('_rev'), str) or envelope['kek'] != new:
                 problems[str(index)] = ['Send the _rev read, sealed to the "to" key.']
-        ids = [envelope['_id'] for envelope in envelopes if isinstance(envelope, dict)
-               and isinstance(envelope.get('_id'), str)]
+        ids = [envelope['_id'] for envelope in envelopes if isinstance(envelope.get('_id'), str)]
         if not problems and len(set(ids)) != len(ids):
             problems['_schema'] = ['An envelope is listed twice.']
         if problems:
@@ -318,26 +309,12 @@ class RewrapRunsResource(_Base):
     start or end for the audit log (counts and key ids only)."""
 
     auth = {'POST': CUSTODIANS}
-    _COUNTS = ('rewrapped', 'conflicts', 'failed', 'already')
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'from', 'to', 'phase', 'counts', 'census'},
-                           required={'from', 'to', 'phase'})
-        old, new = _kid(body['from'], 'from'), _kid(body['to'], 'to')
-        if body['phase'] not in ('started', 'finished'):
-            raise ApiError(422, 'validation_failed', 'phase must be started or finished.',
-                           fields={'phase': ['Send started or finished.']})
-        counts = body.get('counts') or {}
-        census_ = body.get('census') or {}
-        if not isinstance(counts, dict) or not set(counts) <= set(self._COUNTS) \
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
-            raise ApiError(422, 'validation_failed', 'counts must map known names to integers.',
-                           fields={'counts': [f'Use {", ".join(self._COUNTS)}.']})
-        if not isinstance(census_, dict) or len(census_) > 64 or not all(
-                is_identifier(k) and isinstance(v, int) and not isinstance(v, bool)
-                for k, v in census_.items()):
-            raise ApiError(422, 'validation_failed', 'census must map key ids to integers.',
-                           fields={'census': ['Map key ids to counts.']})
+        body = load_body(req, RewrapRunBody)
+        old, new = body['from'], body['to']
+        counts = body.get('counts', {})
+        census_ = body.get('census', {})
         principal = req.context.principal
         self._audit.record('rewrap_run', actor=f'user:{principal.id}', team=principal.team,
                            details={'from': old, 'to': new, 'phase': body['phase'],

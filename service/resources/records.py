@@ -9,9 +9,9 @@ import uuid
 import keys
 import schemas
 from schemas import lifecycle
-from schemas.codes import RELEASE_PURPOSES
 from schemas.fields import DocumentId
 from service.errors import ApiError
+from service.openapi_bodies import OpenFailureBody, RecordIntakeBody, ReleaseBody, load_body
 from service.resources import ALL_STAFF
 from sync import filtering, key_policy
 from sync.errors import DocumentConflict
@@ -19,8 +19,6 @@ from sync.sealed import LateArrivals, SealedRegistry
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
-#: Why a released record could not be opened on the caller's machine (codes only).
-OPEN_FAILURES = ('no_grant', 'grant_unopenable', 'record_unopenable')
 
 _RECORD_ID = re.compile(DocumentId.PATTERN.strip('^$'))
 
@@ -81,12 +79,7 @@ class RecordsResource:
                                       services.device_watch)
 
     def on_post(self, req, resp):
-        body = req.get_media()
-        if not isinstance(body, dict) or set(body) != {'document', 'envelopes'} \
-                or not isinstance(body['document'], dict) or not isinstance(body['envelopes'], list):
-            raise ApiError(422, 'validation_failed', 'Send "document" and "envelopes".',
-                           fields={'_schema': ['Send exactly "document" (object) and '
-                                               '"envelopes" (list).']})
+        body = load_body(req, RecordIntakeBody)
         principal = req.context.principal
         revision_fields = sorted(_REVISION_FIELDS & set(body['document']))
         if revision_fields:
@@ -219,9 +212,7 @@ class RecordOpenResource:
     """
 
     auth = {'POST': ('advocate', 'supervisor')}
-    openapi_request = {'POST': {
-        'type': 'object', 'required': ['purpose'], 'additionalProperties': False,
-        'properties': {'purpose': {'type': 'string', 'enum': list(RELEASE_PURPOSES)}}}}
+    openapi_request = {'POST': 'ReleaseBody'}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -231,13 +222,7 @@ class RecordOpenResource:
         self._audit = services.audit
 
     def on_post(self, req, resp, record_id):
-        body = req.get_media()
-        purpose = body.get('purpose') if isinstance(body, dict) else None
-        # The refusal lists the codes and never repeats what was sent.
-        if purpose not in RELEASE_PURPOSES or set(body) != {'purpose'}:
-            raise ApiError(422, 'purpose_required', 'State the purpose of this release as one '
-                                                    'of the listed codes.',
-                           fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
+        purpose = load_body(req, ReleaseBody)['purpose']
         principal = req.context.principal
         # Only a record id reaches the database: "_all_docs", "_design/..."
         # and the like would address something else.
@@ -274,15 +259,13 @@ class RecordOpenFailureResource:
     """``POST /records/{record_id}/open-failures``: the caller's CLI reports
     that a record released to it could not be opened locally.
 
-    The body is ``{"code": ...}``, one of ``OPEN_FAILURES``, never a value or
+    The body is ``{"code": ...}``, one of ``schemas.codes.OPEN_FAILURES``, never a value or
     free text; audited as ``record_open_failed`` with the record id and code.
     The same team rule as the release applies.
     """
 
     auth = {'POST': ('advocate', 'supervisor')}
-    openapi_request = {'POST': {
-        'type': 'object', 'required': ['code'], 'additionalProperties': False,
-        'properties': {'code': {'type': 'string', 'enum': list(OPEN_FAILURES)}}}}
+    openapi_request = {'POST': 'OpenFailureBody'}
 
     def __init__(self, services) -> None:
         self._couch = services.couch
@@ -291,11 +274,7 @@ class RecordOpenFailureResource:
         self._audit = services.audit
 
     def on_post(self, req, resp, record_id):
-        body = req.get_media()
-        code = body.get('code') if isinstance(body, dict) else None
-        if code not in OPEN_FAILURES or set(body) != {'code'}:
-            raise ApiError(422, 'validation_failed', 'Report one of the listed codes.',
-                           fields={'code': [f'Must be one of: {", ".join(OPEN_FAILURES)}.']})
+        code = load_body(req, OpenFailureBody)['code']
         principal = req.context.principal
         _team_record(self._couch, self._records_db, self._directory_db, record_id,
                      principal.team)

@@ -49,8 +49,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from schemas.codes import SEALING_REASONS
 from service.errors import ApiError
-from service.resources import json_object
+from service.openapi_bodies import SealingApproveBody, SealingBody, load_body
 from sync.couch import doc_path
 from sync.erasure import is_embedded, rebuild_database
 from sync.sealed import SealedRegistry
@@ -62,9 +63,7 @@ __all__ = ['SealingsResource', 'SealingApproveResource', 'SealingCancelResource'
 SEALERS = ('supervisor', 'admin')
 _DAY = 86400
 #: Why a youth is sealed: codes, never free text (the audit log holds it).
-REASONS = ('erasure_request', 'retention_expired', 'legal_order')
-_UUID4 = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')
-_YOUTH_CODE = re.compile(r'^[a-z]{1,16}-[a-z]{1,16}-[0-9]{2}$')
+REASONS = SEALING_REASONS
 TOMBSTONE_PREFIX = 'shredded:'
 _ENVELOPE_PREFIX = 'rk:'
 
@@ -312,22 +311,8 @@ class SealingsResource:
             or (principal.team and doc.get('team') == principal.team)]}
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed={'client_id', 'youth_code', 'reason'},
-                           required={'reason'})
-        fields = {}
+        body = load_body(req, SealingBody)
         client_id, youth_code = body.get('client_id'), body.get('youth_code')
-        if client_id is not None and not (isinstance(client_id, str) and _UUID4.match(client_id)):
-            fields['client_id'] = ['Must be a lowercase version 4 UUID.']
-        if youth_code is not None and not (isinstance(youth_code, str)
-                                           and _YOUTH_CODE.match(youth_code)):
-            fields['youth_code'] = ['Must be a generated code such as quiet-river-07.']
-        if client_id is None and youth_code is None:
-            fields['client_id'] = ['Give client_id or youth_code to say whose records.']
-        if body['reason'] not in REASONS:
-            fields['reason'] = [f'Must be one of: {", ".join(REASONS)}.']
-        if fields:
-            raise ApiError(422, 'validation_failed', 'The request body is not valid.',
-                           fields=fields)
         principal = req.context.principal
         records = self._sealer.matching_records(client_id, youth_code, principal)
         if not records:
@@ -362,8 +347,7 @@ class SealingApproveResource:
         self._sealer = sealer
 
     def on_post(self, req, resp, sealing_id):
-        if req.content_length:
-            json_object(req, allowed={'confirm'})
+        load_body(req, SealingApproveBody)
         principal = req.context.principal
         doc = None
         if re.fullmatch(r'[0-9a-f]{32}', sealing_id):
@@ -422,8 +406,7 @@ class SealingCancelResource:
         self._sealer = sealer
 
     def on_post(self, req, resp, sealing_id):
-        if req.content_length:
-            json_object(req, allowed={'confirm'})
+        load_body(req, SealingApproveBody)
         principal = req.context.principal
         doc = None
         if re.fullmatch(r'[0-9a-f]{32}', sealing_id):

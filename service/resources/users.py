@@ -5,12 +5,9 @@ from __future__ import annotations
 from service.accounts import Accounts
 from service.audit import AuditLog
 from service.custody import leaves_custody
-from service.errors import ApiError
-from service.resources import ADMIN, json_object
+from service.openapi_bodies import UserCreateBody, UserUpdateBody, load_body
+from service.resources import ADMIN
 from service.resources.custody import refuse_recovery_only
-
-_CREATE_FIELDS = {'username', 'password', 'roles', 'team'}
-_UPDATE_FIELDS = {'roles', 'disabled', 'team', 'password'}
 
 
 class UsersResource:
@@ -26,10 +23,7 @@ class UsersResource:
         resp.media = {'users': self._accounts.list_users()}
 
     def on_post(self, req, resp):
-        body = json_object(req, allowed=_CREATE_FIELDS, required={'username', 'password', 'roles'})
-        if not isinstance(body['roles'], list) or not all(isinstance(r, str) for r in body['roles']):
-            raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
-                           fields={'roles': ['Not a valid list of roles.']})
+        body = load_body(req, UserCreateBody)
         user = self._accounts.create_user(
             str(body['username']), str(body['password']), body['roles'], team=body.get('team'),
             actor=req.context.principal.id)
@@ -59,14 +53,7 @@ class UserResource:
         resp.media = self._accounts.get_user(username)
 
     def on_patch(self, req, resp, username):
-        body = json_object(req, allowed=_UPDATE_FIELDS)
-        if 'disabled' in body and not isinstance(body['disabled'], bool):
-            raise ApiError(422, 'validation_failed', 'disabled must be true or false.',
-                           fields={'disabled': ['Not a valid boolean.']})
-        if 'roles' in body and (not isinstance(body['roles'], list)
-                                or not all(isinstance(r, str) for r in body['roles'])):
-            raise ApiError(422, 'validation_failed', 'roles must be a list of strings.',
-                           fields={'roles': ['Not a valid list of roles.']})
+        body = load_body(req, UserUpdateBody)
         if self._custody is not None:
             current = self._accounts.get_user(username)
             if leaves_custody(current, body):

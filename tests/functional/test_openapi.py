@@ -80,3 +80,44 @@ def test_closed_bodies_refuse_undeclared_members_in_the_description(client):
     users = spec['components']['schemas']['UserCreateBody']
     assert users['additionalProperties'] is False
     assert set(users['required']) == {'username', 'password', 'roles'}
+
+
+CANARY = 'Jane Doe 555-0100'
+
+
+def _closed_body_operations(app, spec):
+    from service.openapi_bodies import BODY_SCHEMAS
+    for path, method in _mounted(app):
+        if method not in BODY_METHODS or path.startswith('/sync'):
+            continue
+        schema = spec['paths'][path][method.lower()]['requestBody']['content'][
+            'application/json']['schema']
+        name = schema.get('$ref', '').rsplit('/', 1)[-1]
+        if name in BODY_SCHEMAS and name != 'EmptyBody' and \
+                BODY_SCHEMAS[name].Meta.unknown == 'raise':
+            yield path, method, name
+
+
+def test_every_described_staff_body_is_the_one_the_responder_checks(app, client, users,
+                                                                    role_tokens):
+    """An undeclared member is refused wherever a closed body is described, uncounted by name."""
+    spec = client.simulate_get('/openapi.json').json
+    checked = set()
+    for path, method, name in _closed_body_operations(app, spec):
+        roles = dict(_mounted_auth(app))[(path, method)]
+        headers = {} if roles == 'public' else users.bearer(
+            role_tokens[next(role for role in roles if role in role_tokens)])
+        concrete = re.sub(r'\{[^}]+\}', 'x', path)
+        result = client.simulate_request(method, concrete, json={CANARY: CANARY},
+                                         headers=headers)
+        assert result.status_code == 422, (method, path, result.text)
+        assert result.json['fields']['_unknown'], (method, path, result.json)
+        assert 'Jane' not in result.text and '555' not in result.text
+        checked.add(name)
+    assert len(checked) >= 20, checked
+
+
+def _mounted_auth(app):
+    for path, resource in app.fieldvault_routes:
+        for method, roles in resource.auth.items():
+            yield (path, method), roles

@@ -293,5 +293,7 @@ def test_openapi_is_generated_from_routes_and_schemas(client):
 def test_openapi_lists_the_release_purposes_a_record_open_accepts(client):
     spec = client.simulate_get('/openapi.json').json
     body = spec['paths']['/records/{record_id}/open']['post']['requestBody']
-    purpose = body['content']['application/json']['schema']['properties']['purpose']
+    ref = body['content']['application/json']['schema']['$ref']
+    schema = spec['components']['schemas'][ref.rsplit('/', 1)[-1]]
+    purpose = schema['properties']['purpose']
     assert purpose['enum'] == list(RELEASE_PURPOSES)
