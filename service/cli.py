@@ -18,13 +18,13 @@ import schemas
 from fieldvault_client.desk.cli import register as register_desk_command
 from service.app import LOGICAL_DATABASES, build_services
 from service.cli_audit import register as register_audit_commands
-from service.cli_devices import register as register_device_commands
-from service.cli_custody import register as register_custody_commands
-from service.cli_lifecycle import register as register_lifecycle_commands
+from fieldvault_client.cli.devices import register as register_device_commands
+from fieldvault_client.cli.custody import register as register_custody_commands
+from fieldvault_client.cli.lifecycle import register as register_lifecycle_commands
 from service.cli_ops import register as register_operator_commands
-from service.cli_program import register as register_program_commands
-from service.cli_staff import Home
-from service.cli_staff import register as register_staff_commands
+from fieldvault_client.cli.program import register as register_program_commands
+from fieldvault_client.cli.staff import Home
+from fieldvault_client.cli.staff import register as register_staff_commands
 from service.config import Config, ConfigError
 from service.program import install_views, warm_views
 from sync.errors import DatabaseUnavailable

@@ -249,7 +249,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def sealing(ctx: click.Context, home: str) -> None:
         """Sealing a youth's records (two people: an admin and a supervisor)."""
-        from service.cli_staff import Home
+        from fieldvault_client.cli.staff import Home
         ctx.obj = {'home': Home(home)}
 
     @sealing.command('propose')
@@ -261,7 +261,7 @@ def register(cli: click.Group) -> None:
     def sealing_propose(ctx: click.Context, client_id: str | None, youth_code: str | None,
                         reason: str) -> None:
         """Propose sealing every record of one youth."""
-        from service.cli_staff import Api
+        from fieldvault_client.cli.staff import Api
         body: dict[str, Any] = {'reason': reason}
         if client_id:
             body['client_id'] = client_id
@@ -275,7 +275,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def sealing_list(ctx: click.Context) -> None:
         """List sealings."""
-        from service.cli_staff import Api
+        from fieldvault_client.cli.staff import Api
         for item in Api(ctx.obj['home']).call('GET', '/sealings')['sealings']:
             expires = item.get('expires_at')
             until = ''
@@ -291,7 +291,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def sealing_cancel(ctx: click.Context, sealing_id: str) -> None:
         """Cancel a proposed sealing (its proposer, or an admin)."""
-        from service.cli_staff import Api
+        from fieldvault_client.cli.staff import Api
         Api(ctx.obj['home']).call('POST', f'/sealings/{sealing_id}/cancel', {})
         click.echo(f'sealing {sealing_id} cancelled')
 
@@ -301,7 +301,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def sealing_approve(ctx: click.Context, sealing_id: str, yes: bool) -> None:
         """Approve a sealing: the youth's record keys are destroyed for good."""
-        from service.cli_staff import Api
+        from fieldvault_client.cli.staff import Api
         if not yes:
             click.confirm('This destroys the record keys for good. Continue?', abort=True)
         result = Api(ctx.obj['home']).call('POST', f'/sealings/{sealing_id}/approve', {})

@@ -9,7 +9,7 @@ import click
 
 from fieldvault_client.desk.app import DeskServer
 from fieldvault_client.desk.session import DeskSession
-from service.cli_staff import Home
+from fieldvault_client.cli.staff import Home
 
 __all__ = ['register']
 

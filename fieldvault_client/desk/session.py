@@ -19,7 +19,8 @@ import keys
 import schemas
 from fieldvault_client.desk.render import render_record
 from schemas.codes import RELEASE_PURPOSES
-from service.cli_staff import Api, Home, _Opener, _pinned_signer, _unlock, _verified_manifest
+from fieldvault_client.cli.staff import (Api, Home, _Opener, _pinned_signer, _unlock,
+                                         _verified_manifest)
 
 __all__ = ['DeskError', 'DeskSession']
 

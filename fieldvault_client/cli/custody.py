@@ -25,7 +25,7 @@ import click
 
 import keys
 from keys.shares import live_entry
-from service.cli_staff import Api, Home, _pinned_signer
+from fieldvault_client.cli.staff import Api, Home, _pinned_signer
 
 __all__ = ['register', 'holder_keyring']
 

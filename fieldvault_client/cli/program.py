@@ -18,8 +18,8 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from service.charts import report_svg
-from service.cli_staff import Api, Home
+from fieldvault_client.charts import report_svg
+from fieldvault_client.cli.staff import Api, Home
 from service.program import DIMENSIONS, MEASURES, PERIODS, hmis_csv, table_csv
 
 __all__ = ['register']

@@ -360,7 +360,7 @@ def register(cli: click.Group) -> None:
                                   signing_key=signing_key) for public in recipients]
         api.call('POST', '/keys/grants', {'grants': grants})
         # Registered (certified by the signing key) so `keys rotate` finds it again.
-        from service.cli_lifecycle import register_recovery
+        from fieldvault_client.cli.lifecycle import register_recovery
         register_recovery(api, signing_key, recovery, me)
         try:
             current = api.call('GET', '/keys/manifest')

@@ -32,7 +32,7 @@ import click
 
 import keys
 from keys._encoding import DATE
-from service.cli_staff import Api, Home, _load_signing_key, _pinned_signer
+from fieldvault_client.cli.staff import Api, Home, _load_signing_key, _pinned_signer
 from sync.key_policy import accept_until_passed
 
 __all__ = ['register', 'register_recovery', 'rotate', 'rewrap', 'RewrapStats']

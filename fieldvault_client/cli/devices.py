@@ -13,7 +13,7 @@ import click
 import segno
 
 import keys
-from service.cli_staff import Api, Home, _pinned_signer
+from fieldvault_client.cli.staff import Api, Home, _pinned_signer
 from sync import enrollment
 
 __all__ = ['register']

@@ -1,0 +1,1 @@
+"""The staff commands of the ``fieldvault`` CLI."""
