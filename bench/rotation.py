@@ -105,8 +105,9 @@ def _status_kib(field: str) -> int:
 
 def _child(args) -> None:
     """Run the real rewrap client; print JSON with time and memory figures."""
+    from fieldvault_client.api import Api
     from fieldvault_client.cli.lifecycle import rewrap
-    from fieldvault_client.cli.staff import Api, Home
+    from fieldvault_client.home import Home
 
     spec = json.loads(sys.stdin.read())
     old = keys.OrgKeyPair._from_scalar('oek-1', bytes.fromhex(spec['scalar']))

@@ -24,17 +24,15 @@ from typing import Any
 import click
 
 import keys
+from fieldvault_client.api import Api
+from fieldvault_client.context import ClientContext, home_option, pass_client
 from keys.shares import live_entry
-from fieldvault_client.cli.staff import Api, Home, _pinned_signer
 
-__all__ = ['register', 'holder_keyring']
+__all__ = ['holder_keyring', 'show_holders', 'keys_holders', 'keys_pending', 'keys_share',
+           'recovery_export', 'recovery_regrant', 'recovery_upload']
 
 EXPORT_FORMAT = 'fieldvault-recovery-export/1'
 SHARES_FORMAT = 'fieldvault-recovery-shares/1'
-
-
-def _home(ctx: click.Context) -> Home:
-    return ctx.obj['home']
 
 
 def _verified_manifest(api: Api, pinned: str) -> dict[str, Any]:
@@ -91,185 +89,189 @@ def show_holders(versions: list[dict[str, Any]]) -> None:
         click.echo(line)
 
 
-def register(cli: click.Group) -> None:
-    """Add the custody commands to the ``keys`` and ``recovery`` groups."""
-    keys_group = cli.commands['keys']
-    recovery_group = cli.commands['recovery']
+@click.command('holders')
+@home_option
+@pass_client
+def keys_holders(client: ClientContext) -> None:
+    """Who holds each key version with live envelopes (admin or supervisor)."""
+    show_holders(client.api.call('GET', '/keys/holders')['versions'])
 
-    @keys_group.command('holders')
-    @click.pass_context
-    def keys_holders(ctx) -> None:
-        """Who holds each key version with live envelopes (admin or supervisor)."""
-        show_holders(Api(_home(ctx)).call('GET', '/keys/holders')['versions'])
 
-    @keys_group.command('pending')
-    @click.pass_context
-    def keys_pending(ctx) -> None:
-        """Key versions certified staff still need (what you can share, or all for an admin)."""
-        pending = Api(_home(ctx)).call('GET', '/keys/pending')['pending']
-        if not pending:
-            click.echo('nothing pending')
-        for item in pending:
-            holders = ', '.join(item['holders']) or 'nobody (recovery ceremony)'
-            click.echo(f'{item["to"]} needs {item["kek"]} (held by {holders})')
+@click.command('pending')
+@home_option
+@pass_client
+def keys_pending(client: ClientContext) -> None:
+    """Key versions certified staff still need (what you can share, or all for an admin)."""
+    pending = client.api.call('GET', '/keys/pending')['pending']
+    if not pending:
+        click.echo('nothing pending')
+    for item in pending:
+        holders = ', '.join(item['holders']) or 'nobody (recovery ceremony)'
+        click.echo(f'{item["to"]} needs {item["kek"]} (held by {holders})')
 
-    @keys_group.command('share')
-    @click.option('--to', 'recipient', default=None, help='Only this person (default: all).')
-    @click.option('--kid', default=None, help='Only this key version (default: all you hold).')
-    @click.pass_context
-    def keys_share(ctx, recipient: str | None, kid: str | None) -> None:
-        """Share key versions you hold with certified staff who need them (your machine)."""
-        home = _home(ctx)
-        api = Api(home)
-        pinned = _pinned_signer(home)
-        manifest = _verified_manifest(api, pinned)
-        me = api.call('GET', '/auth/me')['username']
-        pending = [item for item in api.call('GET', '/keys/pending')['pending']
-                   if (recipient is None or item['to'] == recipient)
-                   and (kid is None or item['kek'] == kid)]
-        if recipient == me:
-            raise click.ClickException('nobody can share a key version with themselves; '
-                                       'another holder shares it with you')
-        if not pending:
-            click.echo('nothing to share')
-            return
-        recipients = {item['to']: _checked_recipient(item, pinned) for item in pending}
-        mine = api.call('GET', '/advocates/me')
-        wanted = {item['kek'] for item in pending}
-        holdings = [doc for doc in mine['grants'] if doc.get('kek') in wanted]
-        passphrase = click.prompt('Key passphrase', hide_input=True)
+
+@click.command('share')
+@click.option('--to', 'recipient', default=None, help='Only this person (default: all).')
+@click.option('--kid', default=None, help='Only this key version (default: all you hold).')
+@home_option
+@pass_client
+def keys_share(client: ClientContext, recipient: str | None, kid: str | None) -> None:
+    """Share key versions you hold with certified staff who need them (your machine)."""
+    api = client.api
+    pinned = client.pinned_signer()
+    manifest = _verified_manifest(api, pinned)
+    me = api.call('GET', '/auth/me')['username']
+    pending = [item for item in api.call('GET', '/keys/pending')['pending']
+               if (recipient is None or item['to'] == recipient)
+               and (kid is None or item['kek'] == kid)]
+    if recipient == me:
+        raise click.ClickException('nobody can share a key version with themselves; '
+                                   'another holder shares it with you')
+    if not pending:
+        click.echo('nothing to share')
+        return
+    recipients = {item['to']: _checked_recipient(item, pinned) for item in pending}
+    mine = api.call('GET', '/advocates/me')
+    wanted = {item['kek'] for item in pending}
+    holdings = [doc for doc in mine['grants'] if doc.get('kek') in wanted]
+    passphrase = click.prompt('Key passphrase', hide_input=True)
+    try:
+        personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
+        keyring = holder_keyring(holdings, personal, org=manifest['org'], pinned=pinned,
+                                 manifest_body=manifest)
+    except keys.errors.KeysError:
+        raise click.ClickException('your key or grants could not be opened') from None
+    shares = []
+    for item in pending:
+        org_key = keyring.get(item['kek'])
+        if org_key is None or live_entry(manifest, item['kek']) is None:
+            raise click.ClickException(f'you hold no usable grant of {item["kek"]}')
         try:
-            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
-            keyring = holder_keyring(holdings, personal, org=manifest['org'], pinned=pinned,
-                                     manifest_body=manifest)
+            shares.append(keys.seal_share(org_key, recipients[item['to']],
+                                          org=manifest['org'], shared_by=me,
+                                          manifest_body=manifest))
         except keys.errors.KeysError:
-            raise click.ClickException('your key or grants could not be opened') from None
-        shares = []
-        for item in pending:
-            org_key = keyring.get(item['kek'])
-            if org_key is None or live_entry(manifest, item['kek']) is None:
-                raise click.ClickException(f'you hold no usable grant of {item["kek"]}')
-            try:
-                shares.append(keys.seal_share(org_key, recipients[item['to']],
-                                              org=manifest['org'], shared_by=me,
-                                              manifest_body=manifest))
-            except keys.errors.KeysError:
-                raise click.ClickException(
-                    f'your key of {item["kek"]} is not the one the manifest lists') from None
-        answer = api.call('POST', '/keys/shares', {'shares': shares})
-        for share in shares:
-            click.echo(f'shared {share["kek"]} with {share["advocate"]} '
-                       f'({recipients[share["advocate"]]["fingerprint"]})')
-        click.echo(f'stored {answer["stored"]}; already held {len(answer["skipped"])}')
+            raise click.ClickException(
+                f'your key of {item["kek"]} is not the one the manifest lists') from None
+    answer = api.call('POST', '/keys/shares', {'shares': shares})
+    for share in shares:
+        click.echo(f'shared {share["kek"]} with {share["advocate"]} '
+                   f'({recipients[share["advocate"]]["fingerprint"]})')
+    click.echo(f'stored {answer["stored"]}; already held {len(answer["skipped"])}')
 
-    # -- the recovery ceremony ----------------------------------------------
 
-    @recovery_group.command('export')
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    @click.option('--out', required=True, type=click.Path(dir_okay=False),
-                  help='File to carry to the offline machine.')
-    def recovery_export(home: str, out: str) -> None:
-        """Online step 1 (an admin): export what the offline recovery step needs."""
-        exported = Api(Home(home)).call('GET', '/keys/recovery/export')
-        if not exported['versions']:
-            click.echo('every live key version has an active holder: no recovery needed '
-                       '(holders share with `fieldvault keys share`)')
-            return
-        _write_private(out, exported)
-        missing = sorted(set(exported['versions'])
-                         - {grant['kek'] for grant in exported['recovery_grants']})
-        click.echo(f'versions with no active holder: {", ".join(exported["versions"])}; '
-                   f'{len(exported["pending"])} shares to make; written to {out}')
-        if missing:
-            click.echo(f'warning: the recovery key holds no grant of {", ".join(missing)}')
-        click.echo('carry it to the offline machine; the trustees run `fieldvault recovery '
-                   'regrant` there')
+# -- the recovery ceremony ---------------------------------------------------
 
-    @recovery_group.command('regrant')
-    @click.option('--in', 'exported_file', required=True, type=click.Path(exists=True,
-                  dir_okay=False), help='The file from `recovery export`.')
-    @click.option('--recovery', 'recovery_file', required=True,
-                  type=click.Path(exists=True, dir_okay=False),
-                  help='The recovery key file from `recovery create`.')
-    @click.option('--fingerprint', required=True,
-                  help='The org signer fingerprint, from the trustees\' own notes.')
-    @click.option('--out', required=True, type=click.Path(dir_okay=False),
-                  help='File of sealed shares to carry back online.')
-    @click.option('--to', 'only', multiple=True, help='Only these people (repeatable).')
-    def recovery_regrant(exported_file: str, recovery_file: str, fingerprint: str, out: str,
-                         only: tuple[str, ...]) -> None:
-        """Offline step (the trustees): re-grant versions to certified staff with the recovery key.
+@click.command('export')
+@home_option
+@click.option('--out', required=True, type=click.Path(dir_okay=False),
+              help='File to carry to the offline machine.')
+@pass_client
+def recovery_export(client: ClientContext, out: str) -> None:
+    """Online step 1 (an admin): export what the offline recovery step needs."""
+    exported = client.api.call('GET', '/keys/recovery/export')
+    if not exported['versions']:
+        click.echo('every live key version has an active holder: no recovery needed '
+                   '(holders share with `fieldvault keys share`)')
+        return
+    _write_private(out, exported)
+    missing = sorted(set(exported['versions'])
+                     - {grant['kek'] for grant in exported['recovery_grants']})
+    click.echo(f'versions with no active holder: {", ".join(exported["versions"])}; '
+               f'{len(exported["pending"])} shares to make; written to {out}')
+    if missing:
+        click.echo(f'warning: the recovery key holds no grant of {", ".join(missing)}')
+    click.echo('carry it to the offline machine; the trustees run `fieldvault recovery '
+               'regrant` there')
 
-        Needs no network. Trusts nothing in the export until the signer matches
-        the fingerprint given here; then verifies the manifest, every
-        certificate and every recovery grant against that signer.
-        """
-        exported = json.loads(pathlib.Path(exported_file).read_text())
-        if not isinstance(exported, dict) or exported.get('format') != EXPORT_FORMAT:
-            raise click.ClickException('not a recovery export file')
-        signer = exported.get('signer')
+
+@click.command('regrant')
+@click.option('--in', 'exported_file', required=True, type=click.Path(exists=True,
+              dir_okay=False), help='The file from `recovery export`.')
+@click.option('--recovery', 'recovery_file', required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help='The recovery key file from `recovery create`.')
+@click.option('--fingerprint', required=True,
+              help='The org signer fingerprint, from the trustees\' own notes.')
+@click.option('--out', required=True, type=click.Path(dir_okay=False),
+              help='File of sealed shares to carry back online.')
+@click.option('--to', 'only', multiple=True, help='Only these people (repeatable).')
+def recovery_regrant(exported_file: str, recovery_file: str, fingerprint: str, out: str,
+                     only: tuple[str, ...]) -> None:
+    """Offline step (the trustees): re-grant versions to certified staff with the recovery key.
+
+    Needs no network. Trusts nothing in the export until the signer matches
+    the fingerprint given here; then verifies the manifest, every
+    certificate and every recovery grant against that signer.
+    """
+    exported = json.loads(pathlib.Path(exported_file).read_text())
+    if not isinstance(exported, dict) or exported.get('format') != EXPORT_FORMAT:
+        raise click.ClickException('not a recovery export file')
+    signer = exported.get('signer')
+    try:
+        matches = keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', '')
+    except (keys.errors.KeysError, TypeError):
+        matches = False
+    if not matches:
+        raise click.ClickException('the export\'s signer does not match your fingerprint: '
+                                   'do not use this file')
+    try:
+        manifest = keys.verify_manifest(exported['manifest'], signer)
+    except keys.errors.KeysError:
+        raise click.ClickException('the export\'s manifest does not verify') from None
+    if manifest['org'] != exported.get('org'):
+        raise click.ClickException('the export\'s manifest is for another org')
+    recovery = json.loads(pathlib.Path(recovery_file).read_text())
+    passphrase = click.prompt('Recovery passphrase', hide_input=True)
+    try:
+        recovery_key = keys.AdvocateKey.unwrap(recovery['wrapped'], passphrase)
+    except (keys.errors.KeysError, KeyError, TypeError):
+        raise click.ClickException('the recovery key could not be unlocked') from None
+    opened = {}
+    for grant in exported.get('recovery_grants', []):
         try:
-            matches = keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', '')
-        except (keys.errors.KeysError, TypeError):
-            matches = False
-        if not matches:
-            raise click.ClickException('the export\'s signer does not match your fingerprint: '
-                                       'do not use this file')
-        try:
-            manifest = keys.verify_manifest(exported['manifest'], signer)
+            org_key = keys.open_grant(grant, recovery_key, org=manifest['org'],
+                                      pinned_public_b64=signer)
         except keys.errors.KeysError:
-            raise click.ClickException('the export\'s manifest does not verify') from None
-        if manifest['org'] != exported.get('org'):
-            raise click.ClickException('the export\'s manifest is for another org')
-        recovery = json.loads(pathlib.Path(recovery_file).read_text())
-        passphrase = click.prompt('Recovery passphrase', hide_input=True)
+            raise click.ClickException(
+                f'the recovery grant of {grant.get("kek")} does not open') from None
+        opened[org_key.kid] = org_key
+    shares = []
+    for item in exported.get('pending', []):
+        if only and item.get('to') not in only:
+            continue
+        org_key = opened.get(item.get('kek'))
+        if org_key is None:
+            raise click.ClickException(f'the recovery key holds no grant of {item.get("kek")}')
+        recipient = _checked_recipient(item, signer)
         try:
-            recovery_key = keys.AdvocateKey.unwrap(recovery['wrapped'], passphrase)
-        except (keys.errors.KeysError, KeyError, TypeError):
-            raise click.ClickException('the recovery key could not be unlocked') from None
-        opened = {}
-        for grant in exported.get('recovery_grants', []):
-            try:
-                org_key = keys.open_grant(grant, recovery_key, org=manifest['org'],
-                                          pinned_public_b64=signer)
-            except keys.errors.KeysError:
-                raise click.ClickException(
-                    f'the recovery grant of {grant.get("kek")} does not open') from None
-            opened[org_key.kid] = org_key
-        shares = []
-        for item in exported.get('pending', []):
-            if only and item.get('to') not in only:
-                continue
-            org_key = opened.get(item.get('kek'))
-            if org_key is None:
-                raise click.ClickException(f'the recovery key holds no grant of {item.get("kek")}')
-            recipient = _checked_recipient(item, signer)
-            try:
-                shares.append(keys.seal_share(org_key, recipient, org=manifest['org'],
-                                              shared_by=keys.RECOVERY_ADVOCATE,
-                                              manifest_body=manifest, via='recovery'))
-            except keys.errors.KeysError:
-                raise click.ClickException(
-                    f'the recovery grant of {org_key.kid} is not the key the manifest '
-                    'lists') from None
-            click.echo(f'sealed {org_key.kid} to {recipient["advocate"]} '
-                       f'({recipient["fingerprint"]})')
-        if not shares:
-            raise click.ClickException('nothing to re-grant')
-        _write_private(out, {'format': SHARES_FORMAT, 'org': manifest['org'],
-                             'shares': shares})
-        click.echo(f'{len(shares)} shares written to {out}; carry it back online, where an '
-                   'admin runs `fieldvault recovery upload`')
+            shares.append(keys.seal_share(org_key, recipient, org=manifest['org'],
+                                          shared_by=keys.RECOVERY_ADVOCATE,
+                                          manifest_body=manifest, via='recovery'))
+        except keys.errors.KeysError:
+            raise click.ClickException(
+                f'the recovery grant of {org_key.kid} is not the key the manifest '
+                'lists') from None
+        click.echo(f'sealed {org_key.kid} to {recipient["advocate"]} '
+                   f'({recipient["fingerprint"]})')
+    if not shares:
+        raise click.ClickException('nothing to re-grant')
+    _write_private(out, {'format': SHARES_FORMAT, 'org': manifest['org'],
+                         'shares': shares})
+    click.echo(f'{len(shares)} shares written to {out}; carry it back online, where an '
+               'admin runs `fieldvault recovery upload`')
 
-    @recovery_group.command('upload')
-    @click.argument('shares_file', type=click.Path(exists=True, dir_okay=False))
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    def recovery_upload(shares_file: str, home: str) -> None:
-        """Online step 2 (an admin): upload the shares the offline step sealed."""
-        data = json.loads(pathlib.Path(shares_file).read_text())
-        if not isinstance(data, dict) or data.get('format') != SHARES_FORMAT:
-            raise click.ClickException('not a recovery shares file')
-        answer = Api(Home(home)).call('POST', '/keys/shares', {'shares': data['shares']})
-        click.echo(f'stored {answer["stored"]}; already held {len(answer["skipped"])}; '
-                   'the recipients check each share against the signed manifest when they '
-                   'open it')
+
+@click.command('upload')
+@click.argument('shares_file', type=click.Path(exists=True, dir_okay=False))
+@home_option
+@pass_client
+def recovery_upload(client: ClientContext, shares_file: str) -> None:
+    """Online step 2 (an admin): upload the shares the offline step sealed."""
+    data = json.loads(pathlib.Path(shares_file).read_text())
+    if not isinstance(data, dict) or data.get('format') != SHARES_FORMAT:
+        raise click.ClickException('not a recovery shares file')
+    answer = client.api.call('POST', '/keys/shares', {'shares': data['shares']})
+    click.echo(f'stored {answer["stored"]}; already held {len(answer["skipped"])}; '
+               'the recipients check each share against the signed manifest when they '
+               'open it')

@@ -19,14 +19,9 @@ from urllib.parse import quote, urlencode
 import click
 
 from fieldvault_client.charts import report_svg
-from fieldvault_client.cli.staff import Api, Home
-from service.program import DIMENSIONS, MEASURES, PERIODS, hmis_csv, table_csv
+from fieldvault_client.context import ClientContext, home_option, pass_client
 
-__all__ = ['register']
-
-
-def _api(ctx: click.Context) -> Api:
-    return Api(ctx.obj['home'])
+__all__ = ['program_due', 'program_act', 'report', 'report_hmis']
 
 
 def _show_table(report: dict) -> None:
@@ -44,88 +39,93 @@ def _show_table(report: dict) -> None:
     click.echo('  '.join(['total'.ljust(width), *totals, grand]))
 
 
-def register(cli: click.Group) -> None:
-    """Add the ``program`` and ``report`` commands to the root group."""
+@click.command('due')
+@click.option('--propose', is_flag=True,
+              help='Propose the two-person sealing of every sealing due without one.')
+@home_option
+@pass_client
+def program_due(client: ClientContext, propose: bool) -> None:
+    """List what is due on your team's cases (supervisors)."""
+    api = client.api
+    due = api.call('GET', '/program/due')['due']
+    if not due:
+        click.echo('nothing is due')
+    for item in due:
+        extra = (f' week {item["week"]}' if item['kind'] == 'missed_checkin'
+                 else f' ({item["basis"]})' if item['kind'] == 'sealing_due' else '')
+        click.echo(f'{item["due_at"]}  {item["kind"]}{extra}  {item["case"]}  '
+                   f'[{item["state"]}]')
+        if propose and item['kind'] == 'sealing_due' and not item['proposal_pending']:
+            made = api.call('POST', '/sealings', item['proposal'])
+            click.echo(f'  proposed sealing {made["id"]}: a second person (the other of '
+                       f'admin and supervisor) approves it with `fieldvault sealing '
+                       f'approve {made["id"]}`')
 
-    @cli.group()
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    @click.pass_context
-    def program(ctx: click.Context, home: str) -> None:
-        """Program cases: what is due, and lifecycle actions."""
-        ctx.obj = {'home': Home(home)}
 
-    @program.command('due')
-    @click.option('--propose', is_flag=True,
-                  help='Propose the two-person sealing of every sealing due without one.')
-    @click.pass_context
-    def program_due(ctx: click.Context, propose: bool) -> None:
-        """List what is due on your team's cases (supervisors)."""
-        api = _api(ctx)
-        due = api.call('GET', '/program/due')['due']
-        if not due:
-            click.echo('nothing is due')
-        for item in due:
-            extra = (f' week {item["week"]}' if item['kind'] == 'missed_checkin'
-                     else f' ({item["basis"]})' if item['kind'] == 'sealing_due' else '')
-            click.echo(f'{item["due_at"]}  {item["kind"]}{extra}  {item["case"]}  '
-                       f'[{item["state"]}]')
-            if propose and item['kind'] == 'sealing_due' and not item['proposal_pending']:
-                made = api.call('POST', '/sealings', item['proposal'])
-                click.echo(f'  proposed sealing {made["id"]}: a second person (the other of '
-                           f'admin and supervisor) approves it with `fieldvault sealing '
-                           f'approve {made["id"]}`')
+@click.command('act')
+@click.argument('case_id')
+@click.argument('action')
+@click.option('--param', 'params', multiple=True, metavar='NAME=VALUE',
+              help='An action parameter (JSON values allowed), e.g. hold_reason=custody.')
+@home_option
+@pass_client
+def program_act(client: ClientContext, case_id: str, action: str, params: tuple[str]) -> None:
+    """Take one lifecycle action on a case; a refusal names its guard."""
+    body: dict = {'action': action}
+    for param in params:
+        name, sep, value = param.partition('=')
+        if not sep:
+            raise click.BadParameter('use NAME=VALUE', param_hint='--param')
+        try:
+            body[name] = json.loads(value)
+        except ValueError:
+            body[name] = value
+    case = client.api.call('POST', f'/cases/{quote(case_id, safe=":")}/actions', body)
+    week = f' week {case["current_week"]}' if case.get('current_week') else ''
+    click.echo(f'{case["_id"]}: {case["state"]}{week}')
 
-    @program.command('act')
-    @click.argument('case_id')
-    @click.argument('action')
-    @click.option('--param', 'params', multiple=True, metavar='NAME=VALUE',
-                  help='An action parameter (JSON values allowed), e.g. hold_reason=custody.')
-    @click.pass_context
-    def program_act(ctx: click.Context, case_id: str, action: str, params: tuple[str]) -> None:
-        """Take one lifecycle action on a case; a refusal names its guard."""
-        body: dict = {'action': action}
-        for param in params:
-            name, sep, value = param.partition('=')
-            if not sep:
-                raise click.BadParameter('use NAME=VALUE', param_hint='--param')
-            try:
-                body[name] = json.loads(value)
-            except ValueError:
-                body[name] = value
-        case = _api(ctx).call('POST', f'/cases/{quote(case_id, safe=":")}/actions', body)
-        week = f' week {case["current_week"]}' if case.get('current_week') else ''
-        click.echo(f'{case["_id"]}: {case["state"]}{week}')
 
-    @cli.command('report')
-    @click.argument('measure', type=click.Choice(sorted(MEASURES)))
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    @click.option('--period', type=click.Choice(PERIODS), default='quarter', show_default=True)
-    @click.option('--by', type=click.Choice(DIMENSIONS), default=None)
-    @click.option('--since', default=None, metavar='YYYY-MM')
-    @click.option('--until', default=None, metavar='YYYY-MM')
-    @click.option('--csv', 'as_csv', is_flag=True, help='Print CSV instead of a table.')
-    @click.option('--svg', 'svg_path', type=click.Path(dir_okay=False), default=None,
-                  help='Also write a bar chart (SVG) to this file.')
-    def report(measure: str, home: str, period: str, by: str | None, since: str | None,
-               until: str | None, as_csv: bool, svg_path: str | None) -> None:
-        """Print an aggregate report under your role's rules (team, or suppressed)."""
-        params = {name: value for name, value in (('period', period), ('by', by),
-                                                  ('since', since), ('until', until)) if value}
-        result = Api(Home(home)).call('GET', f'/reports/{measure}?{urlencode(params)}')
-        if as_csv:
-            click.echo(table_csv(result), nl=False)
-        else:
+@click.command('report')
+@click.argument('measure')
+@home_option
+@click.option('--period', default='quarter', show_default=True,
+              help='month, quarter or ffy (federal fiscal year).')
+@click.option('--by', default=None, help='Break the columns down by a dimension, e.g. '
+                                         'service_area (`GET /reports` lists them).')
+@click.option('--since', default=None, metavar='YYYY-MM')
+@click.option('--until', default=None, metavar='YYYY-MM')
+@click.option('--csv', 'as_csv', is_flag=True, help='Print CSV instead of a table.')
+@click.option('--svg', 'svg_path', type=click.Path(dir_okay=False), default=None,
+              help='Also write a bar chart (SVG) to this file.')
+@pass_client
+def report(client: ClientContext, measure: str, period: str, by: str | None, since: str | None,
+           until: str | None, as_csv: bool, svg_path: str | None) -> None:
+    """Print an aggregate report MEASURE under your role's rules (team, or suppressed).
+
+    The service lists its measures, periods and breakdowns at ``GET /reports``.
+    """
+    api = client.api
+    params = {name: value for name, value in (('period', period), ('by', by),
+                                              ('since', since), ('until', until)) if value}
+    path = f'/reports/{quote(measure)}?{urlencode(params)}'
+    if as_csv:
+        click.echo(api.text('GET', f'{path}&format=csv'), nl=False)
+    if svg_path or not as_csv:
+        result = api.call('GET', path)
+        if not as_csv:
             _show_table(result)
         if svg_path:
             pathlib.Path(svg_path).write_text(report_svg(result), encoding='utf-8')
             click.echo(f'chart written to {svg_path}', err=True)
 
-    @cli.command('report-hmis')
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    @click.option('--since', default=None, metavar='YYYY-MM')
-    @click.option('--until', default=None, metavar='YYYY-MM')
-    def report_hmis(home: str, since: str | None, until: str | None) -> None:
-        """Print the comparable-database aggregate as CSV (always suppressed)."""
-        params = {name: value for name, value in (('since', since), ('until', until)) if value}
-        result = Api(Home(home)).call('GET', f'/reports-hmis?{urlencode(params)}')
-        click.echo(hmis_csv(result), nl=False)
+
+@click.command('report-hmis')
+@home_option
+@click.option('--since', default=None, metavar='YYYY-MM')
+@click.option('--until', default=None, metavar='YYYY-MM')
+@pass_client
+def report_hmis(client: ClientContext, since: str | None, until: str | None) -> None:
+    """Print the comparable-database aggregate as CSV (always suppressed)."""
+    params = {name: value for name, value in (('since', since), ('until', until)) if value}
+    click.echo(client.api.text('GET', f'/reports-hmis?{urlencode(params)}&format=csv'),
+               nl=False)
