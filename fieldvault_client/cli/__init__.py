@@ -58,6 +58,7 @@ def keys_group() -> None:
 
 
 @cli.group()
+@home_option
 def recovery() -> None:
     """The break-glass recovery key (kept offline by trustees)."""
 

@@ -102,7 +102,8 @@ def report(client: ClientContext, measure: str, period: str, by: str | None, sin
            until: str | None, as_csv: bool, svg_path: str | None) -> None:
     """Print an aggregate report MEASURE under your role's rules (team, or suppressed).
 
-    The service lists its measures, periods and breakdowns at ``GET /reports``.
+    The service checks MEASURE, --period and --by; `GET /reports` and docs/PROGRAM.md
+    list them.
     """
     api = client.api
     params = {name: value for name, value in (('period', period), ('by', by),
