@@ -10,6 +10,8 @@
   inside a package imports it.
 * No package imports another package's private module or name
   (``keys._primitives``, ``from keys.fields import _helper``).
+* The staff client and the command modules import no cycle (a module that
+  imports, even inside a function, one that imports it back).
 
 Walked with ``ast`` so relative imports, imports inside functions and
 ``importlib.import_module('...')`` with a literal name all count, while the
@@ -19,6 +21,7 @@ words in a docstring do not.
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -95,6 +98,36 @@ def violations(relative: pathlib.Path, source: str) -> list[str]:
     return problems
 
 
+def import_graph(files: dict[str, str]) -> dict[str, set[str]]:
+    """Return, per module name, the modules of ``files`` (name to source) it imports."""
+    graph: dict[str, set[str]] = {}
+    for module, source in files.items():
+        relative = pathlib.Path(*module.split('.')).with_suffix('.py')
+        deps = set()
+        for name, _line in imported_names(source, relative):
+            parts = name.split('.')
+            known = next(('.'.join(parts[:end]) for end in range(len(parts), 0, -1)
+                          if '.'.join(parts[:end]) in files), None)
+            if known is not None and known != module:
+                deps.add(known)
+        graph[module] = deps
+    return graph
+
+
+def cycle_through(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """Return a path of imports from ``start`` back to itself, or None."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        module, path = stack.pop()
+        for dep in graph.get(module, ()):
+            if dep == start:
+                return path + [start]
+            if dep not in seen:
+                seen.add(dep)
+                stack.append((dep, path + [dep]))
+    return None
+
+
 def python_files() -> list[pathlib.Path]:
     files = [path.relative_to(ROOT) for package in OURS if (ROOT / package).is_dir()
              for path in (ROOT / package).rglob('*.py')]
@@ -138,6 +171,39 @@ def test_the_walk_catches_every_spelling(relative, source, expected):
 ], ids=['docstring', 'own-relative', 'own-private'])
 def test_the_walk_allows_what_is_allowed(source):
     assert violations(pathlib.Path('schemas/x.py'), source) == []
+
+
+@functools.cache
+def _sources() -> dict[str, str]:
+    return {_module_name(path): (ROOT / path).read_text(encoding='utf-8')
+            for path in python_files()}
+
+
+def test_the_cycle_search_finds_a_cycle_through_a_late_import():
+    graph = import_graph({
+        'service.cli': 'from service.cli_audit import audit_verify',
+        'service.cli_audit': 'def late():\n    from service.cli import operator_config',
+        'service.cli_ops': 'import click',
+    })
+    assert cycle_through(graph, 'service.cli') == ['service.cli', 'service.cli_audit',
+                                                   'service.cli']
+    assert cycle_through(graph, 'service.cli_ops') is None
+
+
+@functools.cache
+def _tree_graph() -> dict[str, set[str]]:
+    return import_graph(_sources())
+
+
+def _command_modules() -> list[str]:
+    return sorted(module for module in _sources()
+                  if module.split('.')[0] in ('fieldvault_client', 'fieldvault')
+                  or module.startswith('service.cli'))
+
+
+@pytest.mark.parametrize('module', _command_modules())
+def test_the_client_and_the_commands_import_no_cycle(module):
+    assert cycle_through(_tree_graph(), module) is None
 
 
 #: Modules that still cross a boundary, with why; each fails the run once it no longer does.
