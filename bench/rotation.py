@@ -8,7 +8,7 @@ manifest with oek-2 active and oek-1 decrypt-only. Then, in the same run:
    back unchanged with ``_bulk_docs``, straight to CouchDB (no crypto, no
    service), with the same page size as the rewrap: the floor any rewrap is
    compared with;
-2. rewrap: ``service.cli_lifecycle.rewrap`` (the code ``fieldvault keys
+2. rewrap: ``fieldvault_client.cli.lifecycle.rewrap`` (the code ``fieldvault keys
    rewrap`` runs) in a child process, through the service's endpoints, HPKE
    open + seal per envelope;
 3. plain again, after the rewrap.
@@ -105,8 +105,9 @@ def _status_kib(field: str) -> int:
 
 def _child(args) -> None:
     """Run the real rewrap client; print JSON with time and memory figures."""
-    from service.cli_lifecycle import rewrap
-    from service.cli_staff import Api, Home
+    from fieldvault_client.api import Api
+    from fieldvault_client.cli.lifecycle import rewrap
+    from fieldvault_client.home import Home
 
     spec = json.loads(sys.stdin.read())
     old = keys.OrgKeyPair._from_scalar('oek-1', bytes.fromhex(spec['scalar']))

@@ -1,88 +1,38 @@
-"""The ``fieldvault`` command-line tool (click).
+"""Operator commands of ``fieldvault``: they run where the service runs.
 
-Operator commands (``db init``, ``users bootstrap-admin``) talk to CouchDB
-directly with the service's own ``Config``; staff commands (``advocate ...``,
-``keys ...``) talk to the HTTP API and keep every secret on the user's machine.
+``db init``, ``users ...``, ``audit ...``, ``keyvault ...`` and ``quarantine
+...`` talk to CouchDB directly with the service's own ``Config`` and domain
+code, so they apply the same rules and write the same audit events as the
+HTTP API. They hold no key: the staff commands that do (``login``, ``keys``,
+``advocate`` and the rest) run on people's own machines, from
+``fieldvault_client.cli``; the ``fieldvault`` program joins both.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
-import httpx
 
 import schemas
-from fieldvault_client.desk.cli import register as register_desk_command
+from service.accounts import AccountError
 from service.app import LOGICAL_DATABASES, build_services
-from service.cli_audit import register as register_audit_commands
-from service.cli_devices import register as register_device_commands
-from service.cli_custody import register as register_custody_commands
-from service.cli_lifecycle import register as register_lifecycle_commands
-from service.cli_ops import register as register_operator_commands
-from service.cli_program import register as register_program_commands
-from service.cli_staff import Home
-from service.cli_staff import register as register_staff_commands
-from service.config import Config, ConfigError
+from service.cli_audit import audit_verify, keyvault
+from service.cli_ops import (OperatorGroup, audit_show, operator_config, quarantine,
+                             users_list, users_unlock)
+from service.custody import Custody, leaves_custody
 from service.program import install_views, warm_views
-from sync.errors import DatabaseUnavailable
+from sync.app_config import app_config_documents, publish_app_config
 
-__all__ = ['main', 'cli']
-
-
-def _config() -> Config:
-    try:
-        return Config()
-    except ConfigError as ex:
-        raise click.ClickException(str(ex)) from None
+__all__ = ['cli', 'main', 'ensure_databases', 'publish_tablet_config']
 
 
-class _PlainErrors(click.Group):
-    """A command group that turns unreachable servers into one-line messages.
-
-    Operators meet these first (a wrong port, a stopped database); a
-    traceback ending in ``ConnectError`` tells them nothing they can act on.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DatabaseUnavailable:
-            raise click.ClickException(
-                f'the database at {_database_url()} did not answer: is it running, and is '
-                'FIELDVAULT_COUCHDB_URL right? (`make run` starts the embedded one)') from None
-        except httpx.TransportError as ex:
-            where = _origin(ex)
-            raise click.ClickException(
-                f'the fieldvault service at {where} did not answer: is it running, and is '
-                'that its address? (see --server)') from None
-
-
-def _origin(ex: httpx.TransportError) -> str:
-    try:
-        url = ex.request.url
-    except RuntimeError:
-        return 'the given address'
-    return f'{url.scheme}://{url.netloc.decode("ascii", "replace")}'
-
-
-def _database_url() -> str:
-    try:
-        url = httpx.URL(Config().couchdb_url)
-    except (ConfigError, httpx.InvalidURL):
-        return 'FIELDVAULT_COUCHDB_URL'
-    # The URL may carry credentials; show only where it points.
-    return f'{url.scheme}://{url.host}:{url.port or ""}'.rstrip(':')
-
-
-@click.group(cls=_PlainErrors)
+@click.group('fieldvault')
 def cli() -> None:
-    """fieldvault: secure offline-first field intake."""
+    """fieldvault: secure offline-first field intake (operator commands)."""
 
 
-@cli.group()
+@cli.group(cls=OperatorGroup)
 def db() -> None:
     """Database set-up."""
 
@@ -102,8 +52,6 @@ def ensure_databases(services) -> list[str]:
 
 def publish_tablet_config(services) -> list[str]:
     """Publish the record schemas and instrument packs tablets read (config db)."""
-    from sync.app_config import app_config_documents, publish_app_config
-
     json_schemas = schemas.export_json_schemas()
     identifying = {schema_id: schemas.identifying_paths(*_type_major(schema_id))
                    for schema_id in json_schemas}
@@ -121,12 +69,12 @@ def _type_major(schema_id: str) -> tuple[str, int]:
 @db.command('init')
 def db_init() -> None:
     """Create the databases (idempotent)."""
-    services = build_services(_config())
+    services = build_services(operator_config())
     created = ensure_databases(services)
     click.echo(f'databases ready ({len(LOGICAL_DATABASES)}); created: {", ".join(created) or "none"}')
 
 
-@cli.group()
+@cli.group(cls=OperatorGroup)
 def users() -> None:
     """User accounts."""
 
@@ -136,11 +84,10 @@ def users() -> None:
 @click.password_option(help='Password (at least 12 characters); prompted when omitted.')
 def bootstrap_admin(username: str, password: str) -> None:
     """Create the first admin; refused once an admin exists."""
-    services = build_services(_config())
+    services = build_services(operator_config())
     ensure_databases(services)
     if services.accounts.count_admins():
         raise click.ClickException('an admin already exists; ask them to create your account')
-    from service.accounts import AccountError
     try:
         services.accounts.create_user(username, password, ['admin'], actor='cli:bootstrap')
     except AccountError as ex:
@@ -158,8 +105,7 @@ def bootstrap_admin(username: str, password: str) -> None:
 @click.password_option(help='Password (at least 12 characters); prompted when omitted.')
 def users_create(username: str, roles: tuple[str, ...], team: str | None, password: str) -> None:
     """Create a user with one or more roles (operator command)."""
-    from service.accounts import AccountError
-    services = build_services(_config())
+    services = build_services(operator_config())
     try:
         services.accounts.create_user(username, password, roles, team=team,
                                          actor='cli:operator')
@@ -183,9 +129,7 @@ def users_create(username: str, roles: tuple[str, ...], team: str | None, passwo
 def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
               accept_recovery_only: bool) -> None:
     """Change a user's roles, or disable or enable them (operator command)."""
-    from service.accounts import AccountError
-    from service.custody import Custody, leaves_custody
-    services = build_services(_config())
+    services = build_services(operator_config())
     change = {'roles': list(roles) or None, 'disabled': disabled}
     try:
         current = services.accounts.get_user(username)
@@ -220,10 +164,9 @@ def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
 @click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
 def users_delete(username: str, yes: bool) -> None:
     """Delete a disabled user and end their sessions (operator command)."""
-    from service.accounts import AccountError
     if not yes:
         click.confirm(f'Delete user {username} for good?', abort=True)
-    services = build_services(_config())
+    services = build_services(operator_config())
     try:
         user = services.accounts.delete_user(username)
     except AccountError as ex:
@@ -234,64 +177,21 @@ def users_delete(username: str, yes: bool) -> None:
     click.echo(f'user {username} deleted; {user["sessions_ended"]} session(s) ended')
 
 
-@cli.group('schemas')
-def schemas_group() -> None:
-    """Record schemas."""
+@cli.group(cls=OperatorGroup)
+def audit() -> None:
+    """The hash-chained audit log (operator commands)."""
 
 
-@schemas_group.command('export')
-@click.option('--out', type=click.Path(dir_okay=False, writable=True), default='-',
-              help='File to write (default: standard output).')
-def schemas_export(out: str) -> None:
-    """Export every record schema as JSON Schema."""
-    text = json.dumps(schemas.export_json_schemas(), indent=2, sort_keys=True)
-    if out == '-':
-        click.echo(text)
-    else:
-        with open(out, 'w', encoding='utf-8') as handle:
-            handle.write(text + '\n')
-        click.echo(f'wrote {out}', err=True)
-
-
-register_staff_commands(cli)
-register_lifecycle_commands(cli)
-register_custody_commands(cli)
-register_audit_commands(cli)
-register_device_commands(cli)
-register_operator_commands(cli)
-register_desk_command(cli)
-register_program_commands(cli)
-
-
-def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.obj['home'] = Home(value)
-
-
-def _accept_home_after_the_command(root: click.Group) -> None:
-    """Let ``--home`` follow the command as well as its group.
-
-    ``fieldvault admin --home X init-signer`` and ``fieldvault admin
-    init-signer --home X`` mean the same; a value after the command wins.
-    """
-    for group in root.commands.values():
-        if not isinstance(group, click.Group):
-            continue
-        if not any(param.name == 'home' for param in group.params):
-            continue
-        for command in group.commands.values():
-            if any(param.name == 'home' for param in command.params):
-                continue
-            command.params.append(click.Option(
-                ['--home'], default=None, expose_value=False, callback=_set_home,
-                help='Folder of your keys and session (also accepted before the command).'))
-
-
-_accept_home_after_the_command(cli)
+users.add_command(users_list)
+users.add_command(users_unlock)
+audit.add_command(audit_verify)
+audit.add_command(audit_show)
+cli.add_command(keyvault)
+cli.add_command(quarantine)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command-line tool."""
+    """Run the operator commands alone."""
     cli.main(args=argv, prog_name='fieldvault', standalone_mode=True)
 
 

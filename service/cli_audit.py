@@ -1,8 +1,8 @@
-"""Audit, key-vault backup and sealing commands of the ``fieldvault`` CLI.
+"""Audit and key-vault backup commands of ``fieldvault`` (operator commands).
 
-``audit verify`` and ``keyvault backup|restore`` are operator commands: they
-read CouchDB directly with the service's ``Config`` (like ``users
-bootstrap-admin``). ``sealing ...`` are staff commands over the HTTP API.
+``audit verify`` and ``keyvault backup|restore`` read CouchDB directly with
+the service's ``Config`` (like ``users bootstrap-admin``). A backup holds
+sealed envelopes and grants only: no key that opens them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any
 import click
 
 from service.audit import GENESIS, event_hash
+from service.cli_ops import OperatorGroup, operator_services
+from service.resources.sealing import TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids
 
-__all__ = ['register', 'verify_chain', 'BACKUP_FORMAT']
+__all__ = ['verify_chain', 'BACKUP_FORMAT', 'audit_verify', 'keyvault']
 
 BACKUP_FORMAT = 'fieldvault-keyvault-backup/1'
 _PREFIX = 'event:'
@@ -68,242 +70,166 @@ def _kind(doc_id: str) -> str:
     return next((kind for prefix, kind in _KINDS if doc_id.startswith(prefix)), 'other')
 
 
-def _services():
-    from service.app import build_services
-    from service.cli import _config
-    return build_services(_config())
+@click.command('verify')
+@click.option('--head', default=None, metavar='SEQ:HASH',
+              help='A head noted down earlier (printed by a previous verify); it must '
+                   'still be in the chain, which detects truncation and re-chaining.')
+@click.option('--page-size', default=500, show_default=True, type=click.IntRange(1, 5000))
+def audit_verify(head: str | None, page_size: int) -> None:
+    """Walk the whole chain; name every edited, removed or reordered event."""
+    services = operator_services()
+    db = services.db('audit')
+    anchor = None
+    if head:
+        seq_text, _, hash_text = head.partition(':')
+        if not seq_text.isdigit() or len(hash_text) != 64:
+            raise click.BadParameter('expected SEQ:HASH', param_hint='--head')
+        anchor = (int(seq_text), hash_text)
+    state = {'count': 0, 'seq': 0, 'hash': GENESIS, 'anchor_seen': False}
+
+    def walk() -> Iterator[dict[str, Any]]:
+        for event in services.couch.iter_prefix(db, _PREFIX, page_size=page_size):
+            state['count'] += 1
+            state['seq'], state['hash'] = event.get('seq', 0), event.get('hash')
+            if anchor and event.get('seq') == anchor[0]:
+                state['anchor_seen'] = event.get('hash') == anchor[1]
+            yield event
+
+    problems = 0
+    for problem in verify_chain(walk()):
+        problems += 1
+        click.echo(f'TAMPERED {problem}')
+    if anchor and not state['anchor_seen']:
+        problems += 1
+        click.echo(f'TAMPERED anchor: seq {anchor[0]} with the noted hash is not in the '
+                   f'chain (truncated or re-chained)')
+    services.couch.close()
+    if problems:
+        raise click.ClickException(f'audit log tampered: {problems} problem(s) in '
+                                   f'{state["count"]} events')
+    click.echo(f'audit log intact: {state["count"]} events; head '
+               f'{state["seq"]}:{state["hash"]}')
+    click.echo('note the head elsewhere and pass it to a later verify with --head')
 
 
-def register(cli: click.Group) -> None:
-    """Add the audit, keyvault and sealing commands to the root group."""
+@click.group(cls=OperatorGroup)
+def keyvault() -> None:
+    """Key-vault backup and restore (operator commands)."""
 
-    @cli.group()
-    def audit() -> None:
-        """The hash-chained audit log (operator commands)."""
 
-    @audit.command('verify')
-    @click.option('--head', default=None, metavar='SEQ:HASH',
-                  help='A head noted down earlier (printed by a previous verify); it must '
-                       'still be in the chain, which detects truncation and re-chaining.')
-    @click.option('--page-size', default=500, show_default=True, type=click.IntRange(1, 5000))
-    def audit_verify(head: str | None, page_size: int) -> None:
-        """Walk the whole chain; name every edited, removed or reordered event."""
-        services = _services()
-        db = services.db('audit')
-        anchor = None
-        if head:
-            seq_text, _, hash_text = head.partition(':')
-            if not seq_text.isdigit() or len(hash_text) != 64:
-                raise click.BadParameter('expected SEQ:HASH', param_hint='--head')
-            anchor = (int(seq_text), hash_text)
-        state = {'count': 0, 'seq': 0, 'hash': GENESIS, 'anchor_seen': False}
+@keyvault.command('backup')
+@click.option('--out', required=True, type=click.Path(dir_okay=False),
+              help='File to write (mode 0600); refused if it exists.')
+def keyvault_backup(out: str) -> None:
+    """Write every key-vault document as JSON lines, with a header line."""
+    services = operator_services()
+    created_at = dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f'{out} exists; choose a new file') from None
+    count = 0
+    kinds = dict.fromkeys([kind for _prefix, kind in _KINDS] + ['other'], 0)
+    with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+        handle.write(json.dumps({'format': BACKUP_FORMAT, 'created_at': created_at,
+                                 'org': services.config.org,
+                                 'db': services.db('keyvault')}) + '\n')
+        for doc in services.couch.iter_prefix(services.db('keyvault'), ''):
+            if doc['_id'].startswith('_'):
+                continue
+            doc = {k: v for k, v in doc.items() if k != '_rev'}
+            handle.write(json.dumps(doc, sort_keys=True, separators=(',', ':')) + '\n')
+            count += 1
+            kinds[_kind(doc['_id'])] += 1
+    services.audit.record('keyvault_backup', actor='cli:operator',
+                          details={'documents': count, 'created_at': created_at,
+                                   'kinds': {k.replace(' ', '_'): v
+                                             for k, v in kinds.items()}})
+    services.couch.close()
+    shown = ', '.join(f'{number} {kind}' for kind, number in kinds.items())
+    click.echo(f'backed up {count} key-vault documents to {out} (created_at {created_at}): '
+               f'{shown}')
 
-        def walk() -> Iterator[dict[str, Any]]:
-            for event in services.couch.iter_prefix(db, _PREFIX, page_size=page_size):
-                state['count'] += 1
-                state['seq'], state['hash'] = event.get('seq', 0), event.get('hash')
-                if anchor and event.get('seq') == anchor[0]:
-                    state['anchor_seen'] = event.get('hash') == anchor[1]
-                yield event
 
-        problems = 0
-        for problem in verify_chain(walk()):
-            problems += 1
-            click.echo(f'TAMPERED {problem}')
-        if anchor and not state['anchor_seen']:
-            problems += 1
-            click.echo(f'TAMPERED anchor: seq {anchor[0]} with the noted hash is not in the '
-                       f'chain (truncated or re-chained)')
-        services.couch.close()
-        if problems:
-            raise click.ClickException(f'audit log tampered: {problems} problem(s) in '
-                                       f'{state["count"]} events')
-        click.echo(f'audit log intact: {state["count"]} events; head '
-                   f'{state["seq"]}:{state["hash"]}')
-        click.echo('note the head elsewhere and pass it to a later verify with --head')
+@keyvault.command('restore')
+@click.argument('path', type=click.Path(exists=True, dir_okay=False))
+def keyvault_restore(path: str) -> None:
+    """Restore missing key-vault documents from a backup within the retention window.
 
-    @cli.group()
-    def keyvault() -> None:
-        """Key-vault backup and restore (operator commands)."""
-
-    @keyvault.command('backup')
-    @click.option('--out', required=True, type=click.Path(dir_okay=False),
-                  help='File to write (mode 0600); refused if it exists.')
-    def keyvault_backup(out: str) -> None:
-        """Write every key-vault document as JSON lines, with a header line."""
-        services = _services()
-        created_at = dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    Documents that exist are left alone; envelopes a sealing shredded
+    (even after the backup was taken) are skipped, and stay deleted.
+    """
+    services = operator_services()
+    retention = services.config.keyvault_backup_retention_days
+    with open(path, encoding='utf-8') as handle:
         try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise click.ClickException(f'{out} exists; choose a new file') from None
-        count = 0
-        kinds = dict.fromkeys([kind for _prefix, kind in _KINDS] + ['other'], 0)
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(json.dumps({'format': BACKUP_FORMAT, 'created_at': created_at,
-                                     'org': services.config.org,
-                                     'db': services.db('keyvault')}) + '\n')
-            for doc in services.couch.iter_prefix(services.db('keyvault'), ''):
-                if doc['_id'].startswith('_'):
-                    continue
-                doc = {k: v for k, v in doc.items() if k != '_rev'}
-                handle.write(json.dumps(doc, sort_keys=True, separators=(',', ':')) + '\n')
-                count += 1
-                kinds[_kind(doc['_id'])] += 1
-        services.audit.record('keyvault_backup', actor='cli:operator',
-                              details={'documents': count, 'created_at': created_at,
-                                       'kinds': {k.replace(' ', '_'): v
-                                                 for k, v in kinds.items()}})
-        services.couch.close()
-        shown = ', '.join(f'{number} {kind}' for kind, number in kinds.items())
-        click.echo(f'backed up {count} key-vault documents to {out} (created_at {created_at}): '
-                   f'{shown}')
+            header = json.loads(handle.readline())
+            created = dt.datetime.strptime(header['created_at'], '%Y-%m-%dT%H:%M:%SZ')
+        except (ValueError, KeyError, TypeError):
+            raise click.ClickException('not a fieldvault key-vault backup') from None
+        if header.get('format') != BACKUP_FORMAT:
+            raise click.ClickException('not a fieldvault key-vault backup')
+        age_days = (time.time() - created.replace(tzinfo=dt.timezone.utc).timestamp()) / 86400
+        if age_days > retention:
+            raise click.ClickException(
+                f'backup from {header["created_at"]} is older than the retention window '
+                f'({retention} days, FIELDVAULT_KEYVAULT_BACKUP_RETENTION_DAYS); it must be '
+                f'destroyed, not restored')
+        if age_days < -1:
+            raise click.ClickException('backup is dated in the future; refusing it')
+        db = services.db('keyvault')
+        shredded = shredded_rkids(services.couch, db, services.db('directory'))
+        restored = skipped = present = deleted = tombstones = total = 0
+        batch: list[dict[str, Any]] = []
 
-    @keyvault.command('restore')
-    @click.argument('path', type=click.Path(exists=True, dir_okay=False))
-    def keyvault_restore(path: str) -> None:
-        """Restore missing key-vault documents from a backup within the retention window.
+        def flush() -> None:
+            nonlocal restored, present, deleted
+            if not batch:
+                return
+            rows = services.couch.all_docs(db, keys=[doc['_id'] for doc in batch])
+            # Only documents the vault has lost entirely come back: a
+            # deleted one was deleted on purpose (a sealing, a revoked
+            # advocate's grant, a retired version) and stays deleted.
+            known = {row['id'] for row in rows if 'value' in row}
+            gone = sum(1 for row in rows if row.get('value', {}).get('deleted'))
+            docs = [doc for doc in batch if doc['_id'] not in known]
+            deleted += gone
+            present += len(batch) - len(docs) - gone
+            results = services.couch.bulk_docs(db, docs) if docs else []
+            restored += sum(1 for result in results if not result.get('error'))
+            present += sum(1 for result in results if result.get('error'))
+            batch.clear()
 
-        Documents that exist are left alone; envelopes a sealing shredded
-        (even after the backup was taken) are skipped, and stay deleted.
-        """
-        from service.resources.sealing import (
-            TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids)
-        services = _services()
-        retention = services.config.keyvault_backup_retention_days
-        with open(path, encoding='utf-8') as handle:
+        for number, line in enumerate(handle, start=2):
             try:
-                header = json.loads(handle.readline())
-                created = dt.datetime.strptime(header['created_at'], '%Y-%m-%dT%H:%M:%SZ')
+                doc = json.loads(line)
+                doc_id = doc['_id']
             except (ValueError, KeyError, TypeError):
-                raise click.ClickException('not a fieldvault key-vault backup') from None
-            if header.get('format') != BACKUP_FORMAT:
-                raise click.ClickException('not a fieldvault key-vault backup')
-            age_days = (time.time() - created.replace(tzinfo=dt.timezone.utc).timestamp()) / 86400
-            if age_days > retention:
-                raise click.ClickException(
-                    f'backup from {header["created_at"]} is older than the retention window '
-                    f'({retention} days, FIELDVAULT_KEYVAULT_BACKUP_RETENTION_DAYS); it must be '
-                    f'destroyed, not restored')
-            if age_days < -1:
-                raise click.ClickException('backup is dated in the future; refusing it')
-            db = services.db('keyvault')
-            shredded = shredded_rkids(services.couch, db, services.db('directory'))
-            restored = skipped = present = deleted = tombstones = total = 0
-            batch: list[dict[str, Any]] = []
-
-            def flush() -> None:
-                nonlocal restored, present, deleted
-                if not batch:
-                    return
-                rows = services.couch.all_docs(db, keys=[doc['_id'] for doc in batch])
-                # Only documents the vault has lost entirely come back: a
-                # deleted one was deleted on purpose (a sealing, a revoked
-                # advocate's grant, a retired version) and stays deleted.
-                known = {row['id'] for row in rows if 'value' in row}
-                gone = sum(1 for row in rows if row.get('value', {}).get('deleted'))
-                docs = [doc for doc in batch if doc['_id'] not in known]
-                deleted += gone
-                present += len(batch) - len(docs) - gone
-                results = services.couch.bulk_docs(db, docs) if docs else []
-                restored += sum(1 for result in results if not result.get('error'))
-                present += sum(1 for result in results if result.get('error'))
-                batch.clear()
-
-            for number, line in enumerate(handle, start=2):
-                try:
-                    doc = json.loads(line)
-                    doc_id = doc['_id']
-                except (ValueError, KeyError, TypeError):
-                    raise click.ClickException(f'line {number} is not a document') from None
-                if not isinstance(doc_id, str) or doc_id.startswith('_') or '_rev' in doc:
-                    raise click.ClickException(f'line {number} is not a key-vault document')
-                total += 1
-                if doc_id.startswith(TOMBSTONE_PREFIX):
-                    tombstones += 1
-                    continue  # tombstones are written by sealings only, never restored
-                if doc_id.startswith('rk:') and doc_id[3:] in shredded:
-                    skipped += 1
-                    continue
-                batch.append(doc)
-                if len(batch) >= 500:
-                    flush()
-            flush()
-        # As the sealing itself did: every shredded key stays a deleted rk:.
-        leave_deleted_envelopes(services.couch, db, (f'rk:{rkid}' for rkid in shredded))
-        services.audit.record('keyvault_restored', actor='cli:operator',
-                              details={'documents': total, 'restored': restored,
-                                       'shredded_skipped': skipped, 'already_present': present,
-                                       'deleted_in_vault': deleted,
-                                       'tombstones_skipped': tombstones,
-                                       'backup_created_at': header['created_at']})
-        services.couch.close()
-        # The five numbers add up to the documents read: each one is counted once.
-        click.echo(f'{total} documents in the backup: restored {restored} documents; '
-                   f'{present} already present; {deleted} deleted in the vault (left deleted); '
-                   f'{skipped} shredded envelopes skipped; {tombstones} sealing tombstones '
-                   f'skipped (only a sealing writes them)')
-
-    @cli.group()
-    @click.option('--home', default='~/.fieldvault', show_default=True)
-    @click.pass_context
-    def sealing(ctx: click.Context, home: str) -> None:
-        """Sealing a youth's records (two people: an admin and a supervisor)."""
-        from service.cli_staff import Home
-        ctx.obj = {'home': Home(home)}
-
-    @sealing.command('propose')
-    @click.option('--client-id', default=None, help="The youth's client_id (a UUID).")
-    @click.option('--youth-code', default=None, help="The youth's code, e.g. quiet-river-07.")
-    @click.option('--reason', required=True,
-                  type=click.Choice(['erasure_request', 'retention_expired', 'legal_order']))
-    @click.pass_context
-    def sealing_propose(ctx: click.Context, client_id: str | None, youth_code: str | None,
-                        reason: str) -> None:
-        """Propose sealing every record of one youth."""
-        from service.cli_staff import Api
-        body: dict[str, Any] = {'reason': reason}
-        if client_id:
-            body['client_id'] = client_id
-        if youth_code:
-            body['youth_code'] = youth_code
-        result = Api(ctx.obj['home']).call('POST', '/sealings', body)
-        click.echo(f'sealing {result["id"]} proposed for {result["records"]} records; '
-                   f'a different person with the other role must approve it')
-
-    @sealing.command('list')
-    @click.pass_context
-    def sealing_list(ctx: click.Context) -> None:
-        """List sealings."""
-        from service.cli_staff import Api
-        for item in Api(ctx.obj['home']).call('GET', '/sealings')['sealings']:
-            expires = item.get('expires_at')
-            until = ''
-            if expires and item['status'] == 'proposed':
-                when = dt.datetime.fromtimestamp(expires, dt.timezone.utc)
-                until = f' expires={when:%Y-%m-%dT%H:%MZ}'
-            click.echo(f'{item["id"]} {item["status"]} {item["reason"]} records={item["records"]} '
-                       f'proposed_by={item["proposed_by"]} approved_by={item["approved_by"]}'
-                       f'{until}')
-
-    @sealing.command('cancel')
-    @click.argument('sealing_id')
-    @click.pass_context
-    def sealing_cancel(ctx: click.Context, sealing_id: str) -> None:
-        """Cancel a proposed sealing (its proposer, or an admin)."""
-        from service.cli_staff import Api
-        Api(ctx.obj['home']).call('POST', f'/sealings/{sealing_id}/cancel', {})
-        click.echo(f'sealing {sealing_id} cancelled')
-
-    @sealing.command('approve')
-    @click.argument('sealing_id')
-    @click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
-    @click.pass_context
-    def sealing_approve(ctx: click.Context, sealing_id: str, yes: bool) -> None:
-        """Approve a sealing: the youth's record keys are destroyed for good."""
-        from service.cli_staff import Api
-        if not yes:
-            click.confirm('This destroys the record keys for good. Continue?', abort=True)
-        result = Api(ctx.obj['home']).call('POST', f'/sealings/{sealing_id}/approve', {})
-        click.echo(f'sealed {result["records"]} records; {result["envelopes"]} envelopes '
-                   f'destroyed')
+                raise click.ClickException(f'line {number} is not a document') from None
+            if not isinstance(doc_id, str) or doc_id.startswith('_') or '_rev' in doc:
+                raise click.ClickException(f'line {number} is not a key-vault document')
+            total += 1
+            if doc_id.startswith(TOMBSTONE_PREFIX):
+                tombstones += 1
+                continue  # tombstones are written by sealings only, never restored
+            if doc_id.startswith('rk:') and doc_id[3:] in shredded:
+                skipped += 1
+                continue
+            batch.append(doc)
+            if len(batch) >= 500:
+                flush()
+        flush()
+    # As the sealing itself did: every shredded key stays a deleted rk:.
+    leave_deleted_envelopes(services.couch, db, (f'rk:{rkid}' for rkid in shredded))
+    services.audit.record('keyvault_restored', actor='cli:operator',
+                          details={'documents': total, 'restored': restored,
+                                   'shredded_skipped': skipped, 'already_present': present,
+                                   'deleted_in_vault': deleted,
+                                   'tombstones_skipped': tombstones,
+                                   'backup_created_at': header['created_at']})
+    services.couch.close()
+    # The five numbers add up to the documents read: each one is counted once.
+    click.echo(f'{total} documents in the backup: restored {restored} documents; '
+               f'{present} already present; {deleted} deleted in the vault (left deleted); '
+               f'{skipped} shredded envelopes skipped; {tombstones} sealing tombstones '
+               f'skipped (only a sealing writes them)')

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fieldvault import cli  # noqa: E402
 from service.app import build_services, create_app  # noqa: E402
-from service.cli import cli, ensure_databases  # noqa: E402
+from service.cli import ensure_databases  # noqa: E402
 from service.config import Config  # noqa: E402
 from service.embedded_db import EmbeddedDB, free_port  # noqa: E402
 from tests import factories  # noqa: E402

@@ -15,11 +15,16 @@ from typing import Any
 
 import click
 
+import httpx
+
 import keys
 import schemas
+from fieldvault_client.api import Api
+from fieldvault_client.context import ClientContext
 from fieldvault_client.desk.render import render_record
+from fieldvault_client.home import Home
+from fieldvault_client.opener import RecordOpener, unlock_personal_key, verified_manifest
 from schemas.codes import RELEASE_PURPOSES
-from service.cli_staff import Api, Home, _Opener, _pinned_signer, _unlock, _verified_manifest
 
 __all__ = ['DeskError', 'DeskSession']
 
@@ -37,29 +42,23 @@ class DeskError(Exception):
 class _DeskApi(Api):
     """The staff client's session, answering refusals as ``DeskError``."""
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self._http.request(method, path, json=body)
+    def refused(self, method: str, path: str, response: httpx.Response) -> DeskError:
         if response.status_code == 401:
-            raise DeskError(401, 'session_ended', 'Your session with the service has ended: '
-                                                  'run `fieldvault login` again.')
-        if response.status_code >= 400:
-            try:
-                error = response.json()
-                code, text = str(error.get('code')), str(error.get('description'))
-            except ValueError:
-                code, text = 'service_error', response.reason_phrase
-            raise DeskError(response.status_code, code, text)
-        return response.json()
-
-    def close(self) -> None:
-        self._http.close()
+            return DeskError(401, 'session_ended', 'Your session with the service has ended: '
+                                                   'run `fieldvault login` again.')
+        try:
+            error = response.json()
+            code, text = str(error.get('code')), str(error.get('description'))
+        except ValueError:
+            code, text = 'service_error', response.reason_phrase
+        return DeskError(response.status_code, code, text)
 
 
-class _DeskOpener(_Opener):
+class _DeskOpener(RecordOpener):
     """The staff client's opener, naming each failure by its code."""
 
-    def _fail(self, record_id: str, code: str, message: str) -> DeskError:
-        super()._fail(record_id, code, message)
+    def failed(self, record_id: str, code: str, message: str) -> DeskError:
+        super().failed(record_id, code, message)
         return DeskError(422, code, message)
 
 
@@ -130,10 +129,10 @@ class DeskSession:
         api = self.api
         self.me = api.call('GET', '/auth/me')
         try:
-            pinned = _pinned_signer(self._home)
+            pinned = ClientContext(self._home).pinned_signer()
             mine = api.call('GET', '/advocates/me')
-            manifest = _verified_manifest(api, pinned)
-            personal = _unlock(mine, passphrase)
+            manifest = verified_manifest(api, pinned)
+            personal = unlock_personal_key(mine, passphrase)
         except click.ClickException as ex:
             code = 'wrong_passphrase' if 'passphrase' in ex.message else 'untrusted'
             raise DeskError(401 if code == 'wrong_passphrase' else 409, code,

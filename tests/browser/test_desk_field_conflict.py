@@ -12,7 +12,7 @@ import keys
 import schemas
 from fieldvault_client.desk.app import DeskServer
 from fieldvault_client.desk.session import DeskSession
-from service.cli_staff import Home
+from fieldvault_client.home import Home
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.integration.conftest import ORG

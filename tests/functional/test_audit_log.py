@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from fieldvault import cli
 from service.audit import event_hash
-from service.cli import cli
 from service.cli_audit import verify_chain
 
 pytestmark = pytest.mark.functional

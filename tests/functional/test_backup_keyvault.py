@@ -10,7 +10,7 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from service.cli import cli
+from fieldvault import cli
 
 pytestmark = pytest.mark.functional
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from service.cli import cli
+from fieldvault import cli
 from service.embedded_db import free_port
 from tests.conftest import PASSWORD
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from service.cli import cli
+from fieldvault import cli
 from tests.conftest import PASSWORD
 from tests.functional.test_sync_gateway import ORG, _push, _with_rev
 from tests.integration.records import plain_contact

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from service.cli import cli
+from fieldvault import cli
 from tests.conftest import PASSWORD
 from tests.functional.test_program_cases import Youth
 from tests.functional.test_program_reports import data  # noqa: F401 - fixture

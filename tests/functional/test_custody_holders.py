@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import keys
-from service.cli import cli
+from fieldvault import cli
 from tests.support.lifecycle import (
     KEY_PASS,
     RECOVERY_PASS,

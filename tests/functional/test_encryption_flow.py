@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import schemas
-from service.cli import cli
+from fieldvault import cli
 from tests import factories
 from tests.conftest import PASSWORD
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from service.cli import cli
+from fieldvault import cli
 from sync.couch import doc_path
 from sync.sealed import REGISTRY_ID, YOUTH_SEALED, SealedRegistry
 from tests import factories

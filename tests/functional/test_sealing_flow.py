@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import keys
 import schemas
-from service.cli import cli
+from fieldvault import cli
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.functional.test_encryption_flow import (

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from falcon import testing
 
+from fieldvault import cli
 from service.app import create_app
-from service.cli import cli
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.functional

@@ -23,7 +23,7 @@ RECORDS = 1500
 
 def _rewrap_process(home: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, '-m', 'service.cli', 'keys', '--home', home, 'rewrap', '--from',
+        [sys.executable, '-m', 'fieldvault', 'keys', '--home', home, 'rewrap', '--from',
          'oek-1', '--to', 'oek-2', '--page-size', '25', '--no-progress'],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, 'PYTHONUNBUFFERED': '1'})

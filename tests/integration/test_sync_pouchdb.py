@@ -37,7 +37,7 @@ ADVOCATE_PASS = 'advocate passphrase long enough'
 def _cli(args, input_text=None):
     from click.testing import CliRunner
 
-    from service.cli import cli
+    from fieldvault import cli
     result = CliRunner().invoke(cli, args, input=input_text, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output

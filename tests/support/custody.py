@@ -26,9 +26,10 @@ from click.testing import CliRunner
 
 import keys
 import schemas
+from fieldvault import cli
 from keys.shares import LIVE_STATUSES
 from service.app import build_services, create_app
-from service.cli import cli, ensure_databases
+from service.cli import ensure_databases
 from service.config import Config
 from tests import factories
 from tests.conftest import PASSWORD, TEST_PASSWORD_PARAMS

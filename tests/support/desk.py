@@ -10,7 +10,7 @@ import keys
 import schemas
 from fieldvault_client.desk.app import DeskServer
 from fieldvault_client.desk.session import DeskSession
-from service.cli_staff import Home
+from fieldvault_client.home import Home
 from tests import factories
 from tests.support.lifecycle import Ceremony
 

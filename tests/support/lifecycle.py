@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import keys
 import schemas
-from service.cli import cli
+from fieldvault import cli
 from tests import factories
 from tests.conftest import PASSWORD
 

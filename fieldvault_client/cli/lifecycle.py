@@ -31,15 +31,12 @@ from urllib.parse import urlencode
 import click
 
 import keys
-from keys._encoding import DATE
-from service.cli_staff import Api, Home, _load_signing_key, _pinned_signer
+from fieldvault_client.api import Api
+from fieldvault_client.context import ClientContext, home_option, pass_client
 from sync.key_policy import accept_until_passed
 
-__all__ = ['register', 'register_recovery', 'rotate', 'rewrap', 'RewrapStats']
-
-
-def _home(ctx: click.Context) -> Home:
-    return ctx.obj['home']
+__all__ = ['register_recovery', 'rotate', 'rewrap', 'RewrapStats', 'keys_rotate', 'keys_census',
+           'keys_rewrap', 'keys_retire', 'advocate_revoke']
 
 
 def _current_manifest(api: Api, pinned: str) -> dict[str, Any]:
@@ -56,12 +53,13 @@ def _current_manifest(api: Api, pinned: str) -> dict[str, Any]:
 
 
 def _check_date(value: str) -> str:
-    if not DATE.fullmatch(value):
-        raise click.BadParameter('use YYYY-MM-DD', param_hint='--accept-until')
+    # A date written exactly as the manifest stores it: YYYY-MM-DD, a real day.
     try:
-        _dt.date.fromisoformat(value)
+        day = _dt.datetime.strptime(value, '%Y-%m-%d').date()
     except ValueError:
-        raise click.BadParameter('not a calendar date', param_hint='--accept-until') from None
+        day = None
+    if day is None or day.isoformat() != value:
+        raise click.BadParameter('use YYYY-MM-DD, a calendar date', param_hint='--accept-until')
     return value
 
 
@@ -295,161 +293,163 @@ def _lacks(api: Api, me: str, kid: str) -> str:
             'recovery ceremony (`fieldvault recovery export`, see docs/OPERATIONS.md)')
 
 
-# -- registration ------------------------------------------------------------
+# -- commands ------------------------------------------------------------------
 
-def register(cli: click.Group) -> None:
-    """Add the lifecycle commands to the ``keys`` and ``advocate`` groups."""
-    keys_group = cli.commands['keys']
-    advocate_group = cli.commands['advocate']
 
-    @keys_group.command('rotate')
-    @click.option('--kid', required=True, help='Id of the new org key version, e.g. oek-2.')
-    @click.option('--accept-until', required=True, callback=lambda c, p, v: _check_date(v),
-                  help='Last UTC day (YYYY-MM-DD) envelopes sealed to the old key are accepted.')
-    @click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False),
-                  help='Recovery public record; only needed if none is registered yet.')
-    @click.option('--accept-recovery-only', is_flag=True,
-                  help='Rotate even if no active staff holds the current version, so only the '
-                       'recovery key holds the new one (audited).')
-    @click.pass_context
-    def keys_rotate(ctx, kid: str, accept_until: str, recovery_file: str | None,
-                    accept_recovery_only: bool) -> None:
-        """Rotate: new key version, grants to its holders and recovery, manifest seq+1."""
-        home = _home(ctx)
-        api = Api(home)
-        signing_key = _load_signing_key(home)
-        rotate(api, signing_key, kid, accept_until, recovery_file,
-               accept_recovery_only=accept_recovery_only)
+@click.command('rotate')
+@click.option('--kid', required=True, help='Id of the new org key version, e.g. oek-2.')
+@click.option('--accept-until', required=True, callback=lambda c, p, v: _check_date(v),
+              help='Last UTC day (YYYY-MM-DD) envelopes sealed to the old key are accepted.')
+@click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False),
+              help='Recovery public record; only needed if none is registered yet.')
+@click.option('--accept-recovery-only', is_flag=True,
+              help='Rotate even if no active staff holds the current version, so only the '
+                   'recovery key holds the new one (audited).')
+@home_option
+@pass_client
+def keys_rotate(client: ClientContext, kid: str, accept_until: str,
+                recovery_file: str | None, accept_recovery_only: bool) -> None:
+    """Rotate: new key version, grants to its holders and recovery, manifest seq+1."""
+    api = client.api
+    signing_key = client.signing_key()
+    rotate(api, signing_key, kid, accept_until, recovery_file,
+           accept_recovery_only=accept_recovery_only)
 
-    @keys_group.command('census')
-    @click.pass_context
-    def keys_census(ctx) -> None:
-        """Count envelopes per key version."""
-        _show_census('now', _census(Api(_home(ctx))))
 
-    @keys_group.command('rewrap')
-    @click.option('--from', 'old', required=True, help='Key version to move envelopes off.')
-    @click.option('--to', 'new', required=True, help='The active key version.')
-    @click.option('--page-size', default=500, show_default=True, type=click.IntRange(1, 1000))
-    @click.option('--no-progress', is_flag=True, help='No progress bar (logs, scripts).')
-    @click.pass_context
-    def keys_rewrap(ctx, old: str, new: str, page_size: int, no_progress: bool) -> None:
-        """Re-seal every envelope of --from to --to (your machine; safe to re-run)."""
-        home = _home(ctx)
-        api = Api(home)
-        pinned = _pinned_signer(home)
-        manifest = _current_manifest(api, pinned)
-        status = {entry['kid']: entry for entry in manifest['keys']}
-        if status.get(new, {}).get('status') != 'active':
-            raise click.ClickException(f'{new} is not the active key of the manifest')
-        if old not in status or old == new:
-            raise click.ClickException(f'the manifest does not list {old} as an older key')
-        mine = api.call('GET', '/advocates/me')
-        held = {grant.get('kek') for grant in mine['grants']}
-        for kid in (old, new):
-            if kid not in held:
-                raise click.ClickException(_lacks(api, mine['public']['advocate'], kid))
-        grants = [grant for grant in mine['grants'] if grant.get('kek') == old]
-        passphrase = click.prompt('Key passphrase', hide_input=True)
-        try:
-            personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
-            keyring = keys.open_holdings(grants, personal, org=manifest['org'],
-                                         pinned_public_b64=pinned, manifest_body=manifest)
-        except keys.errors.KeysError:
-            raise click.ClickException('your key or grant could not be opened') from None
-        before = _census(api)
-        _show_census('before', before)
-        api.call('POST', '/keys/rewrap-runs', {'from': old, 'to': new, 'phase': 'started',
-                                               'census': before})
-        started = time.monotonic()
-        if no_progress:
+@click.command('census')
+@home_option
+@pass_client
+def keys_census(client: ClientContext) -> None:
+    """Count envelopes per key version."""
+    _show_census('now', _census(client.api))
+
+
+@click.command('rewrap')
+@click.option('--from', 'old', required=True, help='Key version to move envelopes off.')
+@click.option('--to', 'new', required=True, help='The active key version.')
+@click.option('--page-size', default=500, show_default=True, type=click.IntRange(1, 1000))
+@click.option('--no-progress', is_flag=True, help='No progress bar (logs, scripts).')
+@home_option
+@pass_client
+def keys_rewrap(client: ClientContext, old: str, new: str, page_size: int,
+                no_progress: bool) -> None:
+    """Re-seal every envelope of --from to --to (your machine; safe to re-run)."""
+    api = client.api
+    pinned = client.pinned_signer()
+    manifest = _current_manifest(api, pinned)
+    status = {entry['kid']: entry for entry in manifest['keys']}
+    if status.get(new, {}).get('status') != 'active':
+        raise click.ClickException(f'{new} is not the active key of the manifest')
+    if old not in status or old == new:
+        raise click.ClickException(f'the manifest does not list {old} as an older key')
+    mine = api.call('GET', '/advocates/me')
+    held = {grant.get('kek') for grant in mine['grants']}
+    for kid in (old, new):
+        if kid not in held:
+            raise click.ClickException(_lacks(api, mine['public']['advocate'], kid))
+    grants = [grant for grant in mine['grants'] if grant.get('kek') == old]
+    passphrase = click.prompt('Key passphrase', hide_input=True)
+    try:
+        personal = keys.AdvocateKey.unwrap(mine['wrapped'], passphrase)
+        keyring = keys.open_holdings(grants, personal, org=manifest['org'],
+                                     pinned_public_b64=pinned, manifest_body=manifest)
+    except keys.errors.KeysError:
+        raise click.ClickException('your key or grant could not be opened') from None
+    before = _census(api)
+    _show_census('before', before)
+    api.call('POST', '/keys/rewrap-runs', {'from': old, 'to': new, 'phase': 'started',
+                                           'census': before})
+    started = time.monotonic()
+    if no_progress:
+        stats = rewrap(api, keyring, old=old, new=new, new_public=status[new]['pub'],
+                       org=manifest['org'], page_size=page_size)
+    else:
+        with _progress() as progress:
+            task = progress.add_task('rewrap', total=before.get(old, 0) or None)
             stats = rewrap(api, keyring, old=old, new=new, new_public=status[new]['pub'],
-                           org=manifest['org'], page_size=page_size)
-        else:
-            with _progress() as progress:
-                task = progress.add_task('rewrap', total=before.get(old, 0) or None)
-                stats = rewrap(api, keyring, old=old, new=new, new_public=status[new]['pub'],
-                               org=manifest['org'], page_size=page_size,
-                               on_batch=lambda n: progress.advance(task, n))
-        elapsed = time.monotonic() - started
-        after = _census(api)
-        _show_census('after', after)
-        api.call('POST', '/keys/rewrap-runs', {'from': old, 'to': new, 'phase': 'finished',
-                                               'counts': stats.as_dict(), 'census': after})
-        rate = stats.rewrapped / elapsed if elapsed > 0 else 0.0
-        click.echo(f'rewrapped {stats.rewrapped} envelopes in {elapsed:.1f} s ({rate:,.0f}/s); '
-                   f'conflicts {stats.conflicts}, unopenable {stats.failed}')
-        if after.get(old, 0):
-            click.echo(f'{after[old]} envelopes still sealed to {old}: run this command again '
-                       '(new ones may arrive from offline tablets until accept_until); each '
-                       "team's custodian rewraps their own team's envelopes")
+                           org=manifest['org'], page_size=page_size,
+                           on_batch=lambda n: progress.advance(task, n))
+    elapsed = time.monotonic() - started
+    after = _census(api)
+    _show_census('after', after)
+    api.call('POST', '/keys/rewrap-runs', {'from': old, 'to': new, 'phase': 'finished',
+                                           'counts': stats.as_dict(), 'census': after})
+    rate = stats.rewrapped / elapsed if elapsed > 0 else 0.0
+    click.echo(f'rewrapped {stats.rewrapped} envelopes in {elapsed:.1f} s ({rate:,.0f}/s); '
+               f'conflicts {stats.conflicts}, unopenable {stats.failed}')
+    if after.get(old, 0):
+        click.echo(f'{after[old]} envelopes still sealed to {old}: run this command again '
+                   '(new ones may arrive from offline tablets until accept_until); each '
+                   "team's custodian rewraps their own team's envelopes")
 
-    @keys_group.command('retire')
-    @click.option('--kid', required=True, help='The old key version to retire.')
-    @click.pass_context
-    def keys_retire(ctx, kid: str) -> None:
-        """Retire a key version: census zero and accept_until past; deletes its grants."""
-        home = _home(ctx)
-        api = Api(home)
-        signing_key = _load_signing_key(home)
-        current = _current_manifest(api, signing_key.public_b64())
-        entry = next((item for item in current['keys'] if item['kid'] == kid), None)
-        if entry is None:
-            raise click.ClickException(f'the manifest does not list {kid}')
-        if entry['status'] == 'active':
-            raise click.ClickException(f'{kid} is the active key; rotate first')
-        if entry['status'] == 'decrypt-only':
-            until = entry.get('accept_until')
-            if until is not None and not accept_until_passed(until, time.time()):
-                raise click.ClickException(f'{kid} is accepted until {until}; retire after')
-        counts = _census(api)
-        _show_census('now', counts)
-        if counts.get(kid, 0):
-            raise click.ClickException(f'{counts[kid]} envelopes are still sealed to {kid}: '
-                                       f'run `fieldvault keys rewrap --from {kid}` first')
-        deleted = api.call('DELETE', f'/keys/grants/{kid}')['deleted']
-        if entry['status'] != 'retired':
-            entries = []
-            for item in current['keys']:
-                if item['kid'] == kid:
-                    item = {'kid': kid, 'suite': item['suite'], 'status': 'retired'}
-                entries.append(item)
-            body = keys.build_manifest(current['org'], current['seq'] + 1, entries)
-            api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
-            click.echo(f'{kid} retired in manifest seq {current["seq"] + 1}; '
-                       f'{deleted} grants deleted')
-        else:
-            click.echo(f'{kid} was already retired; {deleted} grants deleted')
 
-    @advocate_group.command('revoke')
-    @click.argument('name')
-    @click.option('--kid', required=True, help='Id of the new org key version of the rotation.')
-    @click.option('--accept-until', required=True, callback=lambda c, p, v: _check_date(v),
-                  help='Last UTC day the old key is accepted (keep it short).')
-    @click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False))
-    @click.option('--accept-recovery-only', is_flag=True,
-                  help='Revoke even if a version with live envelopes is then held by no active '
-                       'staff (only the recovery key opens it; audited).')
-    @click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
-    @click.pass_context
-    def advocate_revoke(ctx, name: str, kid: str, accept_until: str,
-                        recovery_file: str | None, accept_recovery_only: bool, yes: bool) -> None:
-        """Revoke an advocate (admin): disable, delete their grants, rotate.
+@click.command('retire')
+@click.option('--kid', required=True, help='The old key version to retire.')
+@home_option
+@pass_client
+def keys_retire(client: ClientContext, kid: str) -> None:
+    """Retire a key version: census zero and accept_until past; deletes its grants."""
+    api = client.api
+    signing_key = client.signing_key()
+    current = _current_manifest(api, signing_key.public_b64())
+    entry = next((item for item in current['keys'] if item['kid'] == kid), None)
+    if entry is None:
+        raise click.ClickException(f'the manifest does not list {kid}')
+    if entry['status'] == 'active':
+        raise click.ClickException(f'{kid} is the active key; rotate first')
+    if entry['status'] == 'decrypt-only':
+        until = entry.get('accept_until')
+        if until is not None and not accept_until_passed(until, time.time()):
+            raise click.ClickException(f'{kid} is accepted until {until}; retire after')
+    counts = _census(api)
+    _show_census('now', counts)
+    if counts.get(kid, 0):
+        raise click.ClickException(f'{counts[kid]} envelopes are still sealed to {kid}: '
+                                   f'run `fieldvault keys rewrap --from {kid}` first')
+    deleted = api.call('DELETE', f'/keys/grants/{kid}')['deleted']
+    if entry['status'] != 'retired':
+        entries = []
+        for item in current['keys']:
+            if item['kid'] == kid:
+                item = {'kid': kid, 'suite': item['suite'], 'status': 'retired'}
+            entries.append(item)
+        body = keys.build_manifest(current['org'], current['seq'] + 1, entries)
+        api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
+        click.echo(f'{kid} retired in manifest seq {current["seq"] + 1}; '
+                   f'{deleted} grants deleted')
+    else:
+        click.echo(f'{kid} was already retired; {deleted} grants deleted')
 
-        Refused while they are the last active holder of a version with live
-        envelopes: a holder shares it first (`keys share`), unless
-        --accept-recovery-only.
-        """
-        home = _home(ctx)
-        api = Api(home)
-        if not yes:
-            click.confirm(f'Disable {name}, delete every grant they hold and rotate to {kid}?',
-                          abort=True)
-        signing_key = _load_signing_key(home)
-        query = '?accept_recovery_only=true' if accept_recovery_only else ''
-        api.call('PATCH', f'/users/{name}{query}', {'disabled': True})
-        click.echo(f'{name} disabled; every session ended')
-        deleted = api.call('DELETE', f'/advocates/keys/{name}/grants{query}')['deleted']
-        click.echo(f'{deleted} grants of {name} deleted')
-        rotate(api, signing_key, kid, accept_until, recovery_file,
-               accept_recovery_only=accept_recovery_only)
+
+@click.command('revoke')
+@click.argument('name')
+@click.option('--kid', required=True, help='Id of the new org key version of the rotation.')
+@click.option('--accept-until', required=True, callback=lambda c, p, v: _check_date(v),
+              help='Last UTC day the old key is accepted (keep it short).')
+@click.option('--recovery', 'recovery_file', type=click.Path(exists=True, dir_okay=False))
+@click.option('--accept-recovery-only', is_flag=True,
+              help='Revoke even if a version with live envelopes is then held by no active '
+                   'staff (only the recovery key opens it; audited).')
+@click.option('--yes', is_flag=True, help='Do not ask for confirmation.')
+@home_option
+@pass_client
+def advocate_revoke(client: ClientContext, name: str, kid: str, accept_until: str,
+                    recovery_file: str | None, accept_recovery_only: bool, yes: bool) -> None:
+    """Revoke an advocate (admin): disable, delete their grants, rotate.
+
+    Refused while they are the last active holder of a version with live
+    envelopes: a holder shares it first (`keys share`), unless
+    --accept-recovery-only.
+    """
+    api = client.api
+    if not yes:
+        click.confirm(f'Disable {name}, delete every grant they hold and rotate to {kid}?',
+                      abort=True)
+    signing_key = client.signing_key()
+    query = '?accept_recovery_only=true' if accept_recovery_only else ''
+    api.call('PATCH', f'/users/{name}{query}', {'disabled': True})
+    click.echo(f'{name} disabled; every session ended')
+    deleted = api.call('DELETE', f'/advocates/keys/{name}/grants{query}')['deleted']
+    click.echo(f'{deleted} grants of {name} deleted')
+    rotate(api, signing_key, kid, accept_until, recovery_file,
+           accept_recovery_only=accept_recovery_only)

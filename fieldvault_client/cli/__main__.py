@@ -1,0 +1,5 @@
+"""``python -m fieldvault_client.cli``: the staff commands alone."""
+
+from fieldvault_client.cli import main
+
+main()
