@@ -186,7 +186,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     Returns:
         The Falcon app.
     """
-    config = config or (services.config if services else Config())
+    config = config or (services.config if services else Config.from_env())
     configure_logging(config.log_level)
     services = services or build_services(config)
 

@@ -34,7 +34,7 @@ __all__ = ['main', 'cli']
 
 def _config() -> Config:
     try:
-        return Config()
+        return Config.from_env()
     except ConfigError as ex:
         raise click.ClickException(str(ex)) from None
 
@@ -70,7 +70,7 @@ def _origin(ex: httpx.TransportError) -> str:
 
 def _database_url() -> str:
     try:
-        url = httpx.URL(Config().couchdb_url)
+        url = httpx.URL(Config.from_env().couchdb_url)
     except (ConfigError, httpx.InvalidURL):
         return 'FIELDVAULT_COUCHDB_URL'
     # The URL may carry credentials; show only where it points.
