@@ -95,6 +95,7 @@ def register(cli: click.Group) -> None:
     """Add the custody commands to the ``keys`` and ``recovery`` groups."""
     keys_group = cli.commands['keys']
     recovery_group = cli.commands['recovery']
+    assert isinstance(keys_group, click.Group) and isinstance(recovery_group, click.Group)
 
     @keys_group.command('holders')
     @click.pass_context
@@ -209,10 +210,11 @@ def register(cli: click.Group) -> None:
             raise click.ClickException('not a recovery export file')
         signer = exported.get('signer')
         try:
-            matches = keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', '')
+            matches = isinstance(signer, str) and (
+                keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', ''))
         except (keys.errors.KeysError, TypeError):
             matches = False
-        if not matches:
+        if not matches or not isinstance(signer, str):
             raise click.ClickException('the export\'s signer does not match your fingerprint: '
                                        'do not use this file')
         try:
@@ -227,7 +229,8 @@ def register(cli: click.Group) -> None:
             recovery_key = keys.AdvocateKey.unwrap(recovery['wrapped'], passphrase)
         except (keys.errors.KeysError, KeyError, TypeError):
             raise click.ClickException('the recovery key could not be unlocked') from None
-        opened = {}
+        opened: dict[str, keys.OrgKeyPair] = {}
+        org_key: keys.OrgKeyPair | None
         for grant in exported.get('recovery_grants', []):
             try:
                 org_key = keys.open_grant(grant, recovery_key, org=manifest['org'],

@@ -291,6 +291,7 @@ def register(cli: click.Group) -> None:
     """Add the lifecycle commands to the ``keys`` and ``advocate`` groups."""
     keys_group = cli.commands['keys']
     advocate_group = cli.commands['advocate']
+    assert isinstance(keys_group, click.Group) and isinstance(advocate_group, click.Group)
 
     @keys_group.command('rotate')
     @click.option('--kid', required=True, help='Id of the new org key version, e.g. oek-2.')

@@ -53,8 +53,10 @@ def _newest_first(services, db: str, prefix: str, limit: int) -> Iterator[dict[s
 
 def register(cli: click.Group) -> None:
     """Add the operator commands to the root group (``users`` must exist)."""
+    users_group = cli.commands['users']
+    assert isinstance(users_group, click.Group)
 
-    @cli.commands['users'].command('list')
+    @users_group.command('list')
     def users_list() -> None:
         """List every user: name, roles, team, enabled or disabled."""
         services = _services()
@@ -64,7 +66,7 @@ def register(cli: click.Group) -> None:
                ['USER', 'ROLES', 'TEAM', 'STATE'])
         click.echo(f'{len(users)} user(s)')
 
-    @cli.commands['users'].command('unlock')
+    @users_group.command('unlock')
     @click.argument('username')
     def users_unlock(username: str) -> None:
         """Lift a login lockout after too many failed attempts (audited)."""

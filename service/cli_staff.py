@@ -190,7 +190,7 @@ class _Opener:
                         if grant.get('kek') in listed}
         self._opened: dict[tuple[str, str], Any] = {}
 
-    def _fail(self, record_id: str, code: str, message: str) -> click.ClickException:
+    def _fail(self, record_id: str, code: str, message: str) -> Exception:
         try:
             self._api.call('POST', f'/records/{record_id}/open-failures', {'code': code})
         except click.ClickException:
