@@ -216,8 +216,8 @@ class Custody:
         if not at_risk:
             return []
         counts = _census(self._couch, self._keyvault_db)
-        active = self._active_kid()
-        return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active)
+        active_kid = self._active_kid()
+        return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active_kid)
 
     def holds(self, person: str, kek: str) -> bool:
         """Return True when ``person`` has a grant or share of ``kek``."""
