@@ -211,7 +211,8 @@ class PatternString(fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.validators.insert(0, FullMatch(self.PATTERN, error=str(self.error_messages['mismatch'])))
+        self.validators.insert(
+            0, FullMatch(self.PATTERN, error=str(self.error_messages['mismatch'])))
 
 
 class Token(PatternString):

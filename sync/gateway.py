@@ -208,8 +208,9 @@ class _Batch:
     def refuse(self, index: int, doc: Any, refusal: filtering.Refusal) -> None:
         """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
         doc_id = doc.get('_id') if isinstance(doc, dict) else None
-        answer: dict[str, Any] = {'id': doc_id if isinstance(doc_id, str) else None,
-                  'error': 'forbidden', 'reason': refusal.reason, 'rule': refusal.rule}
+        answer: dict[str, Any] = {
+            'id': doc_id if isinstance(doc_id, str) else None,
+            'error': 'forbidden', 'reason': refusal.reason, 'rule': refusal.rule}
         if refusal.fields:
             # Schema messages are ours and name fields, never a value.
             answer['fields'] = refusal.fields

@@ -90,8 +90,7 @@ def test_config_reads_every_variable_with_types():
     assert config.bind_port == 9000
     assert config.cors_origins == ('https://a', 'https://b')
     assert config.couchdb_url == 'https://db.example:6984'
-    assert 'password' not in repr(Config.from_env({'FIELDVAULT_COUCHDB_PASSWORD': 'hunter2hunter2'})) \
-        or 'hunter2' not in repr(Config.from_env({'FIELDVAULT_COUCHDB_PASSWORD': 'hunter2hunter2'}))
+    assert 'hunter2' not in repr(Config.from_env({'FIELDVAULT_COUCHDB_PASSWORD': 'hunter2hunter2'}))
 
 
 # -- accounts -----------------------------------------------------------------
