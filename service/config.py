@@ -105,7 +105,8 @@ class Config:
         ConfigError: The settings contradict each other.
     """
 
-    # NOTE: keep the fields sorted by name; docs/OPERATIONS.md is written from them.
+    # NOTE: keep the fields sorted by name; docs/OPERATIONS.md lists them in this
+    # order (a test checks both).
     audit_db: str = _setting('audit', _identifier, 'database for the hash-chained audit log')
     bind_host: str = _setting('127.0.0.1', _text, 'address gunicorn listens on')
     bind_port: int = _setting(8080, _positive_int, 'port gunicorn listens on')
