@@ -1,7 +1,8 @@
 # fieldvault: the two commands of the README.
 #   make run   set up from nothing, start the embedded database (unless
 #              FIELDVAULT_COUCHDB_URL is set) and serve under gunicorn
-#   make test  set up from nothing and run the whole suite
+#   make test  set up from nothing, type-check (make typecheck) and run the
+#              whole suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +18,7 @@ EMBEDDED := yes
 export FIELDVAULT_COUCHDB_URL := http://127.0.0.1:$(EMBEDDED_PORT)
 endif
 
-.PHONY: setup run test stop bench clean chromium
+.PHONY: setup run test typecheck stop bench clean chromium
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,11 +58,16 @@ run: setup
 stop:
 	@if [ -f $(EMBEDDED_DIR)/pouchdb.pid ]; then kill $$(cat $(EMBEDDED_DIR)/pouchdb.pid) 2>/dev/null || true; rm -f $(EMBEDDED_DIR)/pouchdb.pid; fi
 
-test: setup chromium
+# mypy as configured in pyproject.toml: strict on the format, keys/ and sync/.
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy
+
+# Type-checked first, so the test runner's summary closes the output.
+test: setup chromium typecheck
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) bench/run_all.py
 
 clean: stop
-	rm -rf $(VENV) node_modules var .pytest_cache .hypothesis tablet/dist
+	rm -rf $(VENV) node_modules var .pytest_cache .hypothesis .mypy_cache tablet/dist

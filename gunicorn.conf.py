@@ -12,7 +12,7 @@ import os
 
 from service.config import Config
 
-_config = Config()
+_config = Config.from_env()
 
 bind = f'{_config.bind_host}:{os.environ.get("PORT", _config.bind_port)}'
 workers = int(os.environ.get('WEB_CONCURRENCY', _config.web_concurrency))

@@ -90,7 +90,7 @@ def run_one(tablet_count: int, args) -> dict:
     gunicorn = None
     try:
         prefix = f'f{uuid.uuid4().hex[:8]}_'
-        config = Config({}, couchdb_url=couch.url, db_prefix=prefix, org=ORG)
+        config = Config(couchdb_url=couch.url, db_prefix=prefix, org=ORG)
         services = build_services(config)
         ensure_databases(services)
         gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.worker_class)

@@ -226,7 +226,7 @@ def run(args) -> dict:
     gunicorn = None
     try:
         prefix = f'h{uuid.uuid4().hex[:8]}_'
-        config = Config({}, couchdb_url=couch.url, db_prefix=prefix, org=ORG,
+        config = Config(couchdb_url=couch.url, db_prefix=prefix, org=ORG,
                         password_hash_memory_kib=1024, password_hash_iterations=1)
         services = build_services(config)
         ensure_databases(services)
@@ -299,7 +299,7 @@ def run(args) -> dict:
             kinds.update(state['error_kinds'])
         return {
             'tablets': len(states), 'processes': len(processes), 'seconds': args.seconds,
-            'worker_class': args.worker_class or Config().web_worker_class,
+            'worker_class': args.worker_class or Config.from_env().web_worker_class,
             'healthz': {'samples': len(latencies),
                         'p50_ms': round(statistics.median(latencies) * 1000, 1),
                         'p99_ms': round(_percentile(latencies, 0.99) * 1000, 1),

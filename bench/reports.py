@@ -85,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         couch = EmbeddedDB(free_port(), tmp).start()
         try:
-            config = Config({}, couchdb_url=couch.url, db_prefix='bench_', org='org-test')
+            config = Config(couchdb_url=couch.url, db_prefix='bench_', org='org-test')
             services = build_services(config)
             ensure_databases(services)
             # A first build over every record outlasts the client's default timeout.

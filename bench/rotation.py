@@ -143,7 +143,7 @@ def _child(args) -> None:
 def _run(couch_url: str, workdir: pathlib.Path, count: int, page_size: int,
          trace_memory: bool) -> dict:
     prefix = f'b{uuid.uuid4().hex[:10]}_'
-    config = Config({}, couchdb_url=couch_url, db_prefix=prefix, org=ORG,
+    config = Config(couchdb_url=couch_url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
     services = build_services(config)
     ensure_databases(services)

@@ -50,7 +50,7 @@ def load_size() -> dict:
 
 def _deployment(couch_url: str, workdir: pathlib.Path):
     prefix = f'b{uuid.uuid4().hex[:8]}_'
-    config = Config({}, couchdb_url=couch_url, db_prefix=prefix, org=ORG,
+    config = Config(couchdb_url=couch_url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
     services = build_services(config)
     ensure_databases(services)

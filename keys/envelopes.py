@@ -243,10 +243,11 @@ def open_envelope(envelope: dict[str, Any], keyring: Keyring, org: str) -> bytes
         InvalidCiphertext: Wrong or missing key version, tampering,
             another org, unknown suite, malformed or off-curve ``enc``.
     """
-    if not isinstance(envelope, dict):
+    doc_id = envelope.get('doc') if isinstance(envelope, dict) else None
+    rkid = envelope.get('rkid') if isinstance(envelope, dict) else None
+    if not (isinstance(doc_id, str) and isinstance(rkid, str)):
         raise InvalidCiphertext from None
-    return open_rk(
-        envelope, keyring, org=org, doc_id=envelope.get('doc'), rkid=envelope.get('rkid'))
+    return open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
 
 
 def rewrap_envelope(

@@ -229,7 +229,6 @@ def _finite_float(text: str) -> float:
 
 #: What ``json.loads(text, parse_constant=..., parse_float=...)`` builds per call.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-_SCAN = _DECODER.scan_once
 #: Text that may hold what the scanner lets through but fle/1 refuses: an
 #: escaped surrogate (which may be lone) or an integer too long for a double
 #: (JavaScript reads it as infinity). Only such text is walked after parsing.
@@ -246,18 +245,11 @@ def decode_value(data: bytes) -> Any:
             Unicode (an escaped lone surrogate).
     """
     text = data.decode('utf-8')
-    # What sealers write is one JSON value with no surrounding whitespace:
-    # the C scanner alone parses it (it never starts at a byte order mark).
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        # Anything else (whitespace, garbage, trailing data) goes through the
-        # full decoder, which accepts or refuses exactly as json.loads does.
-        if text.startswith('\ufeff'):  # json.loads refuses a BOM too.
-            raise ValueError('byte order mark')
-        value = _DECODER.decode(text)
+    # The decoder accepts or refuses exactly as json.loads does, except for
+    # the byte order mark, which only json.loads itself refuses.
+    if text.startswith('\ufeff'):
+        raise ValueError('byte order mark')
+    value = _DECODER.decode(text)
     if _SUSPECT.search(text):
         _check_opened(value)
     return value
@@ -528,7 +520,7 @@ def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
     return commits
 
 
-class _ParsedPaths(tuple):
+class _ParsedPaths(tuple[tuple[str, tuple[str, ...]], ...]):
     """``((pointer, tokens), ...)``, plus what sealing and opening reuse.
 
     ``top_level``: the member names of the one-token pointers (members
@@ -573,15 +565,15 @@ def _parse_paths_cached(paths: tuple[str, ...]) -> _ParsedPaths:
 
 
 def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
-    parsed = []
+    parsed: list[tuple[str, tuple[str, ...]]] = []
     for pointer in paths:
         try:
-            tokens = parse_pointer(pointer)
+            tokens = tuple(parse_pointer(pointer))
         except ValueError:
             raise InvalidKeyMaterial('an identifying path is not a JSON Pointer') from None
-        if tokens[0] == 'fle' or tokens[0].startswith('_') or tokens == ['']:
+        if tokens[0] == 'fle' or tokens[0].startswith('_') or tokens == ('',):
             raise InvalidKeyMaterial(f"identifying path '{pointer}' targets a reserved member")
-        parsed.append((pointer, tuple(tokens)))
+        parsed.append((pointer, tokens))
     for index, (pointer, tokens) in enumerate(parsed):
         for other_pointer, other in parsed[index + 1:]:
             shorter = min(len(tokens), len(other))
@@ -590,8 +582,9 @@ def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
                     f"identifying paths '{pointer}' and '{other_pointer}' overlap")
     result = _ParsedPaths(parsed)
     result.top_level = frozenset(tokens[0] for _, tokens in parsed if len(tokens) == 1)
-    fields = []
+    fields: list[tuple[str, str | None, tuple[str, ...], bytes | None]] = []
     for pointer, tokens in parsed:
+        item: bytes | None
         try:
             item = _pointer_item(pointer)
         except UnicodeEncodeError:
@@ -733,6 +726,7 @@ def _present_fields(doc: dict[str, Any], parsed: _ParsedPaths) -> Iterator[
     :func:`locate`. ``item`` is as in ``_ParsedPaths.fields``.
     """
     for pointer, name, tokens, item in parsed.fields:
+        slot: str | int
         if name is not None:
             container, slot = doc, name
             value = doc.get(name)

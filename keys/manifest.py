@@ -90,7 +90,7 @@ def _check_body(body: Any) -> dict[str, Any]:
     if not isinstance(keys, list) or not 1 <= len(keys) <= _MAX_KEYS:
         raise InvalidKeyMaterial("manifest 'keys' must list 1 to 64 keys")
     kids = set()
-    active = []
+    active: list[dict[str, Any]] = []
     for index, entry in enumerate(keys):
         _check_entry(index, entry)
         kids.add(entry['kid'])

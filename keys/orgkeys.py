@@ -69,7 +69,8 @@ class OrgKeyPair:
         """Return the private scalar, for sealing into a grant only."""
         return _primitives.private_scalar(self._private_key)
 
-    def manifest_entry(self, status: str = 'active', accept_until: str | None = None) -> dict:
+    def manifest_entry(self, status: str = 'active',
+                       accept_until: str | None = None) -> dict[str, Any]:
         """Return this key's entry for ``build_manifest``."""
         entry = {'kid': self._kid, 'suite': SUITE, 'pub': self._public_b64, 'status': status}
         if accept_until is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 import unicodedata
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from keys import _primitives
 
@@ -100,7 +102,11 @@ def verify_password(password: str, encoded: str) -> bool:
     return _off_hub(_primitives.argon2id_phc_verify, normalize_secret(password), encoded)
 
 
-def _off_hub(function, *args, **kwargs):
+_P = ParamSpec('_P')
+_T = TypeVar('_T')
+
+
+def _off_hub(function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """Call a CPU-bound Argon2id function on a real thread when gevent runs the process.
 
     Under a gevent worker every request is a greenlet on one OS thread, so a

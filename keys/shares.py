@@ -57,7 +57,8 @@ def share_info(org: str, kek: str, advocate: str, apk: str) -> bytes:
 
 def live_entry(manifest_body: dict[str, Any], kek: str) -> dict[str, Any] | None:
     """Return the manifest entry of a live version ``kek``, or ``None``."""
-    for entry in manifest_body.get('keys', ()):
+    entries: Sequence[dict[str, Any]] = manifest_body.get('keys', ())
+    for entry in entries:
         if entry.get('kid') == kek and entry.get('status') in LIVE_STATUSES and 'pub' in entry:
             return entry
     return None

@@ -49,6 +49,8 @@ __all__ = [
     'b64url_decode',
     'parse_partial_date',
     'parse_timestamp',
+    'valid_partial_date',
+    'valid_timestamp',
 ]
 
 #: The only sealed-value and header format version this code understands.
@@ -120,6 +122,32 @@ def parse_partial_date(text: Any) -> tuple[dt.date, dt.date] | None:
     return first, next_month - dt.timedelta(days=1)
 
 
+def valid_timestamp(text: str) -> dt.datetime:
+    """Return the datetime of a timestamp its field has already validated.
+
+    For schema rules, which run only on fields that passed.
+
+    Raises:
+        ValueError: It is not a timestamp after all.
+    """
+    parsed = parse_timestamp(text)
+    if parsed is None:
+        raise ValueError('not a validated timestamp')
+    return parsed
+
+
+def valid_partial_date(text: str) -> tuple[dt.date, dt.date]:
+    """Return the day range of a partial date its field has already validated.
+
+    Raises:
+        ValueError: It is not a partial date after all.
+    """
+    parsed = parse_partial_date(text)
+    if parsed is None:
+        raise ValueError('not a validated partial date')
+    return parsed
+
+
 class FullMatch(validate.Regexp):
     """Regexp validator that must match the whole string.
 
@@ -128,7 +156,9 @@ class FullMatch(validate.Regexp):
     used as given, never formatted, so it cannot interpolate ``{input}``.
     """
 
-    def __call__(self, value: str) -> str:
+    regex: re.Pattern[str]
+
+    def __call__(self, value: Any) -> Any:
         if self.regex.fullmatch(value) is None:
             raise ValidationError(self.error)
         return value
@@ -163,7 +193,7 @@ class Code(fields.String):
         super().__init__(**kwargs)
         self.choices = tuple(choices)
         self.validators.insert(
-            0, validate.OneOf(self.choices, error=self.error_messages['not_a_code']))
+            0, validate.OneOf(self.choices, error=str(self.error_messages['not_a_code'])))
 
 
 class PatternString(fields.String):
@@ -181,7 +211,8 @@ class PatternString(fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.validators.insert(0, FullMatch(self.PATTERN, error=self.error_messages['mismatch']))
+        self.validators.insert(
+            0, FullMatch(self.PATTERN, error=str(self.error_messages['mismatch'])))
 
 
 class Token(PatternString):
@@ -449,13 +480,13 @@ class SealedValue(fields.Field):
             raise self.make_error('invalid_shape')
         errors: dict[str, list[str]] = {}
         if not isinstance(value['rk'], str) or not RKID_PATTERN.fullmatch(value['rk']):
-            errors['rk'] = [self.error_messages['invalid_rk']]
+            errors['rk'] = [str(self.error_messages['invalid_rk'])]
         nonce = b64url_decode(value['n'])
         if nonce is None or len(nonce) != _NONCE_BYTES:
-            errors['n'] = [self.error_messages['invalid_nonce']]
+            errors['n'] = [str(self.error_messages['invalid_nonce'])]
         ciphertext_error = self._ciphertext_error(value['ct'])
         if ciphertext_error:
-            errors['ct'] = [self.error_messages[ciphertext_error]]
+            errors['ct'] = [str(self.error_messages[ciphertext_error])]
         if errors:
             raise ValidationError(errors)
         return dict(value)

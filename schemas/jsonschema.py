@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow import OpenAPIConverter
 from marshmallow import fields
 
 from schemas import registry
@@ -51,7 +52,7 @@ def _identifying_properties(self: Any, field: fields.Field, **kwargs: Any) -> di
     return properties
 
 
-def _prepare(plugin: MarshmallowPlugin) -> None:
+def _prepare(plugin: MarshmallowPlugin) -> OpenAPIConverter:
     converter = plugin.converter
     if converter is None:
         raise SchemasError('The MarshmallowPlugin is not attached to an APISpec yet.')
@@ -60,6 +61,7 @@ def _prepare(plugin: MarshmallowPlugin) -> None:
     # Idempotent: the attribute function is stored under its own name.
     if getattr(converter, _identifying_properties.__name__, None) is None:
         converter.add_attribute_function(_identifying_properties)
+    return converter
 
 
 def component_name(doc_type: str, major: int) -> str:
@@ -94,13 +96,15 @@ def _inline(schema: type[marshmallow.Schema] | marshmallow.Schema) -> None:
 
 def export_json_schemas() -> dict[str, dict[str, Any]]:
     """Return a standalone JSON Schema (draft 2020-12) per ``"<type>/<major>"``."""
-    plugin = MarshmallowPlugin(schema_name_resolver=_inline)
+    # apispec documents a resolver answering None (write the schema inline)
+    # but types its return as str.
+    plugin = MarshmallowPlugin(schema_name_resolver=_inline)  # type: ignore[arg-type]
     APISpec(title='fieldvault records', version='1', openapi_version='3.1.0', plugins=[plugin])
-    _prepare(plugin)
+    converter = _prepare(plugin)
     exported: dict[str, dict[str, Any]] = {}
     for (doc_type, major), schema_class in sorted(registry.SCHEMAS.items()):
         tag = f'{doc_type}/{major}'
-        body = plugin.converter.schema2jsonschema(schema_class)
+        body = converter.schema2jsonschema(schema_class)
         properties = body['properties']
         properties['type']['const'] = doc_type
         properties['schema']['const'] = tag

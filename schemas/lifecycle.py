@@ -405,7 +405,7 @@ def check_history(history: Iterable[Mapping[str, Any]]) -> tuple[int, str] | Non
     """
     state, held_from, last_at = '', 'active', None
     for index, entry in enumerate(history):
-        action = ACTIONS.get(entry.get('action'))
+        action = ACTIONS.get(entry.get('action', ''))
         if action is None:
             return index, 'action'
         if state not in action.sources or (entry.get('from') or '') != state:

@@ -37,7 +37,7 @@ from schemas.fields import Phone
 from schemas.fields import StrictBoolean
 from schemas.fields import Timestamp
 from schemas.fields import Token
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_timestamp
 from schemas.pointers import identifying_pointers
 from schemas.pointers import resolve
 from schemas.pointers import split
@@ -225,7 +225,7 @@ class EnvelopeSchema(StrictSchema):
 
     @validates_schema
     def _updated_not_before_created(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if parse_timestamp(data['updated_at']) < parse_timestamp(data['created_at']):
+        if valid_timestamp(data['updated_at']) < valid_timestamp(data['created_at']):
             raise self.rule_error('updated_before_created', 'updated_at')
 
     @validates_schema

@@ -9,6 +9,7 @@ validated as written before they are lifted.
 from __future__ import annotations
 
 import functools
+from typing import TypeVar, cast
 
 import marshmallow
 from marshmallow import fields
@@ -20,6 +21,8 @@ from schemas.parts import EnvelopeSchema
 from schemas.pointers import escape
 from schemas.pointers import identifying_pointers
 from schemas.pointers import is_identifying
+
+_SchemaT = TypeVar('_SchemaT', bound=marshmallow.Schema)
 
 __all__ = [
     'CURRENT_MAJOR',
@@ -100,15 +103,18 @@ def _sealed_field(field: fields.Field, pointer: str) -> fields.Field | None:
         # conditional rules check presence instead.
         return SealedValue(pointer=pointer, data_key=field.data_key, allow_none=True,
                            metadata=dict(field.metadata))
-    if isinstance(field, fields.Nested) and not field.many and identifying_pointers(field.nested):
-        return fields.Nested(_sealed_schema(field.nested, pointer), data_key=field.data_key,
-                             required=field.required, allow_none=field.allow_none,
-                             metadata=dict(field.metadata))
+    if isinstance(field, fields.Nested) and not field.many:
+        # Registered schemas nest classes only (identifying_pointers checked
+        # each one at import).
+        nested = cast(type[marshmallow.Schema], field.nested)
+        if identifying_pointers(nested):
+            return fields.Nested(_sealed_schema(nested, pointer), data_key=field.data_key,
+                                 required=field.required, allow_none=field.allow_none,
+                                 metadata=dict(field.metadata))
     return None
 
 
-def _sealed_schema(schema_class: type[marshmallow.Schema], prefix: str
-                   ) -> type[marshmallow.Schema]:
+def _sealed_schema(schema_class: type[_SchemaT], prefix: str) -> type[_SchemaT]:
     overrides: dict[str, object] = {}
     for name, field in schema_class._declared_fields.items():
         wire_name = field.data_key if field.data_key is not None else name

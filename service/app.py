@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import falcon
 import falcon.media
@@ -103,7 +103,8 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
     device_watch = DocWatch(couch, config.db_name('directory'),
                             prefixes=('device:', 'user:', 'token:', REGISTRY_ID))
     accounts = Accounts(
-        ForgetOnWrite(couch, device_watch, config.db_name('directory')),
+        # The wrapper delegates everything but its writes to the client.
+        cast(CouchDBClient, ForgetOnWrite(couch, device_watch, config.db_name('directory'))),
         config.db_name('directory'),
         token_ttl=config.token_ttl,
         max_failures=config.login_max_failures,
@@ -175,6 +176,11 @@ def _operations(routes: list[tuple[str, Any]]) -> list[Operation]:
 class FieldvaultApp(falcon.App):
     """A Falcon app that also carries its wiring, for tests and tools."""
 
+    fieldvault_services: Services
+    fieldvault_routes: list[tuple[str, Any]]
+    fieldvault_auth: AuthMiddleware
+    fieldvault_share: DeviceShareMiddleware
+
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> falcon.App:
     """Build the fieldvault WSGI application.
@@ -186,7 +192,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     Returns:
         The Falcon app.
     """
-    config = config or (services.config if services else Config())
+    config = config or (services.config if services else Config.from_env())
     configure_logging(config.log_level)
     services = services or build_services(config)
 

@@ -38,7 +38,8 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> Iterator[str]:
     * a **reordered** event sits under an id that is not its ``seq``, or
       its ``prev`` names another event than the one before it.
     """
-    last_seq, last_hash = 0, GENESIS
+    last_seq = 0
+    last_hash: str | None = GENESIS
     for event in events:
         seq, kind = event.get('seq'), event.get('kind')
         label = f'event seq {seq} (kind {kind})'
@@ -85,7 +86,7 @@ def audit_verify(head: str | None, page_size: int) -> None:
         if not seq_text.isdigit() or len(hash_text) != 64:
             raise click.BadParameter('expected SEQ:HASH', param_hint='--head')
         anchor = (int(seq_text), hash_text)
-    state = {'count': 0, 'seq': 0, 'hash': GENESIS, 'anchor_seen': False}
+    state: dict[str, Any] = {'count': 0, 'seq': 0, 'hash': GENESIS, 'anchor_seen': False}
 
     def walk() -> Iterator[dict[str, Any]]:
         for event in services.couch.iter_prefix(db, _PREFIX, page_size=page_size):

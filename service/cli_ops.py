@@ -31,7 +31,7 @@ __all__ = ['OperatorGroup', 'operator_config', 'operator_services', 'users_list'
 def operator_config() -> Config:
     """Return the service's settings, or stop with the setting that is wrong."""
     try:
-        return Config()
+        return Config.from_env()
     except ConfigError as ex:
         raise click.ClickException(str(ex)) from None
 
@@ -43,7 +43,7 @@ def operator_services():
 
 def _database_url() -> str:
     try:
-        url = httpx.URL(Config().couchdb_url)
+        url = httpx.URL(Config.from_env().couchdb_url)
     except (ConfigError, httpx.InvalidURL):
         return 'FIELDVAULT_COUCHDB_URL'
     # The URL may carry credentials; show only where it points.

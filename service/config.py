@@ -1,10 +1,12 @@
 """Configuration: the one place that reads ``FIELDVAULT_*`` variables.
 
-Every setting has a default, a coercer and an environment name. ``Config()``
-reads the process environment once; ``Config.from_mapping`` reads any mapping
-(tests build configs that way). A bad value fails fast with a message that
-names the variable and says what was expected, never with a stack trace deep in
-the request path.
+``Config`` is a frozen dataclass: each field is one setting, with its type, its
+default, and in its metadata the coercer that reads it from text and a help
+line; its variable is ``FIELDVAULT_`` and the field name in capitals.
+``Config.from_env()`` reads the process environment (or any mapping) once;
+``Config(...)`` builds settings directly, already typed (tests build configs
+that way). A bad value fails fast with a message that names the variable and
+says what was expected, never with a stack trace deep in the request path.
 """
 
 from __future__ import annotations
@@ -38,23 +40,10 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
-def _boolean(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {'1', 'true', 'yes', 'on'}:
-        return True
-    if lowered in {'0', 'false', 'no', 'off'}:
-        return False
-    raise ValueError('must be one of 1/0, true/false, yes/no, on/off')
-
-
 def _url(raw: str) -> str:
     if not re.match(r'^https?://[^\s/]+', raw):
         raise ValueError('must be an http:// or https:// URL')
     return raw.rstrip('/')
-
-
-def _optional_url(raw: str) -> str | None:
-    return _url(raw) if raw.strip() else None
 
 
 def _identifier(raw: str) -> str:
@@ -82,164 +71,189 @@ def _optional_text(raw: str) -> str | None:
     return raw or None
 
 
-@dataclasses.dataclass(frozen=True)
-class _Setting:
-    name: str
-    default: Any
-    coerce: Callable[[str], Any]
-    help: str
-
-
-# NOTE: keep this table sorted by name; docs/OPERATIONS.md is written from it.
-_SETTINGS: tuple[_Setting, ...] = (
-    _Setting('audit_db', 'audit', _identifier, 'database for the hash-chained audit log'),
-    _Setting('bind_host', '127.0.0.1', _text, 'address gunicorn listens on'),
-    _Setting('bind_port', 8080, _positive_int, 'port gunicorn listens on'),
-    _Setting('bootstrap_token', None, _optional_text,
-             'one-time secret that allows creating the first admin over HTTP'),
-    _Setting('config_db', 'config', _identifier, 'database of replicated config documents'),
-    _Setting('cors_origins', (), _csv, 'comma-separated origins allowed by CORS'),
-    _Setting('couchdb_password', None, _optional_text, 'CouchDB admin password'),
-    _Setting('couchdb_timeout', 30, _positive_int, 'seconds for one CouchDB request'),
-    _Setting('couchdb_url', 'http://127.0.0.1:5984', _url, 'CouchDB (or pouchdb-server) URL'),
-    _Setting('couchdb_user', None, _optional_text, 'CouchDB admin user'),
-    _Setting('db_prefix', 'fv_', _text,
-             'prefix of every database name, so several deployments share a server'),
-    _Setting('device_max_concurrent', 6, _positive_int,
-             'most requests one device may have in flight at once, per worker process (429 beyond)'),
-    _Setting('directory_db', 'directory', _identifier, 'database of users, devices, keys'),
-    _Setting('enroll_max_attempts', 10, _positive_int,
-             'device enrollment attempts from one address within the window before throttling'),
-    _Setting('enroll_window_seconds', 300, _positive_int,
-             'seconds an address is throttled after too many enrollment attempts'),
-    _Setting('enrollment_ttl', 900, _positive_int, 'seconds a device enrollment code lives'),
-    _Setting('instrument_dir', None, _optional_text,
-             'directory with extra screening instrument packs (e.g. a licensed CSE-IT)'),
-    _Setting('keyvault_backup_retention_days', 30, _positive_int,
-             'days a key-vault backup stays restorable; shredding is only as good as the oldest'),
-    _Setting('keyvault_db', 'keyvault', _identifier, 'database of envelopes and grants'),
-    _Setting('log_level', 'INFO', _log_level, 'log level of the JSON log lines'),
-    _Setting('login_lockout_seconds', 300, _positive_int,
-             'seconds a user name is throttled after too many failed logins'),
-    _Setting('login_max_failures', 5, _positive_int,
-             'failed logins within the lockout window before throttling'),
-    _Setting('longpoll_max_seconds', 25, _positive_int,
-             'upper bound of a _changes long-poll, below gunicorn timeout'),
-    _Setting('max_body_bytes', 4 * 1024 * 1024, _positive_int, 'largest accepted request body'),
-    _Setting('max_bulk_docs', 1000, _positive_int,
-             'most documents one /sync _bulk_docs or _bulk_get request may name'),
-    _Setting('max_doc_bytes', 256 * 1024, _positive_int, 'largest accepted pushed document'),
-    _Setting('max_json_depth', 32, _positive_int, 'deepest accepted JSON nesting'),
-    _Setting('org', 'org-default', _identifier, 'organisation id bound into every ciphertext'),
-    _Setting('password_hash_memory_kib', 19 * 1024, _positive_int,
-             'Argon2id memory for login password hashes (OWASP floor 19 MiB)'),
-    _Setting('password_hash_iterations', 2, _positive_int, 'Argon2id passes for password hashes'),
-    _Setting('program_attendance_percent', 70, _positive_int,
-             'share of program weeks attended needed to complete, in percent'),
-    _Setting('program_hold_to_lost_days', 30, _positive_int,
-             'days a case stays on hold before it passes to lost contact'),
-    _Setting('program_length_weeks', 10, _positive_int,
-             'program length of a new case in weeks (supervisors may extend a case to 52)'),
-    _Setting('report_liaison_lag_days', 30, _non_negative_int,
-             'days after a quarter ends before the liaison sees its figures'),
-    _Setting('quarantine_db', 'quarantine', _identifier, 'database of refused pushed documents'),
-    _Setting('records_db', 'records', _identifier, 'database of intake records'),
-    _Setting('retry_after_seconds', 30, _positive_int, 'Retry-After sent with 503'),
-    _Setting('sealing_proposal_ttl_days', 14, _positive_int,
-             'days a sealing proposal can be approved; later it has expired'),
-    _Setting('sealing_waiting_days', 7, _non_negative_int,
-             'days a sealing approver must have existed with unchanged roles and team before '
-             'the proposal'),
-    _Setting('server_uuid', None, _optional_text,
-             'stable CouchDB-style uuid for GET /sync/; derived from org when unset'),
-    _Setting('token_ttl', 3600, _positive_int, 'seconds a login token lives'),
-    _Setting('web_concurrency', 2, _positive_int, 'gunicorn worker processes'),
-    _Setting('web_threads', 8, _positive_int, 'threads per gunicorn worker (gthread only)'),
-    _Setting('web_worker_class', 'gevent', _text,
-             'gunicorn worker class: gevent (a waiting long-poll costs a greenlet) or gthread'),
-    _Setting('web_worker_connections', 1000, _positive_int,
-             'concurrent connections per gevent worker (each waiting live tablet holds two)'),
-    _Setting('web_timeout', 60, _positive_int, 'gunicorn worker timeout in seconds'),
-)
-
-
-class Config:
-    """Settings of one fieldvault instance.
-
-    Attributes are the setting names of ``_SETTINGS`` (``config.couchdb_url``,
-    ``config.token_ttl``, ...). Instances are immutable after construction.
+def _setting(default: Any, coerce: Callable[[str], Any], help: str, *,
+             secret: bool = False) -> Any:
+    """Declare one setting: a dataclass field with its coercer and help line.
 
     Args:
-        environ: Mapping to read ``FIELDVAULT_*`` from; the process
-            environment when omitted.
-        **overrides: Settings given directly, already typed (tests use this).
+        default: Value when the variable is unset.
+        coerce: Turns the variable's text into the value; raises ``ValueError``
+            with a message saying what was expected.
+        help: One line for docs/OPERATIONS.md.
+        secret: Never shown by ``repr``.
+
+    Returns:
+        The ``dataclasses.field`` (typed ``Any`` so it fits any annotation).
+    """
+    return dataclasses.field(
+        default=default, metadata={'coerce': coerce, 'help': help, 'secret': secret})
+
+
+def _env_name(field: dataclasses.Field[Any]) -> str:
+    return ENV_PREFIX + field.name.upper()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
+class Config:
+    """Settings of one fieldvault instance; immutable.
+
+    ``Config(couchdb_url=..., ...)`` takes typed values and the defaults for
+    the rest, without reading the environment; ``Config.from_env()`` reads
+    ``FIELDVAULT_*`` variables.
 
     Raises:
-        ConfigError: A variable is malformed or unknown.
+        ConfigError: The settings contradict each other.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
-        environ = os.environ if environ is None else environ
-        known = {setting.name for setting in _SETTINGS}
-        unknown_overrides = set(overrides) - known
-        if unknown_overrides:
-            raise ConfigError(f'unknown settings: {", ".join(sorted(unknown_overrides))}')
-        unknown_env = sorted(
-            key for key in environ
-            if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() not in known
-        )
-        if unknown_env:
-            # APPSEC: a typo such as FIELDVAULT_COUCHDB_URl would otherwise
-            # silently point the service at the embedded default database.
-            raise ConfigError(f'unknown variables: {", ".join(unknown_env)}')
-        for setting in _SETTINGS:
-            env_name = ENV_PREFIX + setting.name.upper()
-            if setting.name in overrides:
-                value = overrides[setting.name]
-            elif env_name in environ:
-                try:
-                    value = setting.coerce(environ[env_name])
-                except ValueError as ex:
-                    raise ConfigError(f'{env_name} {ex}') from None
-            else:
-                value = setting.default
-            object.__setattr__(self, setting.name, value)
+    # NOTE: keep the fields sorted by name; docs/OPERATIONS.md lists them in this
+    # order (a test checks both).
+    audit_db: str = _setting('audit', _identifier, 'database for the hash-chained audit log')
+    bind_host: str = _setting('127.0.0.1', _text, 'address gunicorn listens on')
+    bind_port: int = _setting(8080, _positive_int, 'port gunicorn listens on')
+    bootstrap_token: str | None = _setting(
+        None, _optional_text,
+        'one-time secret that allows creating the first admin over HTTP', secret=True)
+    config_db: str = _setting('config', _identifier, 'database of replicated config documents')
+    cors_origins: tuple[str, ...] = _setting((), _csv, 'comma-separated origins allowed by CORS')
+    couchdb_password: str | None = _setting(
+        None, _optional_text, 'CouchDB admin password', secret=True)
+    couchdb_timeout: int = _setting(30, _positive_int, 'seconds for one CouchDB request')
+    couchdb_url: str = _setting('http://127.0.0.1:5984', _url, 'CouchDB (or pouchdb-server) URL')
+    couchdb_user: str | None = _setting(None, _optional_text, 'CouchDB admin user')
+    db_prefix: str = _setting(
+        'fv_', _text, 'prefix of every database name, so several deployments share a server')
+    device_max_concurrent: int = _setting(
+        6, _positive_int,
+        'most requests one device may have in flight at once, per worker process (429 beyond)')
+    directory_db: str = _setting('directory', _identifier, 'database of users, devices, keys')
+    enroll_max_attempts: int = _setting(
+        10, _positive_int,
+        'device enrollment attempts from one address within the window before throttling')
+    enroll_window_seconds: int = _setting(
+        300, _positive_int, 'seconds an address is throttled after too many enrollment attempts')
+    enrollment_ttl: int = _setting(900, _positive_int, 'seconds a device enrollment code lives')
+    instrument_dir: str | None = _setting(
+        None, _optional_text,
+        'directory with extra screening instrument packs (e.g. a licensed CSE-IT)')
+    keyvault_backup_retention_days: int = _setting(
+        30, _positive_int,
+        'days a key-vault backup stays restorable; shredding is only as good as the oldest')
+    keyvault_db: str = _setting('keyvault', _identifier, 'database of envelopes and grants')
+    log_level: str = _setting('INFO', _log_level, 'log level of the JSON log lines')
+    login_lockout_seconds: int = _setting(
+        300, _positive_int, 'seconds a user name is throttled after too many failed logins')
+    login_max_failures: int = _setting(
+        5, _positive_int, 'failed logins within the lockout window before throttling')
+    longpoll_max_seconds: int = _setting(
+        25, _positive_int, 'upper bound of a _changes long-poll, below gunicorn timeout')
+    max_body_bytes: int = _setting(4 * 1024 * 1024, _positive_int, 'largest accepted request body')
+    max_bulk_docs: int = _setting(
+        1000, _positive_int, 'most documents one /sync _bulk_docs or _bulk_get request may name')
+    max_doc_bytes: int = _setting(256 * 1024, _positive_int, 'largest accepted pushed document')
+    max_json_depth: int = _setting(32, _positive_int, 'deepest accepted JSON nesting')
+    org: str = _setting('org-default', _identifier, 'organisation id bound into every ciphertext')
+    password_hash_iterations: int = _setting(
+        2, _positive_int, 'Argon2id passes for password hashes')
+    password_hash_memory_kib: int = _setting(
+        19 * 1024, _positive_int, 'Argon2id memory for login password hashes (OWASP floor 19 MiB)')
+    program_attendance_percent: int = _setting(
+        70, _positive_int, 'share of program weeks attended needed to complete, in percent')
+    program_hold_to_lost_days: int = _setting(
+        30, _positive_int, 'days a case stays on hold before it passes to lost contact')
+    program_length_weeks: int = _setting(
+        10, _positive_int,
+        'program length of a new case in weeks (supervisors may extend a case to 52)')
+    quarantine_db: str = _setting('quarantine', _identifier, 'database of refused pushed documents')
+    records_db: str = _setting('records', _identifier, 'database of intake records')
+    report_liaison_lag_days: int = _setting(
+        30, _non_negative_int, 'days after a quarter ends before the liaison sees its figures')
+    retry_after_seconds: int = _setting(30, _positive_int, 'Retry-After sent with 503')
+    sealing_proposal_ttl_days: int = _setting(
+        14, _positive_int, 'days a sealing proposal can be approved; later it has expired')
+    sealing_waiting_days: int = _setting(
+        7, _non_negative_int,
+        'days a sealing approver must have existed with unchanged roles and team before the '
+        'proposal')
+    server_uuid: str | None = _setting(
+        None, _optional_text,
+        'stable CouchDB-style uuid for GET /sync/; derived from org when unset')
+    token_ttl: int = _setting(3600, _positive_int, 'seconds a login token lives')
+    web_concurrency: int = _setting(2, _positive_int, 'gunicorn worker processes')
+    web_threads: int = _setting(8, _positive_int, 'threads per gunicorn worker (gthread only)')
+    web_timeout: int = _setting(60, _positive_int, 'gunicorn worker timeout in seconds')
+    web_worker_class: str = _setting(
+        'gevent', _text,
+        'gunicorn worker class: gevent (a waiting long-poll costs a greenlet) or gthread')
+    web_worker_connections: int = _setting(
+        1000, _positive_int,
+        'concurrent connections per gevent worker (each waiting live tablet holds two)')
+
+    def __post_init__(self) -> None:
         if self.longpoll_max_seconds >= self.web_timeout:
             raise ConfigError(
                 'FIELDVAULT_LONGPOLL_MAX_SECONDS must be lower than FIELDVAULT_WEB_TIMEOUT'
             )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError('Config is immutable')
-
     @classmethod
-    def from_mapping(cls, environ: Mapping[str, str]) -> 'Config':
-        """Build a config from an explicit mapping of variables."""
-        return cls(environ)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read the settings from ``FIELDVAULT_*`` variables.
 
-    def replace(self, **overrides: Any) -> 'Config':
+        Args:
+            environ: Mapping to read from; the process environment when omitted.
+            **overrides: Settings given directly, already typed; they win over
+                the variables.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: A variable is malformed or unknown, or an override
+                names no setting.
+        """
+        environ = os.environ if environ is None else environ
+        fields = dataclasses.fields(cls)
+        unknown_overrides = set(overrides) - {field.name for field in fields}
+        if unknown_overrides:
+            raise ConfigError(f'unknown settings: {", ".join(sorted(unknown_overrides))}')
+        variables = {_env_name(field) for field in fields}
+        unknown_env = sorted(
+            key for key in environ if key.startswith(ENV_PREFIX) and key not in variables
+        )
+        if unknown_env:
+            # APPSEC: a typo such as FIELDVAULT_COUCHDB_URl would otherwise
+            # silently point the service at the embedded default database.
+            raise ConfigError(f'unknown variables: {", ".join(unknown_env)}')
+        values = dict(overrides)
+        for field in fields:
+            env_name = _env_name(field)
+            if field.name not in values and env_name in environ:
+                try:
+                    values[field.name] = field.metadata['coerce'](environ[env_name])
+                except ValueError as ex:
+                    raise ConfigError(f'{env_name} {ex}') from None
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
         """Return a copy with some settings changed."""
-        current = {setting.name: getattr(self, setting.name) for setting in _SETTINGS}
-        current.update(overrides)
-        return Config({}, **current)
+        return dataclasses.replace(self, **changes)
 
     def db_name(self, logical: str) -> str:
         """Return the physical database name of a logical one (``records``)."""
-        return self.db_prefix + getattr(self, f'{logical}_db')
+        name: str = getattr(self, f'{logical}_db')
+        return self.db_prefix + name
 
-    @staticmethod
-    def describe() -> list[tuple[str, str, str]]:
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
         """Return (variable, default, help) rows for documentation."""
         return [
-            (ENV_PREFIX + setting.name.upper(), repr(setting.default), setting.help)
-            for setting in _SETTINGS
+            (_env_name(field), repr(field.default), field.metadata['help'])
+            for field in dataclasses.fields(cls)
         ]
 
     def __repr__(self) -> str:
         # APPSEC: never print secrets, even in a debugger or a crash report.
-        secret = {'couchdb_password', 'bootstrap_token'}
         shown = ', '.join(
-            f'{setting.name}={"***" if setting.name in secret else getattr(self, setting.name)!r}'
-            for setting in _SETTINGS
+            f'{field.name}={"***" if field.metadata["secret"] else getattr(self, field.name)!r}'
+            for field in dataclasses.fields(self)
         )
         return f'Config({shown})'

@@ -216,8 +216,8 @@ class Custody:
         if not at_risk:
             return []
         counts = _census(self._couch, self._keyvault_db)
-        active = self._active_kid()
-        return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active)
+        active_kid = self._active_kid()
+        return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active_kid)
 
     def active_holders(self, kek: str) -> list[str]:
         """Return the active staff who hold ``kek`` (sorted; the recovery key never counts)."""

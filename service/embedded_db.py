@@ -108,6 +108,7 @@ def main(port: int, data_dir: str, pidfile: str) -> None:
         except (ValueError, OSError, httpx.HTTPError):
             pass
     server = EmbeddedDB(port, data_dir).start()
+    assert server.process is not None  # start() returns with the server running or raises
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.write_text(str(server.process.pid))
     click.echo(f'pouchdb-server pid {server.process.pid} listening on {server.url} '

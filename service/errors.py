@@ -55,7 +55,9 @@ class ApiError(falcon.HTTPError):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status, description=description, headers=headers)
-        self.code = code
+        # falcon declares HTTPError.code an int but writes whatever it holds;
+        # this API's codes are snake-case strings.
+        self.code = code  # type: ignore[assignment]
         self.fields = fields
 
     def to_dict(self, obj_type=dict):

@@ -45,15 +45,18 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(',', ':'))
 
 
+class _JSONLinesHandler(logging.StreamHandler):
+    """The handler ``configure_logging`` installs, and replaces when called again."""
+
+
 def configure_logging(level: str = 'INFO', stream=None) -> None:
     """Send every ``fieldvault.*`` record to ``stream`` as JSON lines."""
     logger = logging.getLogger('fieldvault')
     logger.setLevel(level)
     for handler in list(logger.handlers):
-        if getattr(handler, '_fieldvault', False):
+        if isinstance(handler, _JSONLinesHandler):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JSONFormatter())
-    handler._fieldvault = True
-    logger.addHandler(handler)
+    installed = _JSONLinesHandler(stream or sys.stderr)
+    installed.setFormatter(JSONFormatter())
+    logger.addHandler(installed)
     logger.propagate = False

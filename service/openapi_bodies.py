@@ -64,8 +64,8 @@ class RequestBodyInvalid(Exception):
 class _FullMatch(validate.Regexp):
     """``Regexp`` over the whole string (``re.match`` lets ``$`` pass a final newline)."""
 
-    def __call__(self, value: str) -> str:
-        if self.regex.fullmatch(value) is None:
+    def __call__(self, value: str) -> str:  # type: ignore[override]  # text only, never bytes
+        if self.regex.fullmatch(value) is None:  # type: ignore[call-overload]
             raise ValidationError(self._format_error(value))
         return value
 

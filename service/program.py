@@ -305,11 +305,12 @@ class Cases:
 
     def _record_sealing(self, case: dict[str, Any], principal, at: str) -> None:
         """Keep the non-identifying tally of a sealing carried out (``case_sealing``)."""
-        proposal = next((doc for doc in self._couch.iter_prefix(self._directory, 'sealing:')
-                         if doc.get('status') == 'sealed'
-                         and doc.get('client_id') == case['client_id']), {})
+        proposal: dict[str, Any] = next(
+            (doc for doc in self._couch.iter_prefix(self._directory, 'sealing:')
+             if doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']),
+            {})
         basis = {'erasure_request': 'youth_request', 'legal_order': 'court_order'}.get(
-            proposal.get('reason'), 'completion' if case['history'][-1]['from'] == 'completed'
+            proposal.get('reason', ''), 'completion' if case['history'][-1]['from'] == 'completed'
             else 'retention_expiry')
         proposed_at = proposal.get('proposed_at')
         self._couch.put(self._records, {
@@ -372,7 +373,7 @@ class Cases:
                          'completion' if case['state'] == 'completed' else 'retention_expiry')
                 items.append({
                     **base, 'kind': 'sealing_due', 'basis': basis,
-                    'due_at': requested or _iso(due_at),
+                    'due_at': requested or (_iso(due_at) if due_at is not None else None),
                     'proposal_pending': case['client_id'] in pending,
                     'proposal': {'client_id': case['client_id'],
                                  'reason': ('erasure_request' if requested

@@ -65,7 +65,7 @@ class Table:
     def relations(self) -> list[dict[Position, int]]:
         """Return the additive relations: coefficient maps that sum to zero."""
         m, n = len(self.rows), len(self.cols)
-        found = []
+        found: list[dict[Position, int]] = []
         if n > 1:
             for r in range(m):
                 found.append({**{('cell', r, c): 1 for c in range(n)}, ('row', r): -1})

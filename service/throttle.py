@@ -37,7 +37,7 @@ class Throttled(Exception):
         retry_after: Whole seconds until an attempt is considered again.
     """
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: float) -> None:
         super().__init__('throttled')
         self.retry_after = max(1, int(retry_after))
 

@@ -50,6 +50,18 @@ def _json_param(value: Any) -> str:
     return json.dumps(value, separators=(',', ':'))
 
 
+def _object(response: httpx.Response) -> dict[str, Any]:
+    """Return a JSON object answer (what CouchDB sends on every path that answers one)."""
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _array(response: httpx.Response) -> list[dict[str, Any]]:
+    """Return a JSON array answer (``_bulk_docs``, ``open_revs``)."""
+    body: list[dict[str, Any]] = response.json()
+    return body
+
+
 class CouchDBClient:
     """Client of one CouchDB server.
 
@@ -172,7 +184,7 @@ class CouchDBClient:
 
     def server_info(self) -> dict[str, Any]:
         """Return the server's welcome document (``GET /``)."""
-        return self.request('GET', '/').json()
+        return _object(self.request('GET', '/'))
 
     def ensure_db(self, db: str) -> bool:
         """Create a database unless it exists; return True when created."""
@@ -189,7 +201,7 @@ class CouchDBClient:
 
     def db_info(self, db: str) -> dict[str, Any]:
         """Return ``GET /{db}``: doc count, update_seq and so on."""
-        return self.request('GET', f'/{quote(db, safe="")}').json()
+        return _object(self.request('GET', f'/{quote(db, safe="")}'))
 
     def compact(self, db: str) -> None:
         """Ask the server to compact a database (drops old revision bodies)."""
@@ -203,12 +215,12 @@ class CouchDBClient:
         Raises:
             DocumentNotFound: It does not exist or was deleted.
         """
-        return self.request('GET', doc_path(db, doc_id), params=params or None).json()
+        return _object(self.request('GET', doc_path(db, doc_id), params=params or None))
 
     def get_or_none(self, db: str, doc_id: str) -> dict[str, Any] | None:
         """Return one document, or None when it does not exist."""
         response = self.request('GET', doc_path(db, doc_id), ok=(404,))
-        return None if response.status_code == 404 else response.json()
+        return None if response.status_code == 404 else _object(response)
 
     def put(self, db: str, doc: dict[str, Any]) -> str:
         """Write a document (``_rev`` for an update) and return the new revision.
@@ -216,11 +228,14 @@ class CouchDBClient:
         Raises:
             DocumentConflict: ``_rev`` is stale, or the document exists.
         """
-        return self.request('PUT', doc_path(db, doc['_id']), json_body=doc).json()['rev']
+        rev: str = self.request('PUT', doc_path(db, doc['_id']), json_body=doc).json()['rev']
+        return rev
 
     def delete(self, db: str, doc_id: str, rev: str) -> str:
         """Delete a document revision and return the tombstone's revision."""
-        return self.request('DELETE', doc_path(db, doc_id), params={'rev': rev}).json()['rev']
+        tombstone: str = self.request(
+            'DELETE', doc_path(db, doc_id), params={'rev': rev}).json()['rev']
+        return tombstone
 
     def bulk_docs(
         self, db: str, docs: list[dict[str, Any]], *, new_edits: bool = True
@@ -229,7 +244,7 @@ class CouchDBClient:
         body: dict[str, Any] = {'docs': docs}
         if not new_edits:
             body['new_edits'] = False
-        return self.request('POST', f'/{quote(db, safe="")}/_bulk_docs', json_body=body).json()
+        return _array(self.request('POST', f'/{quote(db, safe="")}/_bulk_docs', json_body=body))
 
     def all_docs(
         self,
@@ -260,7 +275,8 @@ class CouchDBClient:
             response = self.request('POST', path, params=params, json_body={'keys': keys})
         else:
             response = self.request('GET', path, params=params)
-        return response.json()['rows']
+        rows: list[dict[str, Any]] = response.json()['rows']
+        return rows
 
     def iter_prefix(
         self, db: str, prefix: str, *, page_size: int = 500, include_docs: bool = True
@@ -311,7 +327,7 @@ class CouchDBClient:
         if style_all_docs:
             params['style'] = 'all_docs'
         request_timeout: httpx.Timeout | None = None
-        idle_answer = None
+        idle_answer: dict[str, Any] | None = None
         path = f'/{quote(db, safe="")}/_changes'
         if feed == 'longpoll':
             params['timeout'] = timeout_ms or 10000
@@ -321,12 +337,12 @@ class CouchDBClient:
             request_timeout = httpx.Timeout(self.timeout, read=(timeout_ms or 10000) / 1000 + 0.25)
         if doc_ids is not None:
             params['filter'] = '_doc_ids'
-            return self.request(
+            return _object(self.request(
                 'POST', path, params=params, json_body={'doc_ids': doc_ids},
                 timeout=request_timeout, idle_answer=idle_answer,
-            ).json()
-        return self.request('GET', path, params=params, timeout=request_timeout,
-                            idle_answer=idle_answer).json()
+            ))
+        return _object(self.request('GET', path, params=params, timeout=request_timeout,
+                                    idle_answer=idle_answer))
 
     def _longpoll(self, path: str, params: dict[str, Any], wait: float,
                   idle_answer: dict[str, Any]) -> dict[str, Any]:
@@ -357,20 +373,22 @@ class CouchDBClient:
         except httpx.HTTPError as ex:
             raise DatabaseUnavailable(f'GET {path.split("/")[1]}: {type(ex).__name__}') from None
         try:
-            return json.loads(body)
+            answer: dict[str, Any] = json.loads(body)
         except ValueError:
             raise DatabaseUnavailable(f'GET {path.split("/")[1]}: malformed') from None
+        return answer
 
     def revs_diff(self, db: str, revs: dict[str, list[str]]) -> dict[str, Any]:
         """Return which of the given revisions the database lacks."""
-        return self.request('POST', f'/{quote(db, safe="")}/_revs_diff', json_body=revs).json()
+        return _object(
+            self.request('POST', f'/{quote(db, safe="")}/_revs_diff', json_body=revs))
 
     def bulk_get(self, db: str, docs: list[dict[str, Any]], *, revs: bool = True) -> dict[str, Any]:
         """Return ``_bulk_get`` results for ``[{"id", "rev"}]`` requests."""
         params = {'revs': 'true'} if revs else None
-        return self.request(
+        return _object(self.request(
             'POST', f'/{quote(db, safe="")}/_bulk_get', params=params, json_body={'docs': docs}
-        ).json()
+        ))
 
     def current_docs(self, db: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Return the winning revision of each live document among ``ids``, by id.
@@ -400,5 +418,4 @@ class CouchDBClient:
             'revs': _json_param(revs),
             'latest': 'true',
         }
-        response = self.request('GET', doc_path(db, doc_id), params=params)
-        return response.json()
+        return _array(self.request('GET', doc_path(db, doc_id), params=params))

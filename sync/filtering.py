@@ -311,8 +311,9 @@ def _fle_header(value: Any, device_id: str) -> Any:
     for rkid, entry in value['keys'].items():
         if not (isinstance(rkid, str) and _RKID.fullmatch(rkid) and isinstance(entry, dict)):
             continue
-        checks = {'commit': _B64URL.fullmatch, 'kek': _KEY_ID.fullmatch,
-                  'at': _TIMESTAMP.fullmatch, 'dev': lambda dev: dev == device_id}
+        checks: dict[str, Callable[[str], object]] = {
+            'commit': _B64URL.fullmatch, 'kek': _KEY_ID.fullmatch,
+            'at': _TIMESTAMP.fullmatch, 'dev': lambda dev: dev == device_id}
         keys[rkid] = {name: item for name, item in entry.items()
                       if name in checks and isinstance(item, str) and checks[name](item)}
     return {'v': 1, 'keys': keys}

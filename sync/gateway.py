@@ -202,14 +202,15 @@ class _Batch:
     answers: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
     refused: list[tuple[Any, filtering.Refusal]] = dataclasses.field(default_factory=list)
     envelope_revs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    late: Any = None  # sealed.LateArrivals, built at the first document
+    late: sealed.LateArrivals | None = None  # built at the first document
     new_edits: bool = True
 
     def refuse(self, index: int, doc: Any, refusal: filtering.Refusal) -> None:
         """Answer ``forbidden`` for ``docs[index]`` and keep it for quarantine."""
         doc_id = doc.get('_id') if isinstance(doc, dict) else None
-        answer = {'id': doc_id if isinstance(doc_id, str) else None,
-                  'error': 'forbidden', 'reason': refusal.reason, 'rule': refusal.rule}
+        answer: dict[str, Any] = {
+            'id': doc_id if isinstance(doc_id, str) else None,
+            'error': 'forbidden', 'reason': refusal.reason, 'rule': refusal.rule}
         if refusal.fields:
             # Schema messages are ours and name fields, never a value.
             answer['fields'] = refusal.fields
@@ -399,7 +400,9 @@ class Gateway:
             if len(rows) < _SCAN_PAGE:
                 return results, page.get('last_seq', position), True
 
-    def _filter_rows(self, device, db, rows, results, limit, position) -> tuple[Any, bool]:
+    def _filter_rows(self, device: DeviceIdentity, db: str, rows: list[dict[str, Any]],
+                     results: list[dict[str, Any]], limit: int,
+                     position: Any) -> tuple[Any, bool]:
         """Append the visible ``rows`` to ``results``; stop at ``limit``."""
         for row in rows:
             position = row['seq']
@@ -435,11 +438,14 @@ class Gateway:
         first = self._first_scan(device, db, since, limit, style_all_docs)
         if first['results'] or feed == 'normal':
             return first
-        # Without a heartbeat the wait yields its answer only.
-        return next(self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
-                               style_all_docs, stop_on_error=False))
+        answer = next(self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
+                                 style_all_docs, stop_on_error=False))
+        # Without a heartbeat the wait yields its answer only, never None.
+        assert answer is not None
+        return answer
 
-    def _first_scan(self, device, db, since, limit, style_all_docs) -> dict[str, Any]:
+    def _first_scan(self, device: DeviceIdentity, db: str, since: str | None,
+                    limit: int | None, style_all_docs: bool) -> dict[str, Any]:
         """Return the visible changes already there, from ``since`` (``now`` too)."""
         since = self._check_since(since)
         if since == 'now':
@@ -477,7 +483,8 @@ class Gateway:
         return (b'\n' if answer is None else json.dumps(answer, separators=(',', ':')).encode()
                 for answer in waiting)
 
-    def _wait(self, device, db, position, limit, timeout_ms, beat, style_all_docs, *,
+    def _wait(self, device: DeviceIdentity, db: str, position: Any, limit: int | None,
+              timeout_ms: int | None, beat: float | None, style_all_docs: bool, *,
               stop_on_error: bool) -> Iterator[dict[str, Any] | None]:
         """Wait for the device's next visible change, up to a wall-clock deadline.
 
@@ -585,7 +592,8 @@ class Gateway:
         self.physical(db)
         if not requests:
             return {'results': []}
-        clean = [{key: item[key] for key in ('id', 'rev') if key in item} for item in requests]
+        clean: list[dict[str, Any]] = [
+            {key: item[key] for key in ('id', 'rev') if key in item} for item in requests]
         asked = [item if _addressable(item['id']) else dict(item, id=_decoy_id())
                  for item in clean]
         results = self._bulk_get_entries(db, asked)
@@ -906,7 +914,8 @@ class Gateway:
                 registry.add(record_ids=batch.late.new_records)
         return batch.late.refusal(doc)
 
-    def _store_chunk(self, physical: str, to_store, answers, new_edits: bool) -> None:
+    def _store_chunk(self, physical: str, to_store: dict[str, list[tuple[int, dict[str, Any]]]],
+                     answers: dict[int, dict[str, Any]], new_edits: bool) -> None:
         """Write one chunk's accepted documents (records, then envelopes)."""
         for target, items in to_store.items():
             if not items:
@@ -917,7 +926,8 @@ class Gateway:
             self._merge_upstream(items, stored, answers, new_edits)
 
     @staticmethod
-    def _merge_upstream(items, stored, answers, new_edits) -> None:
+    def _merge_upstream(items: list[tuple[int, dict[str, Any]]], stored: list[dict[str, Any]],
+                        answers: dict[int, dict[str, Any]], new_edits: bool) -> None:
         if new_edits:
             for (index, _doc), result in zip(items, stored):
                 answers[index] = result
@@ -936,7 +946,8 @@ class Gateway:
         record id that is stored and live. Envelopes: for each pushed ``rk:`` id keyvault already holds
         (live or deleted), which of the pushed revisions it already has.
         """
-        record_ids, envelope_revs = set(), {}
+        record_ids: set[str] = set()
+        envelope_revs: dict[str, set[str]] = {}
         for doc in docs:
             envelope = _envelope_id(doc)
             if envelope is not None:

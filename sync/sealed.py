@@ -35,11 +35,15 @@ import dataclasses
 import hashlib
 import secrets
 import threading
-from collections.abc import Container, Iterable
-from typing import Any
+from collections.abc import Callable, Container, Iterable
+from typing import TYPE_CHECKING, Any
 
 from sync.errors import DocumentConflict
 from sync.filtering import ENVELOPE_PREFIX, Refusal
+
+if TYPE_CHECKING:
+    from sync.couch import CouchDBClient
+    from sync.watch import DocWatch
 
 __all__ = ['REGISTRY_ID', 'YOUTH_SEALED', 'ENVELOPE_DELETED', 'LateArrivals', 'SealedSet',
            'SealedRegistry']
@@ -148,7 +152,8 @@ class SealedRegistry:
             (reads go to CouchDB without one).
     """
 
-    def __init__(self, couch, directory_db: str, watch=None) -> None:
+    def __init__(self, couch: CouchDBClient, directory_db: str,
+                 watch: DocWatch | None = None) -> None:
         self._couch = couch
         self._db = directory_db
         self._watch = watch
@@ -180,7 +185,7 @@ class SealedRegistry:
 
     def _seed(self, key: bytes) -> set[str]:
         """Digests of every sealing already carried out (a registry created late)."""
-        found = set()
+        found: set[str] = set()
         for sealing in self._couch.iter_prefix(self._db, 'sealing:'):
             if sealing.get('status') not in ('approving', 'sealed'):
                 continue
@@ -191,7 +196,7 @@ class SealedRegistry:
                          if isinstance(value, str) and value)
         return found
 
-    def _write(self, new_digests) -> dict[str, Any]:
+    def _write(self, new_digests: Callable[[bytes], set[str] | None]) -> dict[str, Any]:
         """Read-modify-write the registry, retrying on a concurrent change."""
         for _attempt in range(20):
             doc = self._couch.get_or_none(self._db, REGISTRY_ID)

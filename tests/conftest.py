@@ -38,7 +38,6 @@ def couch_server(tmp_path_factory):
 def test_config(couch_server) -> Config:
     """A config pointing at the session's server with a fresh database prefix."""
     return Config(
-        {},
         couchdb_url=couch_server.url,
         db_prefix=f't{uuid.uuid4().hex[:10]}_',
         org='org-test',

@@ -64,7 +64,7 @@ def main() -> None:
         couch = EmbeddedDB(free_port(), pathlib.Path(tmp) / 'db').start()
         server = None
         try:
-            config = Config({}, couchdb_url=couch.url, db_prefix='charts_')
+            config = Config(couchdb_url=couch.url, db_prefix='charts_')
             services = build_services(config)
             ensure_databases(services)
             services.couch.bulk_docs(services.db('records'), _records(random.Random(15)))

@@ -209,10 +209,11 @@ def recovery_regrant(exported_file: str, recovery_file: str, fingerprint: str, o
         raise click.ClickException('not a recovery export file')
     signer = exported.get('signer')
     try:
-        matches = keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', '')
+        matches = isinstance(signer, str) and (
+            keys.fingerprint(signer).replace(' ', '') == fingerprint.replace(' ', ''))
     except (keys.errors.KeysError, TypeError):
         matches = False
-    if not matches:
+    if not matches or not isinstance(signer, str):
         raise click.ClickException('the export\'s signer does not match your fingerprint: '
                                    'do not use this file')
     try:
@@ -227,7 +228,8 @@ def recovery_regrant(exported_file: str, recovery_file: str, fingerprint: str, o
         recovery_key = keys.AdvocateKey.unwrap(recovery['wrapped'], passphrase)
     except (keys.errors.KeysError, KeyError, TypeError):
         raise click.ClickException('the recovery key could not be unlocked') from None
-    opened = {}
+    opened: dict[str, keys.OrgKeyPair] = {}
+    org_key: keys.OrgKeyPair | None
     for grant in exported.get('recovery_grants', []):
         try:
             org_key = keys.open_grant(grant, recovery_key, org=manifest['org'],

@@ -58,7 +58,9 @@ class _Guard:
         return f'fieldvault_desk_{self._port_of()}'
 
     def _valid(self, value: str | None) -> bool:
-        return bool(value) and hmac.compare_digest(value.encode(), self._secret.encode())
+        if not value:
+            return False
+        return hmac.compare_digest(value.encode(), self._secret.encode())
 
     def process_request(self, req, resp):
         port = self._port_of()
@@ -89,8 +91,8 @@ class _Guard:
             resp.set_header(name, value)
 
 
-def _refuse(code: str, message: str) -> falcon.HTTPError:
-    return falcon.HTTPError(falcon.HTTP_403, code=code, description=message)
+def _refuse(code: str, message: str) -> DeskError:
+    return DeskError(403, code, message)
 
 
 def _error_handler(req, resp, ex, params):
@@ -283,7 +285,7 @@ class DeskServer:
         self._server = make_server('127.0.0.1', port,
                                    create_desk_app(session, self.secret, lambda: self.port),
                                    server_class=_ThreadingServer, handler_class=_QuietHandler)
-        self.port = self._server.server_port
+        self.port: int = self._server.server_port
         self._stop = threading.Event()
         self._background = False
 

@@ -248,7 +248,7 @@ def _looks_like_time(value: Any) -> bool:
 
 def _screening_answers(document: dict[str, Any], lang: str) -> dict[str, Any]:
     try:
-        pack = get_pack(document.get('instrument'), document.get('instrument_version'))
+        pack = get_pack(str(document.get('instrument')), document.get('instrument_version'))
         prompts = {code: item.prompt for code, item in pack.items.items()}
         title = pack.title
     except (KeyError, LookupError, schemas.errors.SchemasError):  # unknown pack: show codes

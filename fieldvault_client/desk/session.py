@@ -181,9 +181,12 @@ class DeskSession:
             raise DeskError(422, 'invalid_correction',
                             'Only identifying text fields can be corrected here, and a value '
                             'cannot be blank.')
+        manifest = self._manifest
+        if manifest is None:  # the idle timer locked the desk meanwhile
+            raise DeskError(423, 'locked', 'The desk is locked: unlock it with your passphrase.')
         try:
             updated, envelope = keys.reseal_fields(sealed, values, org=sealed['org'],
-                                                   manifest_body=self._manifest)
+                                                   manifest_body=manifest)
         except keys.errors.KeysError:
             raise DeskError(422, 'invalid_correction', 'These values cannot be sealed.') \
                 from None

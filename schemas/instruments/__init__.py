@@ -294,7 +294,7 @@ def read_pack(path: str | os.PathLike[str]) -> InstrumentPack:
     try:
         loaded = PackSchema().load(document)
     except ValidationError as ex:
-        raise InvalidPack(source, ex.messages) from None
+        raise InvalidPack(source, ex.messages_dict) from None
     return _build(loaded, source)
 
 

@@ -25,7 +25,7 @@ from schemas.fields import DocumentId
 from schemas.fields import StrictBoolean
 from schemas.fields import Timestamp
 from schemas.fields import Token
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_timestamp
 from schemas.parts import EnvelopeSchema
 
 __all__ = ['CaseSealingSchema']
@@ -65,7 +65,7 @@ class CaseSealingSchema(EnvelopeSchema):
     def _two_people(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data['proposed_by'] == data['approved_by']:
             raise self.rule_error('two_people', 'approved_by')
-        if parse_timestamp(data['sealed_at']) < parse_timestamp(data['proposed_at']):
+        if valid_timestamp(data['sealed_at']) < valid_timestamp(data['proposed_at']):
             raise self.rule_error('approved_before_proposed', 'sealed_at')
 
     @validates_schema

@@ -29,8 +29,8 @@ from schemas.fields import FullMatch
 from schemas.fields import NoDuplicates
 from schemas.fields import StrictBoolean
 from schemas.fields import Timestamp
-from schemas.fields import parse_partial_date
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_partial_date
+from schemas.fields import valid_timestamp
 from schemas.parts import EnvelopeSchema
 from schemas.parts import ImageSchema
 
@@ -49,7 +49,7 @@ _MAX_RELEASE_DAYS = 366
 
 
 def _day(text: str) -> dt.date:
-    return parse_partial_date(text)[0]
+    return valid_partial_date(text)[0]
 
 
 class ConsentSchema(EnvelopeSchema):
@@ -178,5 +178,5 @@ class ConsentSchema(EnvelopeSchema):
     def _revoked_after_effective(self, data: dict[str, Any], **kwargs: Any) -> None:
         revoked_at = data.get('revoked_at')
         if revoked_at is not None and (
-                parse_timestamp(revoked_at).date() < _day(data['effective_at'])):
+                valid_timestamp(revoked_at).date() < _day(data['effective_at'])):
             raise self.rule_error('revoked_before_effective', 'revoked_at')

@@ -30,7 +30,7 @@ from schemas.fields import NoDuplicates
 from schemas.fields import StrictBoolean
 from schemas.fields import Timestamp
 from schemas.fields import Token
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_timestamp
 from schemas.parts import EnvelopeSchema
 from schemas.parts import StrictSchema
 from schemas.v1.contact import SERVICE_AREA_PATTERN
@@ -124,10 +124,10 @@ class EnrollmentSchema(EnvelopeSchema):
             raise self.rule_error(key, ('history', index))
         if data['history'][-1]['to'] != data['state']:
             raise self.rule_error('state_mismatch', 'state')
-        updated = parse_timestamp(data['updated_at'])
+        updated = valid_timestamp(data['updated_at'])
         late = [('history_after_update', ('history', index, 'at'))
                 for index, entry in enumerate(data['history'])
-                if parse_timestamp(entry['at']) > updated]
+                if valid_timestamp(entry['at']) > updated]
         if late:
             raise self.rule_errors(late)
 

@@ -28,8 +28,8 @@ from schemas.fields import NoDuplicates
 from schemas.fields import PartialDate
 from schemas.fields import Phone
 from schemas.fields import StrictBoolean
-from schemas.fields import parse_partial_date
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_partial_date
+from schemas.fields import valid_timestamp
 from schemas.parts import AbuserFlagSchema
 from schemas.parts import EnvelopeSchema
 from schemas.parts import GuardianContactSchema
@@ -140,8 +140,8 @@ class IdentitySchema(EnvelopeSchema):
         # Reads the date of birth itself, so it can only run before sealing.
         if self.SEALED or data.get('date_of_birth') is None:
             return
-        earliest_birth, latest_birth = parse_partial_date(data['date_of_birth'])
-        recorded_on = parse_timestamp(data['created_at']).date()
+        earliest_birth, latest_birth = valid_partial_date(data['date_of_birth'])
+        recorded_on = valid_timestamp(data['created_at']).date()
         youngest = _age_on(latest_birth, recorded_on)
         oldest = _age_on(earliest_birth, recorded_on)
         age = data['age_at_screening']
@@ -156,7 +156,7 @@ class IdentitySchema(EnvelopeSchema):
             raise self.rule_error('dob_quality_mismatch', 'dob_data_quality')
         # Whether the date is partial is content: checked only before sealing.
         if has_dob and not self.SEALED and quality == 'full_dob_reported':
-            first_day, last_day = parse_partial_date(data['date_of_birth'])
+            first_day, last_day = valid_partial_date(data['date_of_birth'])
             if first_day != last_day:
                 raise self.rule_error('dob_quality_mismatch', 'dob_data_quality')
 

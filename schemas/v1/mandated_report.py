@@ -22,7 +22,7 @@ from schemas.fields import Code
 from schemas.fields import StrictBoolean
 from schemas.fields import Timestamp
 from schemas.fields import Token
-from schemas.fields import parse_timestamp
+from schemas.fields import valid_timestamp
 from schemas.parts import EnvelopeSchema
 
 __all__ = ['FOLLOWUP_HOURS', 'MandatedReportSchema']
@@ -61,8 +61,8 @@ class MandatedReportSchema(EnvelopeSchema):
 
     @validates_schema
     def _after_report(self, data: dict[str, Any], **kwargs: Any) -> None:
-        made = parse_timestamp(data['made_at'])
+        made = valid_timestamp(data['made_at'])
         late = [name for name in ('written_followup_at', 'youth_notified_at')
-                if data.get(name) is not None and parse_timestamp(data[name]) < made]
+                if data.get(name) is not None and valid_timestamp(data[name]) < made]
         if late:
             raise self.rule_error('before_report', *late)

@@ -97,7 +97,7 @@ def record_summary(doc: dict[str, Any]) -> dict[str, Any]:
     never read here.
     """
     kind = doc.get('type')
-    date = doc.get(_DATE_FIELD.get(kind, 'created_at')) or doc.get('created_at')
+    date = doc.get(_DATE_FIELD.get(str(kind), 'created_at')) or doc.get('created_at')
     summary = {
         'id': doc['_id'], 'rev': doc.get('_rev'), 'type': kind, 'schema': doc.get('schema'),
         'worker': doc.get('owner'), 'device': doc.get('device'),
@@ -107,7 +107,9 @@ def record_summary(doc: dict[str, Any]) -> dict[str, Any]:
         'conflicts': len(doc.get('_conflicts') or []),
     }
     if kind == 'screening':
-        result = doc.get('result') if isinstance(doc.get('result'), dict) else {}
+        result = doc.get('result')
+        if not isinstance(result, dict):
+            result = {}
         summary['instrument'] = doc.get('instrument')
         summary['result'] = {'positive_screen': result.get('positive_screen'),
                              'concern_level': result.get('concern_level')}
@@ -407,7 +409,9 @@ class RecordAuditResource:
 
 
 def _quarantine_summary(entry: dict[str, Any]) -> dict[str, Any]:
-    doc = entry.get('doc') if isinstance(entry.get('doc'), dict) else {}
+    doc = entry.get('doc')
+    if not isinstance(doc, dict):
+        doc = {}
     return {'id': entry['_id'], 'rule': entry.get('rule'), 'reason': entry.get('reason'),
             'device': entry.get('device') or None, 'worker': entry.get('worker') or entry.get('user'),
             'at': entry.get('at'), 'source': entry.get('source', 'sync'), 'db': entry.get('db'),

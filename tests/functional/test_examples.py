@@ -26,7 +26,7 @@ TYPES = sorted(path.stem for path in EXAMPLES.glob('*.json'))
 @pytest.fixture
 def test_config(couch_server) -> Config:
     """The examples name the default org, as a fresh deployment has it."""
-    return Config({}, couchdb_url=couch_server.url, db_prefix=f't{uuid.uuid4().hex[:10]}_',
+    return Config(couchdb_url=couch_server.url, db_prefix=f't{uuid.uuid4().hex[:10]}_',
                   **TEST_PASSWORD_PARAMS)
 
 

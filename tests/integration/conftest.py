@@ -95,7 +95,7 @@ class Service:
 def stack(couch_server, tmp_path):
     """A fresh deployment: databases, the service under gunicorn, helpers."""
     prefix = f'i{uuid.uuid4().hex[:10]}_'
-    config = Config({}, couchdb_url=couch_server.url, db_prefix=prefix, org=ORG,
+    config = Config(couchdb_url=couch_server.url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
     services = build_services(config)
     ensure_databases(services)

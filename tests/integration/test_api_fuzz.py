@@ -47,7 +47,7 @@ def fuzz_target(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('fuzz')
     database = EmbeddedDB(free_port(), tmp / 'pouchdb').start()
     prefix = f'f{uuid.uuid4().hex[:10]}_'
-    config = Config({}, couchdb_url=database.url, db_prefix=prefix, org=ORG,
+    config = Config(couchdb_url=database.url, db_prefix=prefix, org=ORG,
                     password_hash_memory_kib=1024, password_hash_iterations=1)
     services = build_services(config)
     ensure_databases(services)

@@ -79,7 +79,7 @@ class Deployment:
 
     def __init__(self, couchdb_url: str, workdir) -> None:
         self.workdir = workdir
-        self.config = Config({}, couchdb_url=couchdb_url,
+        self.config = Config(couchdb_url=couchdb_url,
                              db_prefix=f'm{uuid.uuid4().hex[:10]}_', org='org-test',
                              sealing_waiting_days=WAITING_DAYS, **TEST_PASSWORD_PARAMS)
         self.org = self.config.org
