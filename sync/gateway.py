@@ -993,7 +993,7 @@ class Gateway:
         if self._rules.manifest_body is not None:
             if not batch.manifest:
                 batch.manifest.append(self._rules.manifest_body())
-            reason = key_policy.check_envelope_key(doc, batch.manifest[0], self._clock())
+            reason = key_policy.check_new_envelope(doc, batch.manifest[0], self._clock())
             if reason is not None:
                 return filtering.Refusal('key_version', str(reason))
         return None

@@ -15,16 +15,14 @@ import re
 import time
 from typing import Any
 
-import keys
 import schemas
 from schemas.codes import CONCERN_LEVELS, RELEASE_PURPOSES
 from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
+from service.intake import DeskIntake
 from service.resources import CASE_STAFF, json_object
-from service.resources.records import RecordsResource, _team_record
-from sync import key_policy
+from service.resources.records import _team_record
 from sync.errors import DocumentConflict
-from sync.sealed import LateArrivals
 
 __all__ = ['caseload_routes']
 
@@ -261,7 +259,7 @@ class CorrectionResource:
                        'envelopes': {'type': 'array', 'items': {'type': 'object'}}}}}
     _KEPT = ('_id', 'type', 'schema', 'org', 'owner', 'created_at')
 
-    def __init__(self, services, intake: RecordsResource) -> None:
+    def __init__(self, services, intake: DeskIntake) -> None:
         self._couch = services.couch
         self._records_db = services.db('records')
         self._keyvault_db = services.db('keyvault')
@@ -291,8 +289,10 @@ class CorrectionResource:
         known = set((current.get('fle') or {}).get('keys', {}))
         listed = set((document.get('fle') or {}).get('keys', {}))
         new = listed - known
-        self._check_envelopes(document, envelopes, new)
-        self._intake._refuse_late_arrival(principal, document, envelopes)
+        self._intake.check_envelopes(
+            document, envelopes, expected=new,
+            unexpected_reason='The envelope is not a new key of the corrected header.')
+        self._intake.refuse_late_arrival(principal, document, envelopes)
         results = self._couch.bulk_docs(self._keyvault_db, envelopes)
         stored = [result for result in results if not result.get('error')]
         try:
@@ -311,32 +311,6 @@ class CorrectionResource:
                            team=principal.team,
                            details={'type': document['type'], 'envelopes': len(envelopes)})
         resp.media = {'id': record_id, 'rev': rev}
-
-    def _check_envelopes(self, document, envelopes, new: set[str]) -> None:
-        manifest = self._intake._key_store.manifest_body()
-        accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
-                    if entry['status'] in ('active', 'decrypt-only')}
-        now = time.time()
-        for index, envelope in enumerate(envelopes):
-            keys.validate_envelope(envelope)
-            problems = []
-            if envelope['doc'] != document['_id']:
-                problems.append('The envelope belongs to another document.')
-            if envelope['rkid'] not in new:
-                problems.append('The envelope is not a new key of the corrected header.')
-            if envelope['kek'] not in accepted:
-                problems.append('The envelope is sealed to a key the manifest does not accept.')
-            else:
-                late = key_policy.check_envelope_key(envelope, manifest, now)
-                if late is not None:
-                    problems.append(str(late))
-            if problems:
-                raise ApiError(422, 'invalid_envelope', 'An envelope was refused.',
-                               fields={'envelopes': {str(index): problems}})
-        if new - {envelope['rkid'] for envelope in envelopes}:
-            raise ApiError(422, 'missing_envelope',
-                           'Every record key in the header needs its envelope.',
-                           fields={'envelopes': ['An envelope is missing for a header key.']})
 
 
 class ResolutionResource:
@@ -482,7 +456,7 @@ class QuarantineEntryResource:
     ``quarantine_discarded``) with the rule, never a value.
     """
 
-    def __init__(self, services, intake: RecordsResource) -> None:
+    def __init__(self, services, intake: DeskIntake) -> None:
         self._couch = services.couch
         self._quarantine_db = services.db('quarantine')
         self._records_db = services.db('records')
@@ -505,8 +479,7 @@ class QuarantineEntryResource:
                                                   'record): it can only be discarded.')
         doc = dict(entry['doc'])
         schemas.validate_document(doc, sealed=True)
-        late = LateArrivals(self._intake._sealed.snapshot(), [doc])
-        refusal = late.refusal(doc)
+        refusal = self._intake.sealed_refusal(doc)
         if refusal is not None:
             raise ApiError(409, refusal.rule, refusal.reason)
         if '_revisions' in doc:
@@ -534,8 +507,8 @@ class QuarantineEntryResource:
         resp.media = {'discarded': entry['_id']}
 
 
-def caseload_routes(services, intake: RecordsResource) -> list[tuple[str, Any]]:
-    """Return the caseload routes (``intake`` lends the desk-intake rules)."""
+def caseload_routes(services, intake: DeskIntake) -> list[tuple[str, Any]]:
+    """Return the caseload routes (``intake``: the desk-submission rules)."""
     entry = QuarantineEntryResource(services, intake)
     return [
         ('/caseload', CaseloadResource(services)),
