@@ -167,7 +167,7 @@ def register(cli: click.Group) -> None:
         Documents that exist are left alone; envelopes a sealing shredded
         (even after the backup was taken) are skipped, and stay deleted.
         """
-        from service.resources.sealing import (
+        from service.sealing import (
             TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids)
         services = _services()
         retention = services.config.keyvault_backup_retention_days

@@ -29,6 +29,7 @@ from service.envelope_policy import EnvelopeRefused
 from service.intake import LateArrivalRefused
 from service.keystore import GrantExists, NoSigner
 from service.program import ProgramError
+from service.sealing import SealingConflict, SealingError, SealingForbidden, SealingNotFound
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
 __all__ = ['ApiError', 'install_error_handling', 'public_fields']
@@ -176,6 +177,15 @@ def _on_late_arrival(req, resp, ex: LateArrivalRefused, params):
     _raise(403, ex.rule, ex.reason)
 
 
+#: The HTTP status of each kind of refused sealing request.
+_SEALING_STATUS = {SealingNotFound: 404, SealingForbidden: 403, SealingConflict: 409}
+
+
+def _on_sealing_error(req, resp, ex: SealingError, params):
+    # Sealing messages are written by us and name rules, never a youth.
+    _raise(_SEALING_STATUS.get(type(ex), 409), ex.code, ex.message)
+
+
 def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
     _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
 
@@ -262,6 +272,7 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(GrantExists, _on_grant_exists)
     app.add_error_handler(EnvelopeRefused, _on_envelope_refused)
     app.add_error_handler(LateArrivalRefused, _on_late_arrival)
+    app.add_error_handler(SealingError, _on_sealing_error)
     app.add_error_handler(KeysError, _on_keys_error)
     app.add_error_handler(InvalidKeyMaterial, _on_key_material)
     app.add_error_handler(InvalidManifest, _on_manifest)
