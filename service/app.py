@@ -24,6 +24,7 @@ import schemas.lifecycle
 from service.accounts import AccountError, Accounts
 from service.audit import AuditLog, directory_team_of
 from service.config import Config
+from service.conflicts import ConflictListing
 from service.errors import install_error_handling
 from service.intake import DeskIntake
 from service.keystore import MANIFEST_ID, SIGNER_ID, KeyStore
@@ -184,21 +185,6 @@ def _device_routes(services: Services, devices: Devices) -> list[tuple[str, Any]
     ]
 
 
-def _team_reader(services: Services) -> Callable[[set[str]], dict[str, Any]]:
-    """Return a callable giving ``{username: team}`` of existing users, in one read."""
-    directory = services.db('directory')
-
-    def teams(usernames):
-        if not usernames:
-            return {}
-        rows = services.couch.all_docs(directory, keys=[f'user:{name}' for name in sorted(usernames)],
-                                       include_docs=True)
-        return {row['doc']['username']: row['doc'].get('team')
-                for row in rows if row.get('doc') and row['doc'].get('username')}
-
-    return teams
-
-
 def _routes(services: Services, key_store: KeyStore, devices: Devices,
             gateway: Gateway) -> list[tuple[str, Any]]:
     config = services.config
@@ -230,7 +216,8 @@ def _routes(services: Services, key_store: KeyStore, devices: Devices,
     ]
     routes += caseload_routes(services, intake)
     routes += _device_routes(services, devices)
-    routes += [('/records/conflicts', ConflictsResource(gateway, _team_reader(services)))]
+    routes += [('/records/conflicts', ConflictsResource(ConflictListing(
+        services.couch, services.db('records'), services.db('directory'))))]
     routes += sync_routes(gateway)
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
     routes += app_routes()

@@ -1,5 +1,6 @@
 """The ``/sync/{db}`` replication endpoints (CouchDB protocol, devices only)
-and the conflict listing for case staff. Thin: ``sync.gateway`` does the work."""
+and the conflict listing for case staff. Thin: ``sync.gateway`` and
+``service.conflicts`` do the work."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 
 from service.accounts import Forbidden
+from service.conflicts import ConflictListing
 from service.errors import ApiError
 from service.resources import CASE_STAFF
 from sync.devices import DeviceIdentity
@@ -262,18 +264,11 @@ class ConflictsResource:
 
     auth = {'GET': CASE_STAFF}
 
-    def __init__(self, gateway: Gateway, team_of_users) -> None:
-        self._gateway = gateway
-        self._team_of_users = team_of_users
+    def __init__(self, listing: ConflictListing) -> None:
+        self._listing = listing
 
     def on_get(self, req, resp):
-        team = req.context.principal.team
-
-        def owners_seen(owners: set[str]) -> set[str]:
-            teams = self._team_of_users(owners)
-            return {owner for owner in owners if team is not None and teams.get(owner) == team}
-
-        resp.media = {'conflicts': self._gateway.conflicted_records(owners_seen)}
+        resp.media = {'conflicts': self._listing.for_team(req.context.principal.team)}
 
 
 def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
