@@ -30,6 +30,7 @@ from service.intake import LateArrivalRefused
 from service.keystore import GrantExists, NoSigner
 from service.program import ProgramError
 from service.sealing import SealingConflict, SealingError, SealingForbidden, SealingNotFound
+from service.teams import NotOnCaseload
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
 __all__ = ['ApiError', 'install_error_handling', 'public_fields']
@@ -186,6 +187,11 @@ def _on_sealing_error(req, resp, ex: SealingError, params):
     _raise(_SEALING_STATUS.get(type(ex), 409), ex.code, ex.message)
 
 
+def _on_not_on_caseload(req, resp, ex: NotOnCaseload, params):
+    # APPSEC: another team's record answers exactly like a missing one.
+    _raise(404, 'not_found', 'No such record on your caseload.')
+
+
 def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
     _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
 
@@ -273,6 +279,7 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(EnvelopeRefused, _on_envelope_refused)
     app.add_error_handler(LateArrivalRefused, _on_late_arrival)
     app.add_error_handler(SealingError, _on_sealing_error)
+    app.add_error_handler(NotOnCaseload, _on_not_on_caseload)
     app.add_error_handler(KeysError, _on_keys_error)
     app.add_error_handler(InvalidKeyMaterial, _on_key_material)
     app.add_error_handler(InvalidManifest, _on_manifest)

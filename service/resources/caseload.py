@@ -21,7 +21,7 @@ from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
 from service.intake import DeskIntake
 from service.resources import CASE_STAFF, json_object
-from service.resources.records import _team_record
+from service.teams import team_record
 from sync.errors import DocumentConflict
 
 __all__ = ['caseload_routes']
@@ -223,8 +223,8 @@ class RevisionsResource:
                                                     'of the listed codes.',
                            fields={'purpose': [f'Must be one of: {", ".join(RELEASE_PURPOSES)}.']})
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         current = self._couch.get(self._records_db, record_id, conflicts='true')
         revisions = [current]
         for rev in current.pop('_conflicts', []):
@@ -275,8 +275,8 @@ class CorrectionResource:
             raise ApiError(422, 'validation_failed', 'Send "document" and "envelopes".',
                            fields={'_schema': ['"document" is an object, "envelopes" a list.']})
         principal = req.context.principal
-        current = _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                               principal.team)
+        current = team_record(self._couch, self._records_db, self._directory_db, record_id,
+                              principal.team)
         changed = [name for name in self._KEPT if document.get(name) != current.get(name)]
         extra = sorted({'_revisions', '_deleted', '_conflicts'} & set(document))
         if changed or extra:
@@ -337,8 +337,8 @@ class ResolutionResource:
     def on_post(self, req, resp, record_id):
         body = json_object(req, allowed={'keep'}, required={'keep'})
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         current = self._couch.get(self._records_db, record_id, conflicts='true')
         losers = current.pop('_conflicts', [])
         if not losers:
@@ -381,8 +381,8 @@ class RecordAuditResource:
 
     def on_get(self, req, resp, record_id):
         _query(req, {})
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     req.context.principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    req.context.principal.team)
         events = []
         for scanned, event in enumerate(self._couch.iter_prefix(self._audit_db, 'event:')):
             if scanned >= _AUDIT_SCAN_CAP:

@@ -11,6 +11,7 @@ from schemas.fields import DocumentId
 from service.errors import ApiError
 from service.intake import DeskIntake
 from service.resources import ALL_STAFF
+from service.teams import team_record
 from sync.errors import DocumentConflict
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
@@ -116,20 +117,6 @@ class RecordsResource:
         resp.media = {'id': document['_id']}
 
 
-def _team_record(couch, records_db: str, directory_db: str, record_id: str, team):
-    """Return the record when it belongs to ``team``; else answer 404.
-
-    APPSEC: a record outside the caller's team answers exactly like a
-    missing one, so ids cannot be probed.
-    """
-    document = couch.get_or_none(records_db, record_id)
-    owner = couch.get_or_none(directory_db, f'user:{document["owner"]}') if document else None
-    if document is None or owner is None or owner.get('team') is None \
-            or owner.get('team') != team:
-        raise ApiError(404, 'not_found', 'No such record on your caseload.')
-    return document
-
-
 class RecordOpenResource:
     """``POST /records/{record_id}/open``: release a record and its envelopes.
 
@@ -222,8 +209,8 @@ class RecordOpenFailureResource:
             raise ApiError(422, 'validation_failed', 'Report one of the listed codes.',
                            fields={'code': [f'Must be one of: {", ".join(OPEN_FAILURES)}.']})
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         self._audit.record('record_open_failed', actor=f'user:{principal.id}',
                            subject=record_id, team=principal.team, details={'code': code})
         resp.status = 201
