@@ -61,13 +61,13 @@ def check_desk_envelopes(
         InvalidKeyMaterial: An envelope is malformed.
         EnvelopeRefused: An envelope is refused, or one is missing.
     """
-    expected = set(expected)
+    wanted = set(expected)
     for index, envelope in enumerate(envelopes):
         keys.validate_envelope(envelope)
         problems = []
         if envelope['doc'] != document['_id']:
             problems.append('The envelope belongs to another document.')
-        if envelope['rkid'] not in expected:
+        if envelope['rkid'] not in wanted:
             problems.append(unexpected_reason)
         refusal = check_new_envelope(envelope, manifest_body, now)
         if refusal is not None:
@@ -75,7 +75,7 @@ def check_desk_envelopes(
         if problems:
             raise EnvelopeRefused('invalid_envelope', 'An envelope was refused.',
                                   {'envelopes': {str(index): problems}})
-    if expected - {envelope['rkid'] for envelope in envelopes}:
+    if wanted - {envelope['rkid'] for envelope in envelopes}:
         raise EnvelopeRefused('missing_envelope',
                               'Every record key in the header needs its envelope.',
                               {'envelopes': ['An envelope is missing for a header key.']})

@@ -94,7 +94,8 @@ def manifest_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tup
     old_active = next(entry['kid'] for entry in old['keys'] if entry['status'] == 'active')
     new_active = next(entry['kid'] for entry in new['keys'] if entry['status'] == 'active')
     if old_active != new_active:
-        demoted = next((entry for entry in new['keys'] if entry['kid'] == old_active), {})
+        demoted: dict[str, Any] = next(
+            (entry for entry in new['keys'] if entry['kid'] == old_active), {})
         events.append(('key_rotated', {'from': old_active, 'to': new_active,
                                        'seq': new['seq'],
                                        'accept_until': demoted.get('accept_until')}))
