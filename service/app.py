@@ -16,11 +16,18 @@ from typing import Any, cast
 import falcon
 import falcon.media
 
+import keys
+import keys.errors
 import schemas
-from service.accounts import Accounts
+import schemas.errors
+import schemas.lifecycle
+from service.accounts import AccountError, Accounts
 from service.audit import AuditLog, directory_team_of
 from service.config import Config
+from service.conflicts import ConflictListing
 from service.errors import install_error_handling
+from service.intake import DeskIntake
+from service.keystore import MANIFEST_ID, SIGNER_ID, KeyStore
 from service.logs import configure_logging
 from service.middleware import (AccessLogMiddleware, AuthMiddleware, CORSMiddleware,
                                 DeviceShareMiddleware, SafeJSONHandler)
@@ -33,16 +40,21 @@ from service.resources.sealing import sealing_routes
 from service.resources.auth import LoginResource, LogoutResource, MeResource
 from service.resources.health import HealthResource, ReadyResource
 from service.resources.meta import InstrumentsResource, OpenAPIResource, SchemasResource
-from service.resources.keys import MANIFEST_ID, SIGNER_ID, KeyStore, key_routes
+from service.resources.keys import key_routes
 from service.resources.custody import custody_of, custody_routes
+from service.resources.devices import (
+    DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource, EnrollResource)
 from service.resources.lifecycle import lifecycle_routes
 from service.resources.program import program_routes
 from service.resources.records import (
     RecordOpenFailureResource, RecordOpenResource, RecordsResource, ValidateResource)
-from service.resources.sync import SyncUnroutedSink, SyncWiring
+from service.resources.sync import ConflictsResource, SyncUnroutedSink, sync_routes
 from service.resources.users import UserResource, UsersResource
+from service.throttle import Throttle
 from sync.couch import CouchDBClient
-from sync.sealed import REGISTRY_ID
+from sync.devices import Devices
+from sync.gateway import Gateway, RecordRules
+from sync.sealed import REGISTRY_ID, SealedRegistry
 from sync.watch import DocWatch, ForgetOnWrite
 
 __all__ = ['Services', 'create_app', 'LOGICAL_DATABASES', 'VERSION']
@@ -121,9 +133,64 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
     )
 
 
-def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]]:
+def build_gateway(services: Services, key_store: KeyStore) -> Gateway:
+    """Build the sync gateway with the record rules of this service."""
+    config = services.config
+    rules = RecordRules(
+        record_types=tuple(schemas.RECORD_TYPES),
+        validate_document=lambda doc: schemas.validate_document(doc, sealed=True),
+        identifying_paths=schemas.identifying_paths,
+        schema_errors=(schemas.errors.SchemaValidationError,),
+        unknown_schema_errors=(schemas.errors.UnknownSchema,),
+        validate_envelope=keys.validate_envelope,
+        envelope_errors=(keys.errors.InvalidKeyMaterial, keys.errors.KeysError),
+        # The manifest comes from the config watch and its verified body is
+        # kept per revision, so a warm push batch costs no read and no
+        # signature check.
+        manifest_body=key_store.manifest_body,
+        sealed_registry=SealedRegistry(services.couch, config.db_name('directory'),
+                                       services.device_watch),
+        check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
+            doc, by=worker, roles=('worker',), stored=stored),
+    )
+    return Gateway(
+        services.couch,
+        {name: config.db_name(name) for name in ('records', 'config', 'keyvault', 'quarantine')},
+        rules,
+        server_uuid=config.server_uuid or Gateway.derive_server_uuid(config.org),
+        max_doc_bytes=config.max_doc_bytes,
+        max_bulk_docs=config.max_bulk_docs,
+        longpoll_max_seconds=config.longpoll_max_seconds,
+        audit=services.audit.record,
+    )
+
+
+def _device_routes(services: Services, devices: Devices) -> list[tuple[str, Any]]:
+    config = services.config
+
+    def worker_exists(username: str) -> bool:
+        try:
+            return 'worker' in services.accounts.get_user(username)['roles']
+        except AccountError:
+            return False
+
+    return [
+        ('/devices', DevicesResource(devices, services.audit, worker_exists)),
+        ('/devices/enroll', EnrollResource(
+            devices, services.audit, services.couch, config.db_name('config'),
+            throttle=Throttle(services.couch, config.db_name('directory'), scope='enroll',
+                              limit=config.enroll_max_attempts,
+                              window=config.enroll_window_seconds))),
+        ('/devices/{device_id}', DeviceResource(devices)),
+        ('/devices/{device_id}/revoke', DeviceRevokeResource(devices, services.audit)),
+    ]
+
+
+def _routes(services: Services, key_store: KeyStore, devices: Devices,
+            gateway: Gateway) -> list[tuple[str, Any]]:
     config = services.config
     packs = schemas.instruments.load_packs(config.instrument_dir)
+    custody = custody_of(services)
     routes: list[tuple[str, Any]] = [
         ('/healthz', HealthResource()),
         ('/readyz', ReadyResource(
@@ -133,25 +200,26 @@ def _routes(services: Services, sync_wiring: SyncWiring) -> list[tuple[str, Any]
         ('/auth/logout', LogoutResource(services.accounts)),
         ('/auth/me', MeResource()),
         ('/users', UsersResource(services.accounts, services.audit)),
-        ('/users/{username}', UserResource(services.accounts, services.audit,
-                                           custody=custody_of(services))),
+        ('/users/{username}', UserResource(services.accounts, services.audit, custody=custody)),
         ('/records/validate', ValidateResource()),
         ('/schemas', SchemasResource(schemas.export_json_schemas())),
         ('/instruments', InstrumentsResource(
             {pack_id: pack.to_dict() for pack_id, pack in packs.items()})),
     ]
-    key_store = KeyStore(services)
-    routes += key_routes(services)
+    routes += key_routes(services, key_store, custody)
     routes += lifecycle_routes(services, key_store)
     routes += custody_routes(services, key_store)
-    intake = RecordsResource(services, key_store)
+    intake = DeskIntake(services, key_store)
     routes += [
-        ('/records', intake),
+        ('/records', RecordsResource(services, intake)),
         ('/records/{record_id}/open', RecordOpenResource(services)),
         ('/records/{record_id}/open-failures', RecordOpenFailureResource(services)),
     ]
     routes += caseload_routes(services, intake)
-    routes += sync_wiring.routes
+    routes += _device_routes(services, devices)
+    routes += [('/records/conflicts', ConflictsResource(ConflictListing(
+        services.couch, services.db('records'), services.db('directory'))))]
+    routes += sync_routes(gateway)
     routes += [('/audit', AuditResource(services))] + sealing_routes(services)
     routes += app_routes()
     routes += program_routes(services)
@@ -196,8 +264,11 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     configure_logging(config.log_level)
     services = services or build_services(config)
 
-    sync_wiring = SyncWiring(services)
-    auth = AuthMiddleware(services.accounts.authenticate, sync_wiring.device_auth)
+    key_store = KeyStore(services)
+    devices = Devices(services.couch, config.db_name('directory'), config.db_name('config'),
+                      enrollment_ttl=config.enrollment_ttl, watch=services.device_watch)
+    gateway = build_gateway(services, key_store)
+    auth = AuthMiddleware(services.accounts.authenticate, DeviceAuthenticator(devices))
     share = DeviceShareMiddleware(config.device_max_concurrent)
     app = FieldvaultApp(middleware=[
         AccessLogMiddleware(),
@@ -211,7 +282,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: json_handler})
     install_error_handling(app, config.retry_after_seconds)
 
-    routes = _routes(services, sync_wiring)
+    routes = _routes(services, key_store, devices, gateway)
     for path, resource in routes:
         app.add_route(path, resource)
     app.add_sink(SyncUnroutedSink(auth.authenticate), prefix='/sync/')

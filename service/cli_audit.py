@@ -18,7 +18,7 @@ import click
 
 from service.audit import GENESIS, event_hash
 from service.cli_ops import OperatorGroup, operator_services
-from service.resources.sealing import TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids
+from service.sealing import TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids
 
 __all__ = ['verify_chain', 'BACKUP_FORMAT', 'audit_verify', 'keyvault']
 

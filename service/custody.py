@@ -23,17 +23,12 @@ from typing import Any
 
 from keys.advocates import RECOVERY_ADVOCATE
 from keys.shares import LIVE_STATUSES
+from service.keystore import census
 
 __all__ = ['DATA_ROLES', 'Custody', 'leaves_custody']
 
 DATA_ROLES = frozenset({'advocate', 'supervisor'})
 GRANT_PREFIX = 'grant:'
-
-
-def _census(couch, keyvault_db: str) -> dict[str, int]:
-    # Imported here: the lifecycle resources call back into this module.
-    from service.resources.lifecycle import census
-    return census(couch, keyvault_db)
 
 
 def _is_active_staff(user: dict[str, Any] | None, key_doc: dict[str, Any] | None) -> bool:
@@ -130,7 +125,7 @@ class Custody:
         whose grant still exists), ``recovery`` (the recovery key holds it)
         and ``recovery_only`` (it has envelopes and no active holder).
         """
-        counts = _census(self._couch, self._keyvault_db)
+        counts = census(self._couch, self._keyvault_db)
         held = self.holdings()
         users, key_docs = self.users(), self.key_docs()
         active = self.active_staff(users, key_docs)
@@ -215,7 +210,7 @@ class Custody:
                 at_risk.append(kid)
         if not at_risk:
             return []
-        counts = _census(self._couch, self._keyvault_db)
+        counts = census(self._couch, self._keyvault_db)
         active_kid = self._active_kid()
         return sorted(kid for kid in at_risk if counts.get(kid, 0) or kid == active_kid)
 

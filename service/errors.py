@@ -8,8 +8,8 @@ Every 4xx and 5xx body has one shape::
 
 ``fields`` appears on 422 only. Under ``/sync/`` the body also carries
 CouchDB's ``error`` and ``reason`` keys, because PouchDB and the CouchDB
-replicator read those. Domain errors from ``schemas``, ``keys`` and ``sync``
-are mapped here once; their text is never copied into a body unless the domain
+replicator read those. Domain errors from ``schemas``, ``keys``, ``sync`` and
+the service's own modules (key store, desk intake, program) are mapped here once; their text is never copied into a body unless the domain
 error is declared safe (its messages name fields and rules, never values).
 """
 
@@ -26,7 +26,12 @@ from schemas.errors import SchemaValidationError, UnknownSchema
 from schemas.lifecycle import TransitionRefused
 from service.accounts import AccountError, Forbidden, LoginThrottled, NotAuthenticated
 from service.openapi_bodies import RequestBodyInvalid
+from service.envelope_policy import EnvelopeRefused
+from service.intake import LateArrivalRefused
+from service.keystore import GrantExists, NoSigner
 from service.program import ProgramError
+from service.sealing import SealingConflict, SealingError, SealingForbidden, SealingNotFound
+from service.teams import NotOnCaseload
 from sync.errors import DatabaseUnavailable, DocumentConflict, DocumentNotFound, SyncError
 
 __all__ = ['ApiError', 'install_error_handling', 'public_fields']
@@ -165,6 +170,37 @@ def _on_program_error(req, resp, ex: ProgramError, params):
     _raise(ex.status, ex.code, ex.message, fields=ex.fields)
 
 
+def _on_no_signer(req, resp, ex: NoSigner, params):
+    _raise(409, 'no_signer', ex.message)
+
+
+def _on_grant_exists(req, resp, ex: GrantExists, params):
+    _raise(409, 'grant_exists', ex.message)
+
+
+def _on_envelope_refused(req, resp, ex: EnvelopeRefused, params):
+    _raise(422, ex.code, ex.message, fields=ex.fields)
+
+
+def _on_late_arrival(req, resp, ex: LateArrivalRefused, params):
+    # The sealing rules' reasons are written by us and name no value.
+    _raise(403, ex.rule, ex.reason)
+
+
+#: The HTTP status of each kind of refused sealing request.
+_SEALING_STATUS = {SealingNotFound: 404, SealingForbidden: 403, SealingConflict: 409}
+
+
+def _on_sealing_error(req, resp, ex: SealingError, params):
+    # Sealing messages are written by us and name rules, never a youth.
+    _raise(_SEALING_STATUS.get(type(ex), 409), ex.code, ex.message)
+
+
+def _on_not_on_caseload(req, resp, ex: NotOnCaseload, params):
+    # APPSEC: another team's record answers exactly like a missing one.
+    _raise(404, 'not_found', 'No such record on your caseload.')
+
+
 def _on_unknown_schema(req, resp, ex: UnknownSchema, params):
     _raise(422, 'unknown_schema', 'The document names an unknown type or schema version.')
 
@@ -248,6 +284,12 @@ def install_error_handling(app: falcon.App, retry_after: int) -> None:
     app.add_error_handler(RequestBodyInvalid, _on_body_invalid)
     app.add_error_handler(TransitionRefused, _on_transition_refused)
     app.add_error_handler(ProgramError, _on_program_error)
+    app.add_error_handler(NoSigner, _on_no_signer)
+    app.add_error_handler(GrantExists, _on_grant_exists)
+    app.add_error_handler(EnvelopeRefused, _on_envelope_refused)
+    app.add_error_handler(LateArrivalRefused, _on_late_arrival)
+    app.add_error_handler(SealingError, _on_sealing_error)
+    app.add_error_handler(NotOnCaseload, _on_not_on_caseload)
     app.add_error_handler(KeysError, _on_keys_error)
     app.add_error_handler(InvalidKeyMaterial, _on_key_material)
     app.add_error_handler(InvalidManifest, _on_manifest)

@@ -1004,7 +1004,7 @@ class Gateway:
         if self._rules.manifest_body is not None:
             if not batch.manifest:
                 batch.manifest.append(self._rules.manifest_body())
-            reason = key_policy.check_envelope_key(doc, batch.manifest[0], self._clock())
+            reason = key_policy.check_new_envelope(doc, batch.manifest[0], self._clock())
             if reason is not None:
                 return filtering.Refusal('key_version', str(reason))
         return None
@@ -1045,56 +1045,6 @@ class Gateway:
                     details={'db': db, 'count': len(entries), 'batch': batch,
                              'rules': dict(sorted(rules.items())),
                              'doc_ids': [entry['doc_id'] for entry in entries]})
-
-    # -- conflicts ----------------------------------------------------------
-
-    def conflicted_records(
-        self, owners_seen: Callable[[set[str]], set[str]], *, page_size: int = 500,
-    ) -> list[dict[str, Any]]:
-        """Return the conflicted records of the owners the caller may see (ids only).
-
-        One pass over the records' ``_changes`` feed with every leaf
-        revision (``style=all_docs``): a live record with more than one leaf
-        is conflicted. ``conflicts`` are its live losing leaves;
-        ``deleted_conflicts`` the deleted ones, so a deletion on one tablet
-        that lost to an edit on another stays visible (``_all_docs`` with
-        ``conflicts`` lists live leaves only, and pouchdb-server knows no
-        ``deleted_conflicts``).
-
-        Args:
-            owners_seen: Given the owners of conflicted records, returns
-                those whose records the caller may see (a team's workers).
-            page_size: Changes read per upstream request.
-
-        Returns:
-            ``[{"id", "rev", "conflicts", "deleted_conflicts"}]`` by id.
-        """
-        physical = self._dbs['records']
-        found: dict[str, tuple[str, dict[str, Any]]] = {}
-        since: Any = 0
-        while True:
-            page = self._couch.request('GET', f'/{_q(physical)}/_changes', params={
-                'since': since, 'limit': page_size, 'style': 'all_docs',
-                'include_docs': 'true', 'conflicts': 'true'}).json()
-            rows = page.get('results', [])
-            for row in rows:
-                doc = row.get('doc') or {}
-                doc_id = row.get('id', '')
-                leaves = [change.get('rev') for change in row.get('changes', [])]
-                if (row.get('deleted') or len(leaves) < 2 or doc_id.startswith('_')
-                        or doc_id.startswith(filtering.ENVELOPE_PREFIX)):
-                    found.pop(doc_id, None)
-                    continue
-                live = list(doc.get('_conflicts', []))
-                found[doc_id] = (str(doc.get('owner') or ''), {
-                    'id': doc_id, 'rev': doc.get('_rev'), 'conflicts': live,
-                    'deleted_conflicts': sorted(
-                        rev for rev in leaves if rev != doc.get('_rev') and rev not in live)})
-            since = page.get('last_seq', since)
-            if len(rows) < page_size:
-                break
-        seen = owners_seen({owner for owner, _entry in found.values() if owner})
-        return [entry for doc_id, (owner, entry) in sorted(found.items()) if owner in seen]
 
     @staticmethod
     def doc_path(db: str, doc_id: str) -> str:

@@ -1,11 +1,17 @@
 """Which org key versions the server still accepts new envelopes for.
 
-A pure function, shared by the sync gateway (``rk:`` documents pushed by
-tablets) and desk intake (``POST /records``). It does no I/O: callers pass the
-verified manifest body and the current time.
+One pure rule, ``check_new_envelope``, for every path a new ``rk:`` envelope
+takes into keyvault: the sync gateway (envelopes pushed by tablets) and desk
+intake and correction (``POST /records``, ``PUT /caseload/{id}``). It does no
+I/O: callers pass the verified manifest body and the current time.
 
 Rules (docs/ENCRYPTION.md section 15, anchors-encryption.md 4.4):
 
+* no manifest published yet: refused. Nothing may be sealed to a key the org
+  has not published and signed (DESIGN.md section 5): an envelope sealed to
+  an unpublished key version is sealed to a key no custodian is known to
+  hold, and a kid used before its publication would later name another
+  key. A pushed envelope refused this way is quarantined, never lost;
 * the ``active`` key is accepted;
 * a ``decrypt-only`` key is accepted through the whole UTC day of its
   ``accept_until`` date, then refused; a decrypt-only key without
@@ -21,7 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-__all__ = ['KeyRefusal', 'accept_until_passed', 'check_envelope_key']
+__all__ = ['KeyRefusal', 'accept_until_passed', 'check_new_envelope']
 
 
 class KeyRefusal(str):
@@ -43,16 +49,15 @@ def accept_until_passed(accept_until: str, now: float | _dt.datetime) -> bool:
     return _today(now) > _dt.date.fromisoformat(accept_until)
 
 
-def check_envelope_key(
+def check_new_envelope(
     envelope: dict[str, Any], manifest_body: dict[str, Any] | None, now: float | _dt.datetime,
 ) -> KeyRefusal | None:
-    """Return why an envelope's ``kek`` is no longer accepted, or None.
+    """Return why a new envelope's ``kek`` is not accepted, or None.
 
     Args:
         envelope: A structurally valid ``rk:`` envelope (``kek`` is read).
         manifest_body: The verified current manifest body; ``None`` when no
-            manifest is published yet (then there is no key policy and the
-            envelope is accepted: structure is checked elsewhere).
+            manifest is published yet (then every envelope is refused).
         now: Server time (epoch seconds or a datetime).
 
     Returns:
@@ -60,7 +65,8 @@ def check_envelope_key(
         version and its status (key ids are not identifying).
     """
     if manifest_body is None:
-        return None
+        return KeyRefusal('No key manifest is published yet, so no key version accepts '
+                          'new envelopes.')
     kek = envelope.get('kek') if isinstance(envelope, dict) else None
     entry = next((item for item in manifest_body.get('keys', ())
                   if item.get('kid') == kek), None)

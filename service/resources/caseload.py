@@ -15,18 +15,16 @@ import re
 import time
 from typing import Any
 
-import keys
 import schemas
 from schemas.codes import CONCERN_LEVELS
 from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
+from service.intake import DeskIntake
 from service.openapi_bodies import (ConflictResolutionBody, RecordCorrectionBody, ReleaseBody,
                                     load_body)
 from service.resources import CASE_STAFF
-from service.resources.records import RecordsResource, _team_record
-from sync import key_policy
+from service.teams import team_record
 from sync.errors import DocumentConflict
-from sync.sealed import LateArrivals
 
 __all__ = ['caseload_routes']
 
@@ -223,8 +221,8 @@ class RevisionsResource:
     def on_post(self, req, resp, record_id):
         body = load_body(req, ReleaseBody)
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         current = self._couch.get(self._records_db, record_id, conflicts='true')
         revisions = [current]
         for rev in current.pop('_conflicts', []):
@@ -256,7 +254,7 @@ class CorrectionResource:
     openapi_request = {'PUT': 'RecordCorrectionBody'}
     _KEPT = ('_id', 'type', 'schema', 'org', 'owner', 'created_at')
 
-    def __init__(self, services, intake: RecordsResource) -> None:
+    def __init__(self, services, intake: DeskIntake) -> None:
         self._couch = services.couch
         self._records_db = services.db('records')
         self._keyvault_db = services.db('keyvault')
@@ -268,8 +266,8 @@ class CorrectionResource:
         body = load_body(req, RecordCorrectionBody)
         document, envelopes = body['document'], body['envelopes']
         principal = req.context.principal
-        current = _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                               principal.team)
+        current = team_record(self._couch, self._records_db, self._directory_db, record_id,
+                              principal.team)
         changed = [name for name in self._KEPT if document.get(name) != current.get(name)]
         extra = sorted({'_revisions', '_deleted', '_conflicts'} & set(document))
         if changed or extra:
@@ -282,8 +280,10 @@ class CorrectionResource:
         known = set((current.get('fle') or {}).get('keys', {}))
         listed = set((document.get('fle') or {}).get('keys', {}))
         new = listed - known
-        self._check_envelopes(document, envelopes, new)
-        self._intake._refuse_late_arrival(principal, document, envelopes)
+        self._intake.check_envelopes(
+            document, envelopes, expected=new,
+            unexpected_reason='The envelope is not a new key of the corrected header.')
+        self._intake.refuse_late_arrival(principal, document, envelopes)
         results = self._couch.bulk_docs(self._keyvault_db, envelopes)
         stored = [result for result in results if not result.get('error')]
         try:
@@ -302,32 +302,6 @@ class CorrectionResource:
                            team=principal.team,
                            details={'type': document['type'], 'envelopes': len(envelopes)})
         resp.media = {'id': record_id, 'rev': rev}
-
-    def _check_envelopes(self, document, envelopes, new: set[str]) -> None:
-        manifest = self._intake._key_store.manifest_body()
-        accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
-                    if entry['status'] in ('active', 'decrypt-only')}
-        now = time.time()
-        for index, envelope in enumerate(envelopes):
-            keys.validate_envelope(envelope)
-            problems = []
-            if envelope['doc'] != document['_id']:
-                problems.append('The envelope belongs to another document.')
-            if envelope['rkid'] not in new:
-                problems.append('The envelope is not a new key of the corrected header.')
-            if envelope['kek'] not in accepted:
-                problems.append('The envelope is sealed to a key the manifest does not accept.')
-            else:
-                late = key_policy.check_envelope_key(envelope, manifest, now)
-                if late is not None:
-                    problems.append(str(late))
-            if problems:
-                raise ApiError(422, 'invalid_envelope', 'An envelope was refused.',
-                               fields={'envelopes': {str(index): problems}})
-        if new - {envelope['rkid'] for envelope in envelopes}:
-            raise ApiError(422, 'missing_envelope',
-                           'Every record key in the header needs its envelope.',
-                           fields={'envelopes': ['An envelope is missing for a header key.']})
 
 
 class ResolutionResource:
@@ -352,8 +326,8 @@ class ResolutionResource:
     def on_post(self, req, resp, record_id):
         body = load_body(req, ConflictResolutionBody)
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         current = self._couch.get(self._records_db, record_id, conflicts='true')
         losers = current.pop('_conflicts', [])
         if not losers:
@@ -396,8 +370,8 @@ class RecordAuditResource:
 
     def on_get(self, req, resp, record_id):
         _query(req, {})
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     req.context.principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    req.context.principal.team)
         events = []
         for scanned, event in enumerate(self._couch.iter_prefix(self._audit_db, 'event:')):
             if scanned >= _AUDIT_SCAN_CAP:
@@ -473,7 +447,7 @@ class QuarantineEntryResource:
     ``quarantine_discarded``) with the rule, never a value.
     """
 
-    def __init__(self, services, intake: RecordsResource) -> None:
+    def __init__(self, services, intake: DeskIntake) -> None:
         self._couch = services.couch
         self._quarantine_db = services.db('quarantine')
         self._records_db = services.db('records')
@@ -496,8 +470,7 @@ class QuarantineEntryResource:
                                                   'record): it can only be discarded.')
         doc = dict(entry['doc'])
         schemas.validate_document(doc, sealed=True)
-        late = LateArrivals(self._intake._sealed.snapshot(), [doc])
-        refusal = late.refusal(doc)
+        refusal = self._intake.sealed_refusal(doc)
         if refusal is not None:
             raise ApiError(409, refusal.rule, refusal.reason)
         if '_revisions' in doc:
@@ -525,8 +498,8 @@ class QuarantineEntryResource:
         resp.media = {'discarded': entry['_id']}
 
 
-def caseload_routes(services, intake: RecordsResource) -> list[tuple[str, Any]]:
-    """Return the caseload routes (``intake`` lends the desk-intake rules)."""
+def caseload_routes(services, intake: DeskIntake) -> list[tuple[str, Any]]:
+    """Return the caseload routes (``intake``: the desk-submission rules)."""
     entry = QuarantineEntryResource(services, intake)
     return [
         ('/caseload', CaseloadResource(services)),

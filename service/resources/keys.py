@@ -1,5 +1,5 @@
 """Key distribution: the org signer, the signed manifest, advocate keys,
-certificates and grants.
+certificates and grants (the documents themselves: ``service.keystore``).
 
 The server only stores and hands out public or sealed material, and checks
 signatures so that a tampered upload is refused early. It never holds an
@@ -16,148 +16,13 @@ import keys
 from keys.advocates import RECOVERY_ADVOCATE, check_public_record
 from keys.grants import check_grant_signature
 from service.errors import ApiError
+from service.keystore import (MANIFEST_ID, SIGNER_ID, KeyStore, manifest_events,
+                              manifest_succession_problem)
 from service.openapi_bodies import (AdvocateKeyBody, CertificateBody, GrantsBody, ManifestBody,
                                     SignerBody, load_body)
-from service.resources import ADMIN, ALL_STAFF, CASE_STAFF
-from service.resources.custody import custody_of, refuse_unheld_activation
-from service.resources.lifecycle import manifest_events
+from service.resources import ADMIN, CASE_STAFF
+from service.resources.custody import refuse_unheld_activation
 from sync.errors import DocumentConflict
-
-SIGNER_ID = 'org-signer'
-MANIFEST_ID = 'key-manifest'
-#: Key statuses in the only order a version may move through them.
-_STATUS_RANK = {'active': 0, 'decrypt-only': 1, 'retired': 2}
-#: Grant members that carry the sealed key; a stored grant never changes them.
-_SEALED_GRANT = ('kek', 'advocate', 'apk', 'suite', 'enc', 'ct')
-
-
-def manifest_succession_problem(previous: dict[str, Any] | None, new: dict[str, Any],
-                                org: str) -> tuple[str, str] | None:
-    """Say why ``new`` may not follow ``previous``, or return None.
-
-    A manifest names the service's own org; it keeps every key version the
-    previous one listed (a version leaves use through the retire flow, which
-    keeps it listed as ``retired``), never changes a listed version's public
-    key, never brings back a retired one, and never moves a version back
-    from decrypt-only to active. So a key id, once used, names one key for
-    good: an envelope or grant sealed under it can never be confused with
-    another key's.
-
-    Returns:
-        ``(code, description)`` of the first rule broken, or None.
-    """
-    if new['org'] != org:
-        return 'org_mismatch', "The manifest names another org than this service's."
-    if previous is None:
-        return None
-    entries = {entry['kid']: entry for entry in new['keys']}
-    for old in previous['keys']:
-        entry = entries.get(old['kid'])
-        if entry is None:
-            return ('kid_dropped', f"The manifest drops key version {old['kid']}; retire it "
-                                   'with `fieldvault keys retire` instead.')
-        if entry.get('pub') is not None and entry.get('pub') != old.get('pub'):
-            return ('kid_reused', f"Key version {old['kid']} already names another key; "
-                                  'choose a new key id.')
-        if _STATUS_RANK[entry['status']] < _STATUS_RANK[old['status']]:
-            return ('status_regressed', f"Key version {old['kid']} cannot go back from "
-                                        f"{old['status']} to {entry['status']}.")
-    return None
-
-
-class KeyStore:
-    """Reads and writes key documents in the config, directory and keyvault databases.
-
-    Args:
-        services: The app's collaborators.
-    """
-
-    def __init__(self, services) -> None:
-        self._couch = services.couch
-        self.org = services.config.org
-        # The signer and manifest are read on every push batch of envelopes
-        # and every manifest GET: the watch keeps them while the config
-        # feed reports no change (see sync.watch).
-        self._config_watch = services.config_watch
-        self._config_db = services.db('config')
-        self._directory_db = services.db('directory')
-        self._keyvault_db = services.db('keyvault')
-
-    def signer(self) -> dict[str, Any] | None:
-        """Return the pinned org signer document, if any."""
-        return self._config_watch.get(SIGNER_ID)
-
-    def signer_public(self) -> str:
-        """Return the pinned signer public key, or raise 409 when there is none."""
-        signer = self.signer()
-        if signer is None:
-            raise ApiError(409, 'no_signer', 'No org signing key is pinned yet.')
-        return signer['public']
-
-    def manifest(self) -> dict[str, Any] | None:
-        """Return the signed manifest document, if published."""
-        return self._config_watch.get(MANIFEST_ID)
-
-    def manifest_body(self) -> dict[str, Any] | None:
-        """Return the verified body of the current manifest, if published."""
-        current = self.manifest()
-        if current is None:
-            return None
-        return keys.verify_manifest(current['signed'], self.signer_public())
-
-    def advocate_key(self, advocate: str) -> dict[str, Any] | None:
-        return self._couch.get_or_none(self._directory_db, f'apk:{advocate}')
-
-    def put_config(self, doc: dict[str, Any]) -> None:
-        try:
-            self._couch.put(self._config_db, doc)
-        finally:
-            # This instance sees its own write at once, not after the feed.
-            self._config_watch.forget(doc['_id'])
-
-    def put_directory(self, doc: dict[str, Any]) -> None:
-        self._couch.put(self._directory_db, doc)
-
-    def advocate_keys(self) -> list[dict[str, Any]]:
-        return list(self._couch.iter_prefix(self._directory_db, 'apk:'))
-
-    def grants_for(self, advocate: str) -> list[dict[str, Any]]:
-        return [doc for doc in self._couch.iter_prefix(self._keyvault_db, 'grant:')
-                if doc.get('advocate') == advocate]
-
-    def holders_of(self, kek: str) -> list[dict[str, Any]]:
-        """Return the grants and shares of one key version."""
-        return list(self._couch.iter_prefix(self._keyvault_db, f'grant:{kek}:'))
-
-    def put_grants(self, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store grants; one identical to the stored grant is left as it is.
-
-        Raises:
-            ApiError: 409 ``grant_exists`` when a live grant of the same
-                version and person holds another sealed key (a key id is
-                never reused, and a stray grant would make that person's
-                keyring fail to load); remove it first (``keys remove-grant``).
-        """
-        rows = self._couch.all_docs(self._keyvault_db, keys=[grant['_id'] for grant in grants],
-                                    include_docs=True)
-        existing = {row['id']: row for row in rows if 'value' in row}
-        docs = []
-        for grant in grants:
-            doc = {name: value for name, value in grant.items() if name != '_rev'}
-            row = existing.get(doc['_id'])
-            stored = row.get('doc') if row else None
-            if stored is not None:
-                if any(stored.get(name) != doc.get(name) for name in _SEALED_GRANT):
-                    raise ApiError(409, 'grant_exists',
-                                   f"A grant of {doc['kek']} to {doc['advocate']} already "
-                                   'exists with another key: a key id is never reused, so '
-                                   'choose a new one, or remove the stray grant first.')
-                continue
-            if row is not None:
-                doc['_rev'] = row['value']['rev']  # re-granting after a removal
-            docs.append(doc)
-        return self._couch.bulk_docs(self._keyvault_db, docs) if docs else []
-
 
 class SignerResource:
     """``GET /keys/signer`` shows the pinned org signing key; ``PUT`` pins it once."""
@@ -415,21 +280,20 @@ class GrantsResource:
                            fields={'advocates': outsiders})
 
 
-def key_routes(services) -> list[tuple[str, Any]]:
+def key_routes(services, store: KeyStore, custody) -> list[tuple[str, Any]]:
     """Return the key-distribution routes."""
-    store = KeyStore(services)
     audit = services.audit
     return [
         ('/keys/signer', SignerResource(store, audit)),
-        ('/keys/manifest', ManifestResource(store, audit, custody_of(services))),
+        ('/keys/manifest', ManifestResource(store, audit, custody)),
         ('/keys/grants', GrantsResource(store, audit)),
         ('/advocates/keys', AdvocateKeysResource(store, audit)),
         ('/advocates/keys/{advocate}', AdvocateKeyResource(store)),
         ('/advocates/keys/{advocate}/certificate',
-         CertificateResource(store, audit, custody=custody_of(services))),
+         CertificateResource(store, audit, custody=custody)),
         ('/advocates/certified', CertifiedKeysResource(store)),
         ('/advocates/me', MyKeyResource(store)),
     ]
 
 
-__all__ = ['KeyStore', 'key_routes', 'ALL_STAFF']
+__all__ = ['key_routes']

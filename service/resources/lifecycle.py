@@ -13,61 +13,27 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from typing import Any
 
 import keys
 from keys._encoding import is_identifier
 from keys.advocates import RECOVERY_ADVOCATE
 from service.errors import ApiError
+from service.keystore import ENVELOPE_PREFIX, census
 from service.openapi_bodies import (MAX_PAGE, CertificateBody, RewrapRunBody, RewrappedBody,
                                     load_body)
 from service.resources import ADMIN
 from sync import key_policy
 from sync.errors import DocumentConflict
 
-__all__ = ['lifecycle_routes', 'manifest_events', 'census']
+__all__ = ['lifecycle_routes']
 
 RECOVERY_ID = 'recovery-key'
-ENVELOPE_PREFIX = 'rk:'
 #: Most keyvault rows one ``GET /keys/envelopes`` scans before answering.
 MAX_SCAN = 5000
 #: Envelope members a rewrap may change; every other member must stay as stored.
 _REWRAPPED = frozenset({'kek', 'suite', 'enc', 'ct', '_rev'})
 CUSTODIANS = ('supervisor',)
-
-
-def census(couch, keyvault_db: str, *, page_size: int = 1000) -> dict[str, int]:
-    """Count ``rk:`` envelopes per ``kek``, paging with bounded memory."""
-    counts: Counter[str] = Counter()
-    for doc in couch.iter_prefix(keyvault_db, ENVELOPE_PREFIX, page_size=page_size):
-        counts[str(doc.get('kek'))] += 1
-    return dict(sorted(counts.items()))
-
-
-def manifest_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, dict]]:
-    """Return the lifecycle audit events a manifest change amounts to.
-
-    ``key_rotated`` when the active key changes (with the old key's
-    ``accept_until``), ``key_retired`` for each key that becomes retired.
-    """
-    events: list[tuple[str, dict]] = []
-    if old is None:
-        return events
-    old_status = {entry['kid']: entry for entry in old['keys']}
-    old_active = next(entry['kid'] for entry in old['keys'] if entry['status'] == 'active')
-    new_active = next(entry['kid'] for entry in new['keys'] if entry['status'] == 'active')
-    if old_active != new_active:
-        demoted: dict[str, Any] = next(
-            (entry for entry in new['keys'] if entry['kid'] == old_active), {})
-        events.append(('key_rotated', {'from': old_active, 'to': new_active,
-                                       'seq': new['seq'],
-                                       'accept_until': demoted.get('accept_until')}))
-    for entry in new['keys']:
-        before = old_status.get(entry['kid'])
-        if entry['status'] == 'retired' and (before is None or before['status'] != 'retired'):
-            events.append(('key_retired', {'kid': entry['kid'], 'seq': new['seq']}))
-    return events
 
 
 def _kid(value: Any, name: str) -> str:

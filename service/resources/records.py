@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import time
-import uuid
 
-import keys
 import schemas
 from schemas import lifecycle
 from schemas.fields import DocumentId
 from service.errors import ApiError
+from service.intake import DeskIntake
 from service.openapi_bodies import OpenFailureBody, RecordIntakeBody, ReleaseBody, load_body
 from service.resources import ALL_STAFF
-from sync import filtering, key_policy
+from service.teams import team_record
 from sync.errors import DocumentConflict
-from sync.sealed import LateArrivals, SealedRegistry
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
@@ -63,20 +60,17 @@ class RecordsResource:
     (``sync.sealed``) applies here too, so a record of a sealed youth, or an
     envelope a sealing shredded, is refused with 403 naming the rule
     (``youth_sealed``, ``envelope_deleted``) and quarantined without key
-    material.
+    material. The rules are ``service.intake``'s, shared with desk correction.
     """
 
     auth = {'POST': ('worker', 'advocate', 'supervisor')}
 
-    def __init__(self, services, key_store) -> None:
+    def __init__(self, services, intake: DeskIntake) -> None:
         self._couch = services.couch
         self._records_db = services.db('records')
         self._keyvault_db = services.db('keyvault')
-        self._key_store = key_store
+        self._intake = intake
         self._audit = services.audit
-        self._quarantine_db = services.db('quarantine')
-        self._sealed = SealedRegistry(services.couch, services.db('directory'),
-                                      services.device_watch)
 
     def on_post(self, req, resp):
         body = load_body(req, RecordIntakeBody)
@@ -93,33 +87,10 @@ class RecordsResource:
         refused = lifecycle.capture_refusal(document, by=principal.id, roles=principal.roles)
         if refused is not None:
             raise ApiError(403, *refused)
-        listed = set((document.get('fle') or {}).get('keys', {}))
-        manifest = self._key_store.manifest_body()
-        accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])
-                    if entry['status'] in ('active', 'decrypt-only')}
-        now = time.time()
-        for index, envelope in enumerate(body['envelopes']):
-            keys.validate_envelope(envelope)
-            problems = []
-            if envelope['doc'] != document['_id']:
-                problems.append('The envelope belongs to another document.')
-            if envelope['rkid'] not in listed:
-                problems.append('The envelope is not listed in the document header.')
-            if envelope['kek'] not in accepted:
-                problems.append('The envelope is sealed to a key the manifest does not accept.')
-            else:
-                late = key_policy.check_envelope_key(envelope, manifest, now)
-                if late is not None:
-                    problems.append(str(late))
-            if problems:
-                raise ApiError(422, 'invalid_envelope', 'An envelope was refused.',
-                               fields={'envelopes': {str(index): problems}})
-        missing = listed - {envelope['rkid'] for envelope in body['envelopes']}
-        if missing:
-            raise ApiError(422, 'missing_envelope',
-                           'Every record key in the header needs its envelope.',
-                           fields={'envelopes': ['An envelope is missing for a header key.']})
-        self._refuse_late_arrival(principal, document, body['envelopes'])
+        self._intake.check_envelopes(
+            document, body['envelopes'], expected=(document.get('fle') or {}).get('keys', {}),
+            unexpected_reason='The envelope is not listed in the document header.')
+        self._intake.refuse_late_arrival(principal, document, body['envelopes'])
         try:
             rev = self._couch.put(self._records_db, document)
         except DocumentConflict:
@@ -137,65 +108,6 @@ class RecordsResource:
         resp.status = 201
         resp.location = f'/records/{document["_id"]}'
         resp.media = {'id': document['_id']}
-
-
-    def _refuse_late_arrival(self, principal, document, envelopes) -> None:
-        """Refuse a submission that would add anything for a sealed youth.
-
-        The same rule as a sync push: the record of a sealed youth (by
-        linking key or id), and any envelope a sealing shredded (keyvault
-        holds it deleted, so it could otherwise be written again). The
-        whole submission goes to quarantine, the record as the gateway keeps
-        one, every envelope as metadata only.
-
-        Raises:
-            ApiError: 403 naming the rule.
-        """
-        late = LateArrivals(self._sealed.snapshot(), [document])
-        rows = self._couch.all_docs(self._keyvault_db,
-                                    keys=[envelope['_id'] for envelope in envelopes])
-        shredded = {row['id'] for row in rows
-                    if isinstance(row.get('value'), dict) and row['value'].get('deleted')}
-        refusals = [refusal for refusal in (late.refusal(doc, shredded)
-                                            for doc in [document, *envelopes]) if refusal]
-        if not refusals:
-            return
-        if late.new_records:
-            self._sealed.add(record_ids=late.new_records)
-        refusal, now = refusals[0], round(time.time(), 3)
-        entries = []
-        for doc in [document, *envelopes]:
-            # The same allow-list as the gateway's quarantine; envelopes keep
-            # no key material (a sealed youth's record key must not survive).
-            kept, redacted = filtering.redact_for_quarantine(
-                doc, record_types=schemas.RECORD_TYPES, worker=principal.id, device_id='',
-                key_material=False)
-            entries.append({
-                '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'source': 'desk_intake',
-                'user': principal.id, 'db': 'records', 'at': now, 'rule': refusal.rule,
-                'reason': refusal.reason, 'fields': {}, 'doc_id': doc['_id'],
-                'doc': kept, 'redacted': redacted,
-            })
-        self._couch.bulk_docs(self._quarantine_db, entries)
-        for entry in entries:
-            self._audit.record('intake_refused', actor=f'user:{principal.id}',
-                               subject=entry['doc_id'], team=principal.team,
-                               details={'rule': refusal.rule, 'quarantine': entry['_id']})
-        raise ApiError(403, refusal.rule, refusal.reason)
-
-
-def _team_record(couch, records_db: str, directory_db: str, record_id: str, team):
-    """Return the record when it belongs to ``team``; else answer 404.
-
-    APPSEC: a record outside the caller's team answers exactly like a
-    missing one, so ids cannot be probed.
-    """
-    document = couch.get_or_none(records_db, record_id)
-    owner = couch.get_or_none(directory_db, f'user:{document["owner"]}') if document else None
-    if document is None or owner is None or owner.get('team') is None \
-            or owner.get('team') != team:
-        raise ApiError(404, 'not_found', 'No such record on your caseload.')
-    return document
 
 
 class RecordOpenResource:
@@ -276,8 +188,8 @@ class RecordOpenFailureResource:
     def on_post(self, req, resp, record_id):
         code = load_body(req, OpenFailureBody)['code']
         principal = req.context.principal
-        _team_record(self._couch, self._records_db, self._directory_db, record_id,
-                     principal.team)
+        team_record(self._couch, self._records_db, self._directory_db, record_id,
+                    principal.team)
         self._audit.record('record_open_failed', actor=f'user:{principal.id}',
                            subject=record_id, team=principal.team, details={'code': code})
         resp.status = 201

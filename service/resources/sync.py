@@ -1,22 +1,22 @@
 """The ``/sync/{db}`` replication endpoints (CouchDB protocol, devices only)
-and the conflict listing for case staff. Thin: ``sync.gateway`` does the work."""
+and the conflict listing for case staff. Thin: ``sync.gateway`` and
+``service.conflicts`` do the work."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
-from typing import Any
 
 from service.accounts import Forbidden
+from service.conflicts import ConflictListing
 from service.errors import ApiError
 from service.resources import CASE_STAFF
-from service.throttle import Throttle
 from sync.devices import DeviceIdentity
 from sync.errors import DocumentNotFound
-from sync.gateway import BadRequest, Gateway, RecordRules, TooManyDocuments, UnknownDatabase
+from sync.gateway import BadRequest, Gateway, TooManyDocuments, UnknownDatabase
 
-__all__ = ['ConflictsResource', 'SyncUnroutedSink', 'SyncWiring', 'sync_routes']
+__all__ = ['ConflictsResource', 'SyncUnroutedSink', 'sync_routes']
 
 DEVICE = ('device',)
 
@@ -264,18 +264,11 @@ class ConflictsResource:
 
     auth = {'GET': CASE_STAFF}
 
-    def __init__(self, gateway: Gateway, team_of_users) -> None:
-        self._gateway = gateway
-        self._team_of_users = team_of_users
+    def __init__(self, listing: ConflictListing) -> None:
+        self._listing = listing
 
     def on_get(self, req, resp):
-        team = req.context.principal.team
-
-        def owners_seen(owners: set[str]) -> set[str]:
-            teams = self._team_of_users(owners)
-            return {owner for owner in owners if team is not None and teams.get(owner) == team}
-
-        resp.media = {'conflicts': self._gateway.conflicted_records(owners_seen)}
+        resp.media = {'conflicts': self._listing.for_team(req.context.principal.team)}
 
 
 def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
@@ -296,116 +289,3 @@ def sync_routes(gateway: Gateway) -> list[tuple[str, object]]:
         ('/sync/{db}/_ensure_full_commit', SyncEnsureFullCommitResource(gateway)),
         ('/sync/{db}/{doc_id}', SyncDocumentResource(gateway)),
     ]
-
-
-class SyncWiring:
-    """The device store, gateway, auth adapter and routes of one app.
-
-    Args:
-        services: The app's collaborators.
-    """
-
-    def __init__(self, services) -> None:
-        # Imported here so the resource module stays importable without them
-        # in unit tests of the resources alone.
-        import keys
-        import keys.errors
-        import schemas
-        import schemas.errors
-        import schemas.lifecycle
-        from service.accounts import AccountError
-        from service.resources.devices import (
-            DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource,
-            EnrollResource)
-        from sync.devices import Devices
-        from sync.sealed import SealedRegistry
-
-        config = services.config
-        self.devices = Devices(services.couch, config.db_name('directory'),
-                               config.db_name('config'), enrollment_ttl=config.enrollment_ttl,
-                               watch=services.device_watch)
-        rules = RecordRules(
-            record_types=tuple(schemas.RECORD_TYPES),
-            validate_document=lambda doc: schemas.validate_document(doc, sealed=True),
-            identifying_paths=schemas.identifying_paths,
-            schema_errors=(schemas.errors.SchemaValidationError,),
-            unknown_schema_errors=(schemas.errors.UnknownSchema,),
-            validate_envelope=keys.validate_envelope,
-            envelope_errors=(keys.errors.InvalidKeyMaterial, keys.errors.KeysError),
-            manifest_body=_manifest_reader(services),
-            sealed_registry=SealedRegistry(services.couch, config.db_name('directory'),
-                                           services.device_watch),
-            check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
-                doc, by=worker, roles=('worker',), stored=stored),
-        )
-        self.gateway = Gateway(
-            services.couch,
-            {name: config.db_name(name) for name in ('records', 'config', 'keyvault',
-                                                     'quarantine')},
-            rules,
-            server_uuid=config.server_uuid or Gateway.derive_server_uuid(config.org),
-            max_doc_bytes=config.max_doc_bytes,
-            max_bulk_docs=config.max_bulk_docs,
-            longpoll_max_seconds=config.longpoll_max_seconds,
-            audit=services.audit.record,
-        )
-        self.device_auth = DeviceAuthenticator(self.devices)
-
-        def worker_exists(username: str) -> bool:
-            try:
-                return 'worker' in services.accounts.get_user(username)['roles']
-            except AccountError:
-                return False
-
-        self.routes = [
-            ('/devices', DevicesResource(self.devices, services.audit, worker_exists)),
-            ('/devices/enroll', EnrollResource(
-                self.devices, services.audit, services.couch, config.db_name('config'),
-                throttle=Throttle(services.couch, config.db_name('directory'), scope='enroll',
-                                  limit=config.enroll_max_attempts,
-                                  window=config.enroll_window_seconds))),
-            ('/devices/{device_id}', DeviceResource(self.devices)),
-            ('/devices/{device_id}/revoke', DeviceRevokeResource(self.devices, services.audit)),
-            ('/records/conflicts', ConflictsResource(self.gateway, _team_reader(services))),
-            *sync_routes(self.gateway),
-        ]
-
-
-def _manifest_reader(services):
-    """Return a callable giving the verified key manifest body, or None.
-
-    The manifest document comes from the config watch (no read while the
-    config feed reports no change) and the verified body is cached by its
-    ``_rev``, so a warm push batch costs no read and no signature check.
-    """
-    from service.resources.keys import KeyStore
-
-    store = KeyStore(services)
-    cache: dict[str, Any] = {}
-
-    def read():
-        current = store.manifest()
-        if current is None:
-            return None
-        if cache.get('rev') != current['_rev']:
-            body = store.manifest_body()
-            cache.clear()
-            cache.update(rev=current['_rev'], body=body)
-        return cache['body']
-
-    return read
-
-
-def _team_reader(services):
-    """Return a callable giving ``{username: team}`` of existing users, in one read."""
-    directory = services.db('directory')
-
-    def teams(usernames):
-        if not usernames:
-            return {}
-        rows = services.couch.all_docs(directory, keys=[f'user:{name}' for name in sorted(usernames)],
-                                       include_docs=True)
-        return {row['doc']['username']: row['doc'].get('team')
-                for row in rows if row.get('doc') and row['doc'].get('username')}
-
-    return teams

@@ -135,7 +135,7 @@ def test_rotate_rewrap_retire_and_late_envelopes_are_refused(ceremony, services)
     v3 = ceremony.manifest()
     assert {(e['kid'], e['status']) for e in v3['keys']} == {
         ('oek-2', 'active'), ('oek-1', 'retired')}
-    assert key_policy.check_envelope_key({'kek': 'oek-1'}, v3, 0) is not None
+    assert key_policy.check_new_envelope({'kek': 'oek-1'}, v3, 0) is not None
 
     # Every record still opens, with the advocate's current grants (oek-2 only).
     keyring = ceremony.keyring('adv-1')

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.integration.records import plain_contact, sealed_contact
+from tests.integration.records import plain_contact, publish_test_manifest, sealed_contact
 
 pytestmark = pytest.mark.functional
 
@@ -104,6 +104,7 @@ def test_checkpoints_are_per_device(client, users, admin):
 def test_push_validates_per_doc_and_pull_is_filtered(client, users, admin, services):
     alice = _enroll(client, users, admin, 'w-alice')
     bob = _enroll(client, users, admin, 'w-bob')
+    publish_test_manifest(services.couch, services.db('config'), ORG)
     good, envelope = sealed_contact('w-alice', ORG)
     plaintext = plain_contact('w-alice', ORG)
     foreign = sealed_contact('w-bob', ORG)[0]

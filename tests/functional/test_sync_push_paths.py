@@ -10,7 +10,7 @@ import pytest
 
 from sync.couch import doc_path
 from tests.functional.test_sync_gateway import ORG, _basic, _enroll, _push, _with_rev
-from tests.integration.records import plain_contact, sealed_contact
+from tests.integration.records import plain_contact, publish_test_manifest, sealed_contact
 
 pytestmark = pytest.mark.functional
 
@@ -18,6 +18,12 @@ pytestmark = pytest.mark.functional
 @pytest.fixture
 def admin(users):
     return users.bearer(users.token('admin-sync2', ['admin']))
+
+
+@pytest.fixture(autouse=True)
+def published(services):
+    """The manifest the test records are sealed to, so their envelopes are accepted."""
+    return publish_test_manifest(services.couch, services.db('config'), ORG)
 
 
 def _alice_and_a_record_of_bob(client, users, admin, suffix=''):
@@ -148,7 +154,8 @@ def test_a_device_cannot_add_a_revision_to_an_envelope_it_did_not_create(
     alice, _bob, envelope = _bobs_envelope(client, users, admin, '-rk')
     # A new branch (1-b...) and a child revision (2-c...) of bob's envelope,
     # each well formed: both would change what advocates read.
-    branch = _with_rev(dict(envelope, kek='k-other'), 1, 'b' * 32)
+    other_key = sealed_contact('w-alice-rk', ORG)[1]
+    branch = _with_rev(dict(envelope, enc=other_key['enc'], ct=other_key['ct']), 1, 'b' * 32)
     child = dict(envelope, _rev='2-' + 'c' * 32,
                  _revisions={'start': 2, 'ids': ['c' * 32, 'a' * 32]})
     result = _push(client, alice, [branch, child])

@@ -13,7 +13,7 @@ import pytest
 
 import schemas
 from service.cli import ensure_databases, publish_tablet_config
-from tests.integration.records import plain_contact, sealed_contact
+from tests.integration.records import plain_contact, publish_test_manifest, sealed_contact
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.functional
@@ -102,6 +102,7 @@ def test_a_refusal_tells_the_device_its_rule_and_fields(client, users, admin):
 
 def test_an_accepted_push_is_audited_with_counts_only(client, users, admin, services):
     creds = _enroll(client, users, admin, 'w-audit')
+    publish_test_manifest(services.couch, services.db('config'), ORG)
     sealed, envelope = sealed_contact('w-audit', ORG)
     refused = plain_contact('w-audit', ORG, notes='clear words')
     answers = _push(client, creds, [sealed, envelope, refused]).json

@@ -44,6 +44,27 @@ def sealed_contact(owner: str, org: str, *, manifest_body: dict | None = None,
 
 
 _MANIFESTS: dict[str, dict] = {}
+_SIGNERS: dict[str, object] = {}
+
+
+def publish_test_manifest(couch, config_db: str, org: str) -> dict:
+    """Pin a signer and publish the manifest ``sealed_contact`` seals to by default.
+
+    A service accepts new envelopes only for key versions its published
+    manifest accepts; this stores the two config documents an operator's
+    key ceremony leaves (``org-signer`` and ``key-manifest``), so records
+    sealed to this module's throwaway org key can be pushed. Returns the
+    manifest body.
+    """
+    import keys
+    body = _manifest_body(org)
+    signer = _SIGNERS.setdefault(org, keys.SigningKey.generate())
+    public = signer.public_b64()
+    couch.put(config_db, {'_id': 'org-signer', 'type': 'org-signer', 'public': public,
+                          'fingerprint': keys.fingerprint(public)})
+    couch.put(config_db, {'_id': 'key-manifest', 'type': 'key-manifest', 'seq': body['seq'],
+                          'signed': keys.sign_manifest(body, signer)})
+    return body
 
 
 def _manifest_body(org: str):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.integration.conftest import ORG
-from tests.integration.records import plain_contact, sealed_contact
+from tests.integration.records import plain_contact, publish_test_manifest, sealed_contact
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +140,7 @@ def test_two_devices_sync_live_and_each_gets_only_its_own(stack, tmp_path):
 
 def test_bad_documents_are_refused_per_doc_and_quarantined(stack):
     alice = stack.enroll('w-carol')
+    publish_test_manifest(stack.services.couch, stack.services.db('config'), ORG)
     good, envelope = _sealed_batch('w-carol', 5)
     bad = [
         plain_contact('w-carol', ORG),                       # plaintext identifying field
@@ -166,6 +167,7 @@ def test_bad_documents_are_refused_per_doc_and_quarantined(stack):
 
 def test_deletions_by_remove_and_by_put_replicate_as_bare_tombstones(stack):
     creds = stack.enroll('w-del')
+    publish_test_manifest(stack.services.couch, stack.services.db('config'), ORG)
     docs, envelopes = _sealed_batch('w-del', 2)
     first = stack.tablet(creds, 'push', name='del', docs=docs + envelopes)
     assert first['ok'] and first['denied'] == 0, first
@@ -201,6 +203,7 @@ def test_revoked_device_stops_with_401_and_never_syncs_again(stack):
 
 def test_service_killed_mid_replication_resumes_and_stores_each_doc_once(stack):
     creds = stack.enroll('w-frank')
+    publish_test_manifest(stack.services.couch, stack.services.db('config'), ORG)
     docs, envelopes = _sealed_batch('w-frank', PER_DEVICE)
     process = stack.tablet(creds, 'push', name='frank', docs=docs + envelopes,
                            batch_size=10, retry=True, background=True)

@@ -15,7 +15,7 @@ import pytest
 from service.embedded_db import EmbeddedDB, free_port
 from sync.couch import CouchDBClient
 from tests.integration.conftest import ORG
-from tests.integration.records import sealed_contact
+from tests.integration.records import publish_test_manifest, sealed_contact
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ def test_server_side_replicator_pulls_and_pushes_through_the_gateway(stack, repl
     assert again.status_code == 200 and again.json()['docs_written'] == 0, again.text
 
     # Push: the gateway is the target; per-doc refusals do not stop the rest.
+    publish_test_manifest(couch, db('config'), ORG)
     outbox = f'{stack.services.config.db_prefix}outbox_{uuid.uuid4().hex[:6]}'
     local.ensure_db(outbox)
     new = [sealed_contact('w-gina', ORG) for _ in range(2)]
