@@ -24,6 +24,7 @@ from fle.shapes import (
     is_rkid,
     is_timestamp,
     is_version,
+    is_written_version,
     rkid_bytes,
     sealed_parts,
 )
@@ -42,6 +43,7 @@ __all__ = [
     'is_rkid',
     'is_timestamp',
     'is_version',
+    'is_written_version',
     'pointer',
     'rkid_bytes',
     'sealed_parts',

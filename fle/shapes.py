@@ -38,6 +38,7 @@ __all__ = [
     'is_rkid',
     'is_timestamp',
     'is_version',
+    'is_written_version',
     'rkid_bytes',
     'sealed_parts',
 ]
@@ -92,7 +93,16 @@ class FormatError(ValueError):
 
 
 def is_version(value: Any) -> bool:
-    """Tell whether ``value`` is the supported format version (an int; ``true`` is not 1)."""
+    """Tell whether a reader takes ``value`` as the supported format version.
+
+    JSON does not tell ``1`` from ``1.0`` and JavaScript cannot, so readers
+    accept either spelling of the number; ``true`` and ``"1"`` are refused.
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == FLE_VERSION
+
+
+def is_written_version(value: Any) -> bool:
+    """Tell whether ``value`` is the version as writers write it: the integer 1."""
     return type(value) is int and value == FLE_VERSION
 
 

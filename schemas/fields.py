@@ -417,7 +417,7 @@ class SealedValue(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or 'fle' not in value:
             raise self.make_error('plaintext', pointer=self.pointer or f'/{self.name}')
-        if not fle.is_version(value['fle']):
+        if not fle.is_written_version(value['fle']):
             raise self.make_error('unsupported_version')
         if value.keys() != SEALED_VALUE_KEYS:
             raise self.make_error('invalid_shape')

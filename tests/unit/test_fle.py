@@ -46,7 +46,6 @@ def test_a_well_formed_sealed_value_gives_its_nonce_and_ciphertext():
     (sealed(extra='Secret'), 'value'),
     (sealed(fle=2), 'fle'),
     (sealed(fle=True), 'fle'),
-    (sealed(fle=1.0), 'fle'),
     (sealed(fle='1'), 'fle'),
     (sealed(rk='Secret'), 'rk'),
     (sealed(rk=RKID.upper()), 'rk'),
@@ -65,6 +64,15 @@ def test_a_malformed_sealed_value_is_refused_by_member_never_by_value(value, mem
         fle.sealed_parts(value)
     assert caught.value.member == member
     assert 'Secret' not in str(caught.value)
+
+
+def test_readers_take_either_spelling_of_the_version_and_writers_write_the_integer():
+    assert fle.sealed_parts(sealed(fle=1.0)) == (bytes(12), bytes(48))
+    assert fle.check_header({**header(), 'v': 1.0}) == {RKID: bytes(32)}
+    assert [fle.is_written_version(value) for value in (1, 1.0, True, '1')] == [
+        True, False, False, False]
+    assert [fle.is_version(value) for value in (1, 1.0, True, '1', 2)] == [
+        True, True, False, False, False]
 
 
 def test_a_sealed_value_must_name_a_record_key_of_the_header():
