@@ -9,6 +9,7 @@ import pytest
 
 import fle
 from fle import base64url, pointer, shapes
+from tests.unit.test_keys_boundary import imported_modules
 
 pytestmark = pytest.mark.unit
 
@@ -154,12 +155,6 @@ def test_resolve_is_none_for_any_missing_step():
 
 @pytest.mark.parametrize('path', sorted((ROOT / 'fle').rglob('*.py')), ids=lambda path: path.name)
 def test_the_format_package_imports_only_the_standard_library_and_itself(path):
-    tree = ast.parse(path.read_text(encoding='utf-8'))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split('.')[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split('.')[0])
+    imported = {name.split('.')[0] for name in imported_modules(ast.parse(path.read_text()))}
     foreign = imported - {'fle', '__future__', 'base64', 'binascii', 're', 'collections', 'typing'}
     assert not foreign, f'{path.name} imports {sorted(foreign)}'
