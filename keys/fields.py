@@ -128,19 +128,6 @@ def unpad(padded: bytes) -> bytes:
     return stripped[:-1]
 
 
-def encode_value(value: Any) -> bytes:
-    """Serialise a field value as compact UTF-8 JSON.
-
-    Raises:
-        ValueError: The value holds NaN, infinity, an integer beyond the
-            range of a double, or a lone surrogate.
-        TypeError: The value holds something JSON has no type for.
-    """
-    text = json.dumps(value, ensure_ascii=False, separators=(',', ':'), allow_nan=False)
-    _check_readable(value)
-    return text.encode('utf-8')
-
-
 def _refuse_constant(name: str) -> Any:
     raise ValueError('non-finite number')
 
@@ -154,6 +141,25 @@ def _finite_float(text: str) -> float:
     return number
 
 
+#: Compact JSON, as every sealer writes it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+#: Strict JSON: no NaN or Infinity, no number that overflows a double.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def encode_value(value: Any) -> bytes:
+    """Serialise a field value as compact UTF-8 JSON.
+
+    Raises:
+        ValueError: The value holds NaN, infinity, an integer beyond the
+            range of a double, or a lone surrogate.
+        TypeError: The value holds something JSON has no type for.
+    """
+    text = _ENCODER.encode(value)
+    _check_readable(value)
+    return text.encode('utf-8')
+
+
 def decode_value(data: bytes) -> Any:
     """Parse the JSON text of an opened field value.
 
@@ -162,8 +168,7 @@ def decode_value(data: bytes) -> Any:
             finite as an IEEE 754 double or a string that is not valid
             Unicode (an escaped lone surrogate).
     """
-    value = json.loads(data.decode('utf-8'), parse_constant=_refuse_constant,
-                       parse_float=_finite_float)
+    value = _DECODER.decode(data.decode('utf-8'))
     _check_readable(value)
     return value
 
@@ -635,8 +640,7 @@ def open_document(
     # APPSEC: the AAD and HPKE info are rebuilt from the document's actual
     # _id and the pointer being opened, never from values stored alongside.
     doc_id = sealed_doc['_id']
-    opened = copy.deepcopy(sealed_doc)
-    del opened['fle']
+    opened = copy.deepcopy({name: value for name, value in sealed_doc.items() if name != 'fle'})
     record_keys: dict[str, _RecordKey] = {}
     for pointer, container, slot, sealed in _present_fields(opened, parsed):
         try:
