@@ -126,9 +126,10 @@ def _operations() -> dict:
     plaintexts = [os.urandom(32) for _ in FIELDS]  # each padded value fits 32 bytes
 
     # A correct AES-GCM seal draws a fresh nonce per encryption (fle/1 draws
-    # RK, rkid and all nonces in one os.urandom call; the baseline draws its
-    # RK and nonces the same way). Each nonce is kept with its blob so the
-    # bare open does real decryptions.
+    # RK, rkid and each nonce with an os.urandom call of its own; the
+    # baseline draws its RK and nonces in one call, the least any sealer
+    # pays). Each nonce is kept with its blob so the bare open does real
+    # decryptions.
     nonce_bytes = 12 * len(FIELDS)
 
     def bare_seal_with_nonces():

@@ -10,9 +10,9 @@ Where each step runs:
 * admin workstation: ``OrgKeyPair.generate``, ``SigningKey``,
   ``build_manifest``/``sign_manifest``, ``certify_advocate_key``, ``seal_grant``;
 * tablet: ``verify_manifest``, ``seal_document``, ``reseal_fields``;
-* server: ``validate_envelope``, ``validate_sealed_document``,
-  ``validate_sealed_value``, ``validate_grant``, passwords; it never opens
-  anything;
+* server: ``validate_envelope``, ``validate_grant``, passwords; it never
+  opens anything (sealed values and the ``fle`` header are checked for shape
+  by the crypto-free ``fle`` package, through the record schemas);
 * advocate machine: ``AdvocateKey.unwrap``, ``Keyring.from_grants``,
   ``open_document``, ``open_envelope``, ``rewrap_envelope`` (custodian),
   ``open_holdings``, ``seal_share`` (a holder passing a version on).
@@ -38,8 +38,6 @@ from keys.fields import (
     reseal_fields_at_time,
     seal_document,
     seal_document_at_time,
-    validate_sealed_document,
-    validate_sealed_value,
 )
 from keys.grants import open_grant, seal_grant, validate_grant
 from keys.keyring import Keyring
@@ -92,8 +90,6 @@ __all__ = [
     'validate_envelope',
     'validate_grant',
     'validate_share',
-    'validate_sealed_document',
-    'validate_sealed_value',
     'verify_certificate',
     'verify_manifest',
     'verify_password',

@@ -152,42 +152,6 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> by
     return HKDF(algorithm=_SHA256, length=length, salt=salt, info=info).derive(ikm)
 
 
-def hkdf_sha256_many(
-    ikm: bytes, *, salt: bytes, infos: tuple[bytes, ...], length: int = 32,
-) -> tuple[bytes, ...]:
-    """Derive one ``length``-byte output per ``info`` from the same IKM and salt.
-
-    Each output is byte for byte ``hkdf_sha256(ikm, salt=salt, info=info,
-    length=length)`` (the unit and property tests compare them):
-
-    * HKDF-Extract depends only on the salt and the IKM (RFC 5869, 2.2), so
-      its PRK is computed once, with pyca's own ``HKDF.extract``.
-    * For ``length <= 32`` HKDF-Expand is one block (RFC 5869, 2.3, N = 1):
-      ``T(1) = HMAC-SHA256(PRK, info || 0x01)``, truncated to ``length``.
-      Every output is an HMAC under the same PRK, so the HMAC is keyed once
-      and copied for every ``info`` but the last, which uses the keyed
-      object itself (pyca's ``HMAC.copy``), instead of paying one full
-      HKDF-Expand setup per output.
-
-    Raises:
-        ValueError: ``length`` is not 1 to 32 (use :func:`hkdf_sha256`).
-    """
-    if not 0 < length <= _SHA256.digest_size:
-        raise ValueError('hkdf_sha256_many derives one HKDF-Expand block at most')
-    if not infos:
-        return ()
-    prk = HKDF.extract(_SHA256, salt, ikm)
-    keyed = hmac.HMAC(prk, _SHA256)
-    outputs = []
-    for info in infos[:-1]:
-        block = keyed.copy()
-        block.update(info + b'\x01')
-        outputs.append(block.finalize()[:length])
-    keyed.update(infos[-1] + b'\x01')
-    outputs.append(keyed.finalize()[:length])
-    return tuple(outputs)
-
-
 def aes_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt with AES-GCM; returns ciphertext || 16-byte tag.
 

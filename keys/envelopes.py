@@ -24,11 +24,12 @@ from keys._encoding import (
     b64url_encode,
     is_doc_id,
     is_identifier,
+    is_rkid,
     is_timestamp,
-    le64,
-    pae_item,
+    pae,
     rkid_bytes,
 )
+from fle import envelope_id
 from keys.errors import InvalidCiphertext, InvalidKeyMaterial
 from keys.orgkeys import SUITE
 from keys.signing import load_public_key
@@ -52,33 +53,13 @@ _COUCHDB = frozenset({'_rev', '_revisions'})
 _ALLOWED = _REQUIRED | _OPTIONAL | _COUCHDB
 
 
-#: The first two elements of every envelope ``info`` PAE (the count and the label).
-_INFO_HEAD = le64(5) + pae_item(RK_TAG)
-
-
 def envelope_info(org: str, kek: str, doc_id: str, rkid: str) -> bytes:
-    """Return the HPKE ``info`` of an RK envelope.
+    """Return the HPKE ``info`` of an RK envelope: ``PAE(RK_TAG, org, kek, doc_id, rkid bytes)``.
 
-    That is ``pae(RK_TAG, org, kek, doc_id, rkid as 16 bytes)``, with the
-    constant head built once.
+    Raises:
+        ValueError: ``rkid`` is not an rkid.
     """
-    return _info(org, kek, doc_id, rkid_bytes(rkid))
-
-
-def _info(org: str, kek: str, doc_id: str, rkid_raw: bytes) -> bytes:
-    """:func:`envelope_info` of checked strings, the rkid already decoded.
-
-    Every seal and open builds one, so the PAE items are written out in one
-    join instead of one :func:`pae_item` call and concatenation each (the
-    unit tests compare it with :func:`envelope_info`). ``org``, ``kek`` and
-    ``doc_id`` must be strings.
-    """
-    org_bytes = org.encode('utf-8')
-    kek_bytes = kek.encode('utf-8')
-    doc_bytes = doc_id.encode('utf-8')
-    return b''.join((
-        _INFO_HEAD, le64(len(org_bytes)), org_bytes, le64(len(kek_bytes)), kek_bytes,
-        le64(len(doc_bytes)), doc_bytes, le64(len(rkid_raw)), rkid_raw))
+    return pae(RK_TAG, org, kek, doc_id, rkid_bytes(rkid))
 
 
 def seal_rk(
@@ -92,22 +73,17 @@ def seal_rk(
     device: str | None,
     at: str | None,
     ephemeral_ikm: bytes | None = None,
-    rkid_raw: bytes | None = None,
 ) -> dict[str, Any]:
     """Seal a record key to an org public key and build its envelope.
 
     ``ephemeral_ikm`` is for known-answer vectors only (see
-    ``_primitives.hpke_seal``). ``rkid_raw``: the 16 bytes of ``rkid``
-    when the caller drew them (so they need no parsing); ``org``, ``kid``
-    and ``doc_id`` are strings.
+    ``_primitives.hpke_seal``).
     """
     recipient = load_public_key(public_b64)
-    if rkid_raw is None:
-        rkid_raw = rkid_bytes(rkid)
     enc, ciphertext = _primitives.hpke_seal(
-        rk, recipient, _info(org, kid, doc_id, rkid_raw), ephemeral_ikm=ephemeral_ikm)
+        rk, recipient, envelope_info(org, kid, doc_id, rkid), ephemeral_ikm=ephemeral_ikm)
     envelope = {
-        '_id': f'rk:{rkid}',
+        '_id': envelope_id(rkid),
         'type': 'rk',
         'org': org,
         'doc': doc_id,
@@ -136,7 +112,7 @@ def validate_envelope(doc: Any) -> None:
     _envelope_parts(doc)
 
 
-def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes, bytes]:
+def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes]:
     """Check an envelope like :func:`validate_envelope`.
 
     Args:
@@ -147,8 +123,7 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
             the most expensive step of the structural check.
 
     Returns:
-        ``(enc, ct, rkid)`` decoded (the rkid as its 16 bytes), so the opener
-        checks and decodes them once.
+        ``(enc, ct)`` decoded, so the opener checks and decodes them once.
 
     Raises:
         InvalidKeyMaterial: The reason names the failing member, never its value.
@@ -169,11 +144,9 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
         raise InvalidKeyMaterial("envelope 'kek' is not a valid identifier")
     if not is_doc_id(doc['doc']):
         raise InvalidKeyMaterial("envelope 'doc' is not a valid document id")
-    try:
-        rkid_raw = rkid_bytes(doc['rkid'])
-    except ValueError:
+    if not is_rkid(doc['rkid']):
         raise InvalidKeyMaterial("envelope 'rkid' is not 32 lowercase hex digits") from None
-    if doc['_id'] != f"rk:{doc['rkid']}":
+    if doc['_id'] != envelope_id(doc['rkid']):
         raise InvalidKeyMaterial("envelope '_id' must be rk:<rkid>")
     # APPSEC: a hard-coded suite allow-list; unknown suites are refused,
     # never "tried anyway" (downgrade).
@@ -195,7 +168,7 @@ def _envelope_parts(doc: Any, *, check_point: bool = True) -> tuple[bytes, bytes
         raise InvalidKeyMaterial("envelope 'dev' is not a valid identifier")
     if 'at' in doc and not is_timestamp(doc['at']):
         raise InvalidKeyMaterial("envelope 'at' is not a UTC timestamp")
-    return enc, ciphertext, rkid_raw
+    return enc, ciphertext
 
 
 def open_rk(
@@ -213,11 +186,10 @@ def open_rk(
         # APPSEC: the curve check happens inside HPKE decapsulation (OpenSSL
         # refuses an off-curve peer point); the negative vector with an
         # off-curve enc proves this path still fails with the opaque error.
-        enc, ciphertext, rkid_raw = _envelope_parts(envelope, check_point=False)
+        enc, ciphertext = _envelope_parts(envelope, check_point=False)
     except InvalidKeyMaterial:
         raise InvalidCiphertext from None
-    # The checks below make the envelope's rkid (hence rkid_raw), doc and
-    # org the caller's.
+    # The checks below make the envelope's rkid, doc and org the caller's.
     if envelope['rkid'] != rkid or envelope['doc'] != doc_id or envelope['org'] != org:
         raise InvalidCiphertext from None
     org_key = keyring.get(envelope['kek'])
@@ -225,7 +197,7 @@ def open_rk(
         raise InvalidCiphertext from None
     try:
         rk = org_key._hpke_open(
-            enc, ciphertext, _info(org, envelope['kek'], doc_id, rkid_raw))
+            enc, ciphertext, envelope_info(org, envelope['kek'], doc_id, rkid))
     except (ValueError, _primitives.PrimitiveFailure):
         raise InvalidCiphertext from None
     if len(rk) != RK_LENGTH:

@@ -23,29 +23,26 @@ failure.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import functools
 import hmac
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import fle
+from fle.shapes import MAX_CIPHERTEXT_LENGTH, NONCE_LENGTH, PAD_BLOCK, TAG_LENGTH
 from keys import _primitives
 from keys._encoding import (
-    b64url_decode,
     b64url_encode,
     format_timestamp,
     is_doc_id,
     is_identifier,
-    is_rkid,
-    is_timestamp,
-    le64,
     locate,
     pae,
-    pae_item,
     parse_pointer,
     rkid_bytes,
 )
@@ -62,33 +59,12 @@ __all__ = [
     'reseal_fields_at_time',
     'seal_document',
     'seal_document_at_time',
-    'validate_sealed_document',
-    'validate_sealed_value',
 ]
 
-#: The fle format version, in sealed values and in the header.
-FLE_VERSION = 1
 FIELD_TAG = 'fle/1/field'
 ENC_INFO = b'fle/1/enc'
 COMMIT_INFO = b'fle/1/commit'
-#: Padding block: plaintexts are padded to a multiple of this many bytes.
-PAD_BLOCK = 32
-#: Largest field ciphertext (padded plaintext + 16-byte tag), in bytes.
-MAX_CIPHERTEXT_LENGTH = 64 * 1024
 RKID_LENGTH = 16
-#: A sealed value's nonce and ciphertext decode together to the nonce, the
-#: padded plaintext and the tag; these bound the padded plaintext's length.
-_NONCE_AND_TAG = _primitives.NONCE_LENGTH + _primitives.TAG_LENGTH
-_MAX_PADDED_LENGTH = MAX_CIPHERTEXT_LENGTH - _primitives.TAG_LENGTH
-
-_SEALED_KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
-#: Length of a nonce in base64url: its 12 bytes are 4 whole groups of 3,
-#: which need no padding.
-_NONCE_TEXT_LENGTH = _primitives.NONCE_LENGTH // 3 * 4
-_HEADER_KEYS = frozenset({'v', 'keys'})
-_ENTRY_REQUIRED = frozenset({'commit', 'kek'})
-_ENTRY_OPTIONAL = frozenset({'dev', 'at'})
-_ENTRY_ALLOWED = _ENTRY_REQUIRED | _ENTRY_OPTIONAL
 
 #: A source of random bytes: ``rng(n)`` returns ``n`` bytes.
 RNG = Callable[[int], bytes]
@@ -99,9 +75,9 @@ RNG = Callable[[int], bytes]
 
 def derive_record_keys(rk: bytes, rkid: str) -> tuple[bytes, bytes]:
     """Return ``(K_enc, commit)`` for a record key."""
-    k_enc, commit = _primitives.hkdf_sha256_many(
-        rk, salt=rkid_bytes(rkid), infos=(ENC_INFO, COMMIT_INFO), length=32)
-    return k_enc, commit
+    salt = rkid_bytes(rkid)
+    return (_primitives.hkdf_sha256(rk, salt=salt, info=ENC_INFO),
+            _primitives.hkdf_sha256(rk, salt=salt, info=COMMIT_INFO))
 
 
 def field_aad(org: str, doc_id: str, pointer: str, rkid: str) -> bytes:
@@ -109,57 +85,33 @@ def field_aad(org: str, doc_id: str, pointer: str, rkid: str) -> bytes:
     return pae(FIELD_TAG, org, doc_id, pointer, rkid_bytes(rkid))
 
 
-@functools.lru_cache(maxsize=512)
-def _pointer_item(pointer: str) -> bytes:
-    """The PAE item of a pointer (a schema's pointers recur on every record)."""
-    return pae_item(pointer)
-
-
-#: The first two elements of every field AAD PAE (the count and the label).
-_AAD_HEAD = le64(5) + pae_item(FIELD_TAG)
-
-
-def _aad_head(org: str, doc_id: str) -> bytes:
-    """The part of every field AAD of one record that precedes the pointer.
-
-    ``_aad_head(org, doc_id) + _pointer_item(pointer) + _RecordKey.aad_tail``
-    is byte for byte :func:`field_aad` (PAE of five elements), built once per
-    record instead of once per field.
-    """
-    return _AAD_HEAD + pae_item(org) + pae_item(doc_id)
-
-
+@dataclasses.dataclass(frozen=True)
 class _RecordKey:
-    """What one RK yields, derived once and reused for every field it seals.
+    """What one RK yields, derived once and reused for every field under it.
 
-    Built from the RK and the 16 raw rkid bytes (``rkid_bytes(rkid)``), and
-    optionally their spelling when the caller already has it:
-    ``rkid`` is their 32-hex-digit spelling, ``aead`` the AES-GCM object of
-    ``K_enc``, ``commit`` the key commitment, ``aad_tail`` the PAE item of the
-    rkid bytes that ends every field AAD under this RK. APPSEC: holds key
-    material; it lives only for one seal or open call and is never stored.
+    APPSEC: holds key material; it lives only for one seal or open call and
+    is never stored.
+
+    Attributes:
+        rkid: The record key's id.
+        aead: The AES-GCM object of ``K_enc``.
+        commit: The key commitment.
     """
 
-    __slots__ = ('aad_tail', 'aead', 'commit', 'rkid')
+    rkid: str
+    aead: Any
+    commit: bytes
 
-    def __init__(self, rk: bytes, rkid_raw: bytes, rkid: str | None = None) -> None:
-        # Both outputs share the salt and the IKM: one HKDF-Extract serves
-        # both (same bytes as two full derivations).
-        k_enc, self.commit = _primitives.hkdf_sha256_many(
-            rk, salt=rkid_raw, infos=(ENC_INFO, COMMIT_INFO), length=32)
-        self.aead = _primitives.aes_gcm_key(k_enc)
-        self.aad_tail = pae_item(rkid_raw)
-        self.rkid = rkid_raw.hex() if rkid is None else rkid
-
-
-#: What :func:`pad` appends, by ``len(data) % PAD_BLOCK``: 0x80, then zeros
-#: up to the next multiple of the block (31 zeros after a whole block).
-_PAD_TAILS = tuple(b'\x80' + bytes(PAD_BLOCK - 1 - used) for used in range(PAD_BLOCK))
+    @classmethod
+    def derive(cls, rk: bytes, rkid: str) -> _RecordKey:
+        k_enc, commit = derive_record_keys(rk, rkid)
+        return cls(rkid, _primitives.aes_gcm_key(k_enc), commit)
 
 
 def pad(data: bytes) -> bytes:
     """Append 0x80 and zeros up to the next multiple of 32 bytes."""
-    return data + _PAD_TAILS[len(data) % PAD_BLOCK]
+    padded = data + b'\x80'
+    return padded + bytes(-len(padded) % PAD_BLOCK)
 
 
 def unpad(padded: bytes) -> bytes:
@@ -168,50 +120,12 @@ def unpad(padded: bytes) -> bytes:
     Raises:
         ValueError: The padding is not exactly what :func:`pad` writes.
     """
-    size = len(padded)
+    if not padded or len(padded) % PAD_BLOCK:
+        raise ValueError('bad padding')
     stripped = padded.rstrip(b'\x00')
-    # Empty or all-zero input leaves nothing: no 0x80 marker.
-    if (size % PAD_BLOCK or not stripped or stripped[-1] != 0x80
-            or size - len(stripped) >= PAD_BLOCK):
+    if not stripped or stripped[-1] != 0x80 or len(padded) - len(stripped) >= PAD_BLOCK:
         raise ValueError('bad padding')
     return stripped[:-1]
-
-
-#: What ``json.dumps(value, ensure_ascii=False, separators=(',', ':'),
-#: allow_nan=False)`` builds on every call, built once.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), allow_nan=False)
-#: The string encoder ``_ENCODER`` itself uses (``ensure_ascii=False``): C's
-#: ``encode_basestring`` when available.
-_ENCODE_STR = json.encoder.encode_basestring
-_ONLY_STR = frozenset({str})
-
-
-def encode_value(value: Any) -> bytes:
-    """Serialise a field value as compact UTF-8 JSON.
-
-    Raises:
-        ValueError: The value holds NaN, infinity, an integer beyond the
-            range of a double, or a lone surrogate.
-        TypeError: The value holds something JSON has no type for.
-    """
-    # Most identifying fields are a string or a list of strings (names,
-    # phones, aliases). For those, JSONEncoder.encode would only call
-    # _ENCODE_STR per string, joined by the ',' separator inside '[' and
-    # ']', after building a fresh iterencoder per call for a list; the same
-    # text is built here directly (the unit and property tests compare it
-    # with json.dumps). Anything else, subclasses included, goes to it.
-    kind = type(value)
-    if kind is str:
-        text = _ENCODE_STR(value)
-    elif kind is list and _ONLY_STR.issuperset(map(type, value)):
-        text = '[' + ','.join(map(_ENCODE_STR, value)) + ']'
-    else:
-        text = _ENCODER.encode(value)
-        if _LONG_DIGITS.search(text):
-            _check_opened(value)  # An integer no reader can hold as a double.
-    # A lone surrogate passes the JSON encoder and is refused here
-    # (UnicodeEncodeError is a ValueError).
-    return text.encode('utf-8')
 
 
 def _refuse_constant(name: str) -> Any:
@@ -227,13 +141,23 @@ def _finite_float(text: str) -> float:
     return number
 
 
-#: What ``json.loads(text, parse_constant=..., parse_float=...)`` builds per call.
+#: Compact JSON, as every sealer writes it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), allow_nan=False)
+#: Strict JSON: no NaN or Infinity, no number that overflows a double.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-#: Text that may hold what the scanner lets through but fle/1 refuses: an
-#: escaped surrogate (which may be lone) or an integer too long for a double
-#: (JavaScript reads it as infinity). Only such text is walked after parsing.
-_SUSPECT = re.compile(r'\\u[dD][89a-fA-F]|[0-9]{309}')
-_LONG_DIGITS = re.compile(r'[0-9]{309}')
+
+
+def encode_value(value: Any) -> bytes:
+    """Serialise a field value as compact UTF-8 JSON.
+
+    Raises:
+        ValueError: The value holds NaN, infinity, an integer beyond the
+            range of a double, or a lone surrogate.
+        TypeError: The value holds something JSON has no type for.
+    """
+    text = _ENCODER.encode(value)
+    _check_readable(value)
+    return text.encode('utf-8')
 
 
 def decode_value(data: bytes) -> Any:
@@ -244,77 +168,31 @@ def decode_value(data: bytes) -> Any:
             finite as an IEEE 754 double or a string that is not valid
             Unicode (an escaped lone surrogate).
     """
-    text = data.decode('utf-8')
-    # The decoder accepts or refuses exactly as json.loads does, except for
-    # the byte order mark, which only json.loads itself refuses.
-    if text.startswith('\ufeff'):
-        raise ValueError('byte order mark')
-    value = _DECODER.decode(text)
-    if _SUSPECT.search(text):
-        _check_opened(value)
+    value = _DECODER.decode(data.decode('utf-8'))
+    _check_readable(value)
     return value
 
 
-def _check_opened(value: Any) -> None:
-    """Refuse lone surrogates and integers beyond the double range in ``value``."""
-    kind = type(value)
-    if kind is str:
+def _check_readable(value: Any) -> None:
+    """Refuse what JSON carries but a JavaScript reader cannot hold.
+
+    That is a lone surrogate (no UTF-8 form) and an integer beyond the range
+    of a double (JavaScript reads it as infinity), anywhere in ``value``.
+    """
+    if isinstance(value, str):
         value.encode('utf-8')  # UnicodeEncodeError is a ValueError.
-    elif kind is int:
+    elif isinstance(value, int) and not isinstance(value, bool):
         try:
             float(value)
         except OverflowError:
             raise ValueError('non-finite number') from None
-    elif kind is list:
+    elif isinstance(value, list):
         for item in value:
-            _check_opened(item)
-    elif kind is dict:
+            _check_readable(item)
+    elif isinstance(value, dict):
         for name, item in value.items():
-            name.encode('utf-8')
-            _check_opened(item)
-
-
-#: JSON scalars: immutable, so a copy may share them.
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _copy_json(value: Any) -> Any:
-    """Deep copy of a JSON-shaped value (dicts, lists, scalars).
-
-    ``copy.deepcopy`` does the same with a memo and a dispatch per object;
-    anything that is not a plain dict, list or JSON scalar still goes to it.
-    """
-    kind = type(value)
-    if kind is dict:
-        return {key: _copy_json(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy_json(item) for item in value]
-    if kind in _JSON_SCALARS:
-        return value
-    return copy.deepcopy(value)
-
-
-def _copy_document(
-    doc: dict[str, Any], parsed: _ParsedPaths, *, drop: str | None = None,
-) -> dict[str, Any]:
-    """Copy a record before sealing or opening its identifying fields.
-
-    A top-level identifying member is not copied: the caller replaces it
-    (or it is ``None``, or the call fails and the copy is discarded), so the
-    result shares nothing mutable with ``doc`` once the caller is done.
-    ``drop`` names a member left out (the ``fle`` header when opening).
-    """
-    replaced = parsed.top_level
-    # A shallow copy in C, then deep copies of the members that need one
-    # (most members of a record are strings, shared as they are). Replacing
-    # values while iterating is safe: the set of keys does not change.
-    copied = dict(doc)
-    if drop is not None:
-        copied.pop(drop, None)
-    for name, value in copied.items():
-        if type(value) not in _JSON_SCALARS and name not in replaced:
-            copied[name] = _copy_json(value)
-    return copied
+            _check_readable(name)
+            _check_readable(item)
 
 
 def seal_value(
@@ -326,19 +204,16 @@ def seal_value(
         InvalidKeyMaterial: The value is not JSON or is too large.
         ValueError: ``nonce`` is not 12 bytes (fle/1 values hold no other).
     """
-    if len(nonce) != _primitives.NONCE_LENGTH:
+    if len(nonce) != NONCE_LENGTH:
         raise ValueError('an fle/1 nonce is 12 bytes')
-    return _seal_with(
-        value, _RecordKey(rk, rkid_bytes(rkid)), nonce, field_aad(org, doc_id, pointer, rkid),
-        pointer)
+    return _seal_with(value, _RecordKey.derive(rk, rkid), nonce,
+                      field_aad(org, doc_id, pointer, rkid), pointer)
 
 
 def _seal_with(
     value: Any, record_key: _RecordKey, nonce: bytes, aad: bytes, pointer: str,
 ) -> dict[str, Any]:
     """Seal one value under an already derived record key.
-
-    Called once per field, hence positional arguments only (cheaper to pass).
 
     Raises:
         InvalidKeyMaterial: The value is not JSON or is too large.
@@ -347,18 +222,14 @@ def _seal_with(
         plaintext = pad(encode_value(value))
     except (ValueError, TypeError):
         raise InvalidKeyMaterial(f"the value at '{pointer}' is not valid JSON") from None
-    if len(plaintext) + _primitives.TAG_LENGTH > MAX_CIPHERTEXT_LENGTH:
+    if len(plaintext) + TAG_LENGTH > MAX_CIPHERTEXT_LENGTH:
         raise InvalidKeyMaterial(f"the value at '{pointer}' is too large to seal")
     ciphertext = _primitives.aes_gcm_seal_with(record_key.aead, nonce, plaintext, aad)
-    # Base64 encodes each 3 bytes on their own, and the 12-byte nonce is 4
-    # whole groups: the encoding of nonce + ciphertext is the two encodings
-    # end to end, at the cost of one (the reverse of what _sealed_parts does).
-    encoded = b64url_encode(nonce + ciphertext)
     return {
-        'fle': FLE_VERSION,
+        'fle': fle.FLE_VERSION,
         'rk': record_key.rkid,
-        'n': encoded[:_NONCE_TEXT_LENGTH],
-        'ct': encoded[_NONCE_TEXT_LENGTH:],
+        'n': b64url_encode(nonce),
+        'ct': b64url_encode(ciphertext),
     }
 
 
@@ -371,12 +242,12 @@ def open_value(
         InvalidCiphertext: Any failure.
     """
     try:
-        nonce, ciphertext = _sealed_parts(sealed)
-        record_key = _RecordKey(rk, rkid_bytes(sealed['rk']))
-    except (InvalidKeyMaterial, ValueError):
+        nonce, ciphertext = fle.sealed_parts(sealed)
+    except fle.FormatError:
         raise InvalidCiphertext from None
-    return _open_with(
-        record_key, nonce, ciphertext, field_aad(org, doc_id, pointer, sealed['rk']))
+    rkid = sealed['rk']
+    return _open_with(_RecordKey.derive(rk, rkid), nonce, ciphertext,
+                      field_aad(org, doc_id, pointer, rkid))
 
 
 def _open_with(record_key: _RecordKey, nonce: bytes, ciphertext: bytes, aad: bytes) -> Any:
@@ -392,155 +263,30 @@ def _open_with(record_key: _RecordKey, nonce: bytes, ciphertext: bytes, aad: byt
         raise InvalidCiphertext from None
 
 
-# -- Structural validation (server side; opens nothing) -----------------------
-
-
-def _where(pointer: str | None) -> str:
-    return f" at '{pointer}'" if pointer is not None else ''
-
-
-def validate_sealed_value(value: Any, *, pointer: str | None = None) -> None:
-    """Check that ``value`` is a well-formed fle/1 sealed value.
-
-    Args:
-        value: The stored field value.
-        pointer: Where it was found, only to make the reason clearer.
-
-    Raises:
-        InvalidKeyMaterial: The reason names the member, never a value.
-    """
-    _sealed_parts(value, pointer=pointer)
-
-
-def _sealed_parts(
-    value: Any, *, pointer: str | None = None, rkids: Mapping[str, Any] | None = None,
-) -> tuple[bytes, bytes]:
-    """Check a sealed value like :func:`validate_sealed_value`.
-
-    Args:
-        value: The stored field value.
-        pointer: Where it was found, only to make the reason clearer.
-        rkids: The document's checked ``fle.keys``, when the caller already
-            has them: ``rk`` must then be one of them (which implies it is a
-            well-formed rkid). Without it, only the rkid format is checked.
-
-    Returns:
-        ``(nonce, ciphertext)``, decoded, so openers check and decode once.
-
-    Raises:
-        InvalidKeyMaterial: The reason names the member, never a value.
-    """
-    # The reasons name where the value was (_where), built only on failure.
-    if not isinstance(value, dict) or value.keys() != _SEALED_KEYS:
-        raise InvalidKeyMaterial(
-            f'sealed value{_where(pointer)} must be an object with fle, rk, n and ct')
-    # APPSEC: versions are an allow-list; 1 is an int, not True.
-    version = value['fle']
-    if isinstance(version, bool) or version != FLE_VERSION:
-        raise InvalidKeyMaterial(f"sealed value{_where(pointer)} has an unsupported 'fle' version")
-    rkid = value['rk']
-    if rkids is not None:
-        if not isinstance(rkid, str) or rkid not in rkids:
-            raise InvalidKeyMaterial(
-                f"sealed value{_where(pointer)} names an rkid missing from 'fle.keys'")
-    else:
-        try:
-            rkid_bytes(rkid)
-        except ValueError:
-            raise InvalidKeyMaterial(
-                f"sealed value{_where(pointer)} has an 'rk' that is not an rkid") from None
-    encoded_nonce = value['n']
-    encoded_ciphertext = value['ct']
-    data = None
-    if (type(encoded_nonce) is str and type(encoded_ciphertext) is str  # noqa: E721
-            and len(encoded_nonce) == _NONCE_TEXT_LENGTH):
-        # The nonce (12 bytes) is 4 whole base64 groups, without padding, so
-        # both decode with one call, which accepts exactly when decoding each
-        # one would (every character and the final group are checked).
-        try:
-            data = b64url_decode(encoded_nonce + encoded_ciphertext)
-        except ValueError:
-            pass  # One of them is refused; which one is found below.
-    if data is None:
-        try:
-            nonce = b64url_decode(encoded_nonce, length=_primitives.NONCE_LENGTH)
-        except ValueError:
-            raise InvalidKeyMaterial(
-                f"sealed value{_where(pointer)} has an 'n' that is not a 12-byte nonce") from None
-        try:
-            ciphertext = b64url_decode(encoded_ciphertext)
-        except ValueError:
-            raise InvalidKeyMaterial(
-                f"sealed value{_where(pointer)} has a 'ct' that is not base64url") from None
-        data = nonce + ciphertext
-    body = len(data) - _NONCE_AND_TAG
-    if body < PAD_BLOCK or body % PAD_BLOCK or body > _MAX_PADDED_LENGTH:
-        raise InvalidKeyMaterial(
-            f"sealed value{_where(pointer)} has a 'ct' of impossible length")
-    return data[:_primitives.NONCE_LENGTH], data[_primitives.NONCE_LENGTH:]
+# -- Structure ----------------------------------------------------------------
 
 
 def _check_header(doc: dict[str, Any]) -> dict[str, bytes]:
-    """Check the ``fle`` header.
+    """Check the ``fle`` header (``fle.check_header``).
 
     Returns:
-        ``{rkid: commit}`` for every entry of ``fle.keys``, with the key
-        commitment decoded (checking it decodes it anyway).
+        ``{rkid: commit}`` for every entry of ``fle.keys``.
 
     Raises:
         InvalidKeyMaterial: The reason names the member.
     """
-    header = doc.get('fle')
-    if not isinstance(header, dict) or header.keys() != _HEADER_KEYS:
-        raise InvalidKeyMaterial("document 'fle' header must be an object with v and keys")
-    if isinstance(header['v'], bool) or header['v'] != FLE_VERSION:
-        raise InvalidKeyMaterial("document 'fle.v' is not a supported version")
-    keys = header['keys']
-    if not isinstance(keys, dict) or not keys:
-        raise InvalidKeyMaterial("document 'fle.keys' must be a non-empty object")
-    commits = {}
-    for rkid, entry in keys.items():
-        if not is_rkid(rkid):
-            raise InvalidKeyMaterial("document 'fle.keys' has a name that is not an rkid")
-        if not isinstance(entry, dict):
-            raise InvalidKeyMaterial("document 'fle.keys' entry is not an object")
-        names = entry.keys()
-        if not _ENTRY_REQUIRED <= names or not names <= _ENTRY_ALLOWED:
-            raise InvalidKeyMaterial("document 'fle.keys' entry has missing or unknown members")
-        try:
-            commits[rkid] = b64url_decode(entry['commit'], length=32)
-        except ValueError:
-            raise InvalidKeyMaterial("document 'fle.keys' entry 'commit' is not 32 bytes") from None
-        if not is_identifier(entry['kek']):
-            raise InvalidKeyMaterial("document 'fle.keys' entry 'kek' is not an identifier")
-        if 'dev' in entry and not is_identifier(entry['dev']):
-            raise InvalidKeyMaterial("document 'fle.keys' entry 'dev' is not an identifier")
-        if 'at' in entry and not is_timestamp(entry['at']):
-            raise InvalidKeyMaterial("document 'fle.keys' entry 'at' is not a UTC timestamp")
-    return commits
+    try:
+        return fle.check_header(doc.get('fle'))
+    except fle.FormatError as error:
+        raise InvalidKeyMaterial(str(error)) from None
 
 
-class _ParsedPaths(tuple[tuple[str, tuple[str, ...]], ...]):
-    """``((pointer, tokens), ...)``, plus what sealing and opening reuse.
-
-    ``top_level``: the member names of the one-token pointers (members
-    replaced in place at the top level). ``fields``: per pointer, in order,
-    ``(pointer, name, tokens, item)``: ``name`` is the member a one-token
-    pointer names (found with one dict lookup) or ``None``, ``item`` the
-    pointer's PAE item (the middle of every field AAD at it) or ``None`` for
-    a pointer that is not valid Unicode (:func:`_pointer_item` raises then,
-    when a value at it is sealed or opened, as it always did).
-    """
-
-    top_level: frozenset[str]
-    fields: tuple[tuple[str, str | None, tuple[str, ...], bytes | None], ...]
+#: A parsed identifying path: the pointer and its unescaped tokens.
+_Path = tuple[str, tuple[str, ...]]
 
 
-def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
+def _parse_paths(paths: Sequence[str]) -> tuple[_Path, ...]:
     """Parse and check identifying-field pointers.
-
-    A schema's list is the same on every call, so the result is cached (it
-    is immutable; a failure is never cached and is raised every time).
 
     Returns:
         ``((pointer, tokens), ...)`` in the order given.
@@ -551,24 +297,19 @@ def _parse_paths(paths: Sequence[str]) -> _ParsedPaths:
     """
     if isinstance(paths, str):
         raise InvalidKeyMaterial("'paths' must be a sequence of JSON Pointers, not one string")
-    frozen = tuple(paths)
-    # Only exact strings are cached (every type in the tuple is str; the
-    # check runs in C rather than as a generator).
-    if _ONLY_STR.issuperset(map(type, frozen)):
-        return _parse_paths_cached(frozen)
-    return _parse_paths_uncached(frozen)
+    if not all(isinstance(pointer, str) for pointer in paths):
+        raise InvalidKeyMaterial('an identifying path is not a JSON Pointer')
+    return _parse_checked_paths(tuple(str(pointer) for pointer in paths))
 
 
+# A schema's list of paths is the same on every call: the result is cached
+# (it is immutable; a failure is never cached and is raised every time).
 @functools.lru_cache(maxsize=128)
-def _parse_paths_cached(paths: tuple[str, ...]) -> _ParsedPaths:
-    return _parse_paths_uncached(paths)
-
-
-def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
-    parsed: list[tuple[str, tuple[str, ...]]] = []
+def _parse_checked_paths(paths: tuple[str, ...]) -> tuple[_Path, ...]:
+    parsed = []
     for pointer in paths:
         try:
-            tokens = tuple(parse_pointer(pointer))
+            tokens = parse_pointer(pointer)
         except ValueError:
             raise InvalidKeyMaterial('an identifying path is not a JSON Pointer') from None
         if tokens[0] == 'fle' or tokens[0].startswith('_') or tokens == ('',):
@@ -580,103 +321,48 @@ def _parse_paths_uncached(paths: tuple[Any, ...]) -> _ParsedPaths:
             if tokens[:shorter] == other[:shorter]:
                 raise InvalidKeyMaterial(
                     f"identifying paths '{pointer}' and '{other_pointer}' overlap")
-    result = _ParsedPaths(parsed)
-    result.top_level = frozenset(tokens[0] for _, tokens in parsed if len(tokens) == 1)
-    fields: list[tuple[str, str | None, tuple[str, ...], bytes | None]] = []
-    for pointer, tokens in parsed:
-        item: bytes | None
-        try:
-            item = _pointer_item(pointer)
-        except UnicodeEncodeError:
-            item = None
-        fields.append((pointer, tokens[0] if len(tokens) == 1 else None, tokens, item))
-    result.fields = tuple(fields)
-    return result
+    return tuple(parsed)
 
 
-def validate_sealed_document(doc: Any, *, paths: Sequence[str]) -> None:
-    """Check that every present identifying field of ``doc`` is sealed.
-
-    The server calls this on every pushed record: a plaintext value where a
-    sealed one belongs is refused, as are unknown versions and values that
-    name an ``rkid`` missing from the header. Absent and null fields pass.
-
-    Raises:
-        InvalidKeyMaterial: The reason names the path or member.
-    """
-    if not isinstance(doc, dict):
-        raise InvalidKeyMaterial('document is not an object')
-    keys = _check_header(doc)
-    for pointer, tokens in _parse_paths(paths):
+def _present_fields(
+    doc: dict[str, Any], paths: tuple[_Path, ...],
+) -> Iterator[tuple[str, Any, Any, Any]]:
+    """Yield ``(pointer, container, slot, value)`` for every non-null value at ``paths``."""
+    for pointer, tokens in paths:
         found = locate(doc, tokens)
-        if found is None or found[0][found[1]] is None:
-            continue
-        value = found[0][found[1]]
-        validate_sealed_value(value, pointer=pointer)
-        if value['rk'] not in keys:
-            raise InvalidKeyMaterial(
-                f"sealed value at '{pointer}' names an rkid missing from 'fle.keys'")
+        if found is not None:
+            container, slot = found
+            if container[slot] is not None:
+                yield pointer, container, slot, container[slot]
 
 
 # -- Sealing ------------------------------------------------------------------
 
 
-#: The RK and the rkid, drawn before the nonces.
-_HEAD_RANDOMNESS = RK_LENGTH + RKID_LENGTH
-
-
-class _Randomness:
-    """Random bytes from the OS, or from an injected ``rng`` (twins only)."""
-
-    def __init__(self, rng: RNG | None) -> None:
-        self._rng = rng
-
-    def draw(self, nonces: int) -> tuple[bytes, bytes, list[bytes]]:
-        """Draw an RK (32 bytes), an rkid (16) and ``nonces`` nonces (12 each).
-
-        From the OS CSPRNG, one ``os.urandom`` call serves all of them (the
-        same fresh bytes in the same order as one call per chunk). An
-        injected ``rng`` is called once per chunk, in that order (the
-        vectors list the chunks).
-        """
-        if self._rng is None:
-            pool = os.urandom(_HEAD_RANDOMNESS + _primitives.NONCE_LENGTH * nonces)
-            return pool[:RK_LENGTH], pool[RK_LENGTH:_HEAD_RANDOMNESS], [
-                pool[offset:offset + _primitives.NONCE_LENGTH]
-                for offset in range(_HEAD_RANDOMNESS, len(pool), _primitives.NONCE_LENGTH)]
-        return self.take(RK_LENGTH), self.take(RKID_LENGTH), [
-            self.take(_primitives.NONCE_LENGTH) for _ in range(nonces)]
-
-    def take(self, length: int) -> bytes:
-        data = (self._rng or os.urandom)(length)
-        if not isinstance(data, bytes) or len(data) != length:
-            raise ValueError('rng returned the wrong number of bytes')
-        return data
-
-    def ephemeral_ikm(self) -> bytes | None:
-        # APPSEC: only an injected rng fixes the HPKE ephemeral key; with the
-        # OS CSPRNG, pyca's HPKE generates it internally.
-        return None if self._rng is None else self.take(32)
+def _random_bytes(rng: RNG | None, length: int) -> bytes:
+    """Draw ``length`` bytes from ``rng``, or from the OS CSPRNG without one."""
+    data = (rng or os.urandom)(length)
+    if not isinstance(data, bytes) or len(data) != length:
+        raise ValueError('rng returned the wrong number of bytes')
+    return data
 
 
 def _seal_into(
     doc: dict[str, Any],
-    targets: Sequence[tuple[str, bytes | None, Any, Any, Any]],
+    targets: Sequence[tuple[str, Any, Any, Any]],
     *,
     org: str,
     manifest_body: dict[str, Any],
     device: str | None,
-    randomness: _Randomness,
+    rng: RNG | None,
     now: datetime.datetime,
 ) -> dict[str, Any]:
-    """Seal ``targets`` in ``doc`` (a private copy) under one new RK.
+    """Seal ``targets`` (``(pointer, container, slot, value)``) in ``doc`` under one new RK.
 
-    Each target is ``(pointer, item, container, slot, value)``, ``item``
-    as in ``_ParsedPaths.fields``.
-
-    Randomness is drawn in this order, which the vectors and js/fle.mjs
-    follow: RK (32), rkid (16), one nonce (12) per target in order, then
-    the HPKE ephemeral IKM (32) when an rng is injected.
+    ``doc`` is the caller's private copy. Randomness is drawn in this order,
+    which the vectors and js/fle.mjs follow: RK (32), rkid (16), one nonce
+    (12) per target in order, then the HPKE ephemeral IKM (32) when an rng
+    is injected.
 
     Returns:
         The RK envelope.
@@ -691,53 +377,30 @@ def _seal_into(
     doc_id = doc['_id']
     at = format_timestamp(now)
 
-    rk, rkid_raw, nonces = randomness.draw(len(targets))
-    rkid = rkid_raw.hex()
-    header_keys = doc.setdefault('fle', {'v': FLE_VERSION, 'keys': {}})['keys']
+    rk = _random_bytes(rng, RK_LENGTH)
+    rkid = _random_bytes(rng, RKID_LENGTH).hex()
+    nonces = [_random_bytes(rng, NONCE_LENGTH) for _ in targets]
+    header_keys = doc.setdefault('fle', {'v': fle.FLE_VERSION, 'keys': {}})['keys']
     if rkid in header_keys:
         raise InvalidKeyMaterial("the new rkid collides with one in 'fle.keys'")
-    # K_enc, its AES-GCM object and commit are derived once per RK, and the
-    # AAD prefix once per record; every field reuses them.
-    record_key = _RecordKey(rk, rkid_raw, rkid)
-    head = _aad_head(org, doc_id)
-
-    tail = record_key.aad_tail
-    for (pointer, item, container, slot, value), nonce in zip(targets, nonces):
-        # A PAE item is never empty: ``item or`` only reaches _pointer_item
-        # for a pointer that cannot be encoded, which raises there.
+    # K_enc, its AES-GCM object and commit are derived once per RK; every
+    # field reuses them.
+    record_key = _RecordKey.derive(rk, rkid)
+    for (pointer, container, slot, value), nonce in zip(targets, nonces):
         container[slot] = _seal_with(
-            value, record_key, nonce, head + (item or _pointer_item(pointer)) + tail, pointer)
+            value, record_key, nonce, field_aad(org, doc_id, pointer, rkid), pointer)
 
     entry = {'commit': b64url_encode(record_key.commit), 'kek': key['kid']}
     if device is not None:
         entry['dev'] = device
     entry['at'] = at
     header_keys[rkid] = entry
+    # APPSEC: only an injected rng fixes the HPKE ephemeral key; with the OS
+    # CSPRNG, pyca's HPKE generates it internally.
+    ephemeral_ikm = None if rng is None else _random_bytes(rng, 32)
     return seal_rk(
         rk, org=org, doc_id=doc_id, rkid=rkid, kid=key['kid'], public_b64=key['pub'],
-        device=device, at=at, ephemeral_ikm=randomness.ephemeral_ikm(), rkid_raw=rkid_raw)
-
-
-def _present_fields(doc: dict[str, Any], parsed: _ParsedPaths) -> Iterator[
-        tuple[str, bytes | None, Any, Any, Any]]:
-    """Yield ``(pointer, item, container, slot, value)`` for every non-null value at ``parsed``.
-
-    A one-token pointer is found with one dict lookup; deeper ones with
-    :func:`locate`. ``item`` is as in ``_ParsedPaths.fields``.
-    """
-    for pointer, name, tokens, item in parsed.fields:
-        slot: str | int
-        if name is not None:
-            container, slot = doc, name
-            value = doc.get(name)
-        else:
-            found = locate(doc, tokens)
-            if found is None:
-                continue
-            container, slot = found
-            value = container[slot]
-        if value is not None:
-            yield pointer, item, container, slot, value
+        device=device, at=at, ephemeral_ikm=ephemeral_ikm)
 
 
 def _seal_document_with(
@@ -756,12 +419,11 @@ def _seal_document_with(
     if 'fle' in doc:
         raise InvalidKeyMaterial("the document is already sealed; use reseal_fields")
     parsed = _parse_paths(paths)
-    sealed = _copy_document(doc, parsed)
+    sealed = copy.deepcopy(doc)
     # Absent and null values are left alone.
     targets = list(_present_fields(sealed, parsed))
     envelope = _seal_into(
-        sealed, targets, org=org, manifest_body=manifest_body, device=device,
-        randomness=_Randomness(rng), now=now)
+        sealed, targets, org=org, manifest_body=manifest_body, device=device, rng=rng, now=now)
     return sealed, envelope
 
 
@@ -830,9 +492,9 @@ def _reseal_fields_with(
     _check_header(sealed_doc)
     if not new_values:
         raise InvalidKeyMaterial("'new_values' is empty")
-    updated = _copy_json(sealed_doc)
+    updated = copy.deepcopy(sealed_doc)
     targets = []
-    for pointer, _, tokens, item in _parse_paths(list(new_values)).fields:
+    for pointer, tokens in _parse_paths(list(new_values)):
         container: Any = updated
         if len(tokens) > 1:
             parent = locate(updated, tokens[:-1])
@@ -843,10 +505,9 @@ def _reseal_fields_with(
         if value is None:
             container[tokens[-1]] = None  # Clearing a field needs no key.
             continue
-        targets.append((pointer, item, container, tokens[-1], value))
+        targets.append((pointer, container, tokens[-1], value))
     envelope = _seal_into(
-        updated, targets, org=org, manifest_body=manifest_body, device=device,
-        randomness=_Randomness(rng), now=now)
+        updated, targets, org=org, manifest_body=manifest_body, device=device, rng=rng, now=now)
     return updated, envelope
 
 
@@ -914,8 +575,7 @@ def _recover_rk(
     """Find and open the envelope of ``rkid``; check the key commitment.
 
     Args:
-        rkid: The record key's id: a name of the document's checked
-            ``fle.keys`` (so a well-formed rkid).
+        rkid: The record key's id, a name of the document's checked ``fle.keys``.
         expected: The 32-byte commitment of its ``fle.keys`` entry.
         envelopes: The caller's envelopes; only those naming ``rkid`` are tried.
         keyring: Unlocked org keys.
@@ -923,12 +583,11 @@ def _recover_rk(
         doc_id: The ``_id`` of the document being opened.
 
     Returns:
-        The record key's derived material (K_enc's AES-GCM object, commit).
+        The record key's derived material.
 
     Raises:
         InvalidCiphertext: No envelope opens to an RK matching ``commit``.
     """
-    rkid_raw = bytes.fromhex(rkid)  # A name of the checked fle.keys: a valid rkid.
     for envelope in envelopes:
         if not isinstance(envelope, dict) or envelope.get('rkid') != rkid:
             continue
@@ -936,7 +595,7 @@ def _recover_rk(
             rk = open_rk(envelope, keyring, org=org, doc_id=doc_id, rkid=rkid)
         except InvalidCiphertext:
             continue
-        record_key = _RecordKey(rk, rkid_raw, rkid)
+        record_key = _RecordKey.derive(rk, rkid)
         # APPSEC: key commitment, compared in constant time before any field
         # is decrypted; closes the AES-GCM multi-key ("invisible salamanders")
         # gap and catches a second envelope claiming the same rkid.
@@ -981,28 +640,21 @@ def open_document(
     # APPSEC: the AAD and HPKE info are rebuilt from the document's actual
     # _id and the pointer being opened, never from values stored alongside.
     doc_id = sealed_doc['_id']
-    opened = _copy_document(sealed_doc, parsed, drop='fle')
-    head = _aad_head(org, doc_id)
+    opened = copy.deepcopy({name: value for name, value in sealed_doc.items() if name != 'fle'})
     record_keys: dict[str, _RecordKey] = {}
-    for pointer, item, container, slot, sealed in _present_fields(opened, parsed):
+    for pointer, container, slot, sealed in _present_fields(opened, parsed):
         try:
-            # Its rk must be a key of fle.keys (whose names are checked rkids).
-            nonce, ciphertext = _sealed_parts(sealed, rkids=commits)
-        except InvalidKeyMaterial:
+            # Its rk must name an entry of fle.keys.
+            nonce, ciphertext = fle.sealed_parts(sealed, rkids=commits)
+        except fle.FormatError:
             raise InvalidCiphertext from None  # Plaintext where a sealed value belongs.
         rkid = sealed['rk']
-        record_key = record_keys.get(rkid)
-        if record_key is None:
+        if rkid not in record_keys:
             # Once per rkid: open the envelope, derive K_enc and commit, and
             # check the commitment before any field under it is decrypted.
-            record_key = record_keys[rkid] = _recover_rk(
+            record_keys[rkid] = _recover_rk(
                 rkid, commits[rkid], envelopes=envelopes, keyring=keyring,
                 org=org, doc_id=doc_id)
-        # As when sealing, ``item or`` reaches _pointer_item only to raise.
-        aad = head + (item or _pointer_item(pointer)) + record_key.aad_tail
-        try:  # _open_with, written out: this runs once per field.
-            plaintext = _primitives.aes_gcm_open_with(record_key.aead, nonce, ciphertext, aad)
-            container[slot] = decode_value(unpad(plaintext))
-        except (ValueError, _primitives.PrimitiveFailure):
-            raise InvalidCiphertext from None
+        container[slot] = _open_with(
+            record_keys[rkid], nonce, ciphertext, field_aad(org, doc_id, pointer, rkid))
     return opened

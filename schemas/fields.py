@@ -24,6 +24,14 @@ from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
+import fle
+from fle import FLE_VERSION
+from fle import RKID as RKID_PATTERN
+from fle import base64url
+from fle.shapes import SEALED_VALUE_KEYS
+from fle.shapes import decode_ciphertext
+from fle.shapes import decode_nonce
+
 __all__ = [
     'FLE_VERSION',
     'RKID_PATTERN',
@@ -46,50 +54,18 @@ __all__ = [
     'FleTimestamp',
     'Token',
     'UUID4',
-    'b64url_decode',
     'parse_partial_date',
     'parse_timestamp',
     'valid_partial_date',
     'valid_timestamp',
 ]
 
-#: The only sealed-value and header format version this code understands.
-FLE_VERSION = 1
-#: A record key id: 16 random bytes as lowercase hex.
-RKID_PATTERN = re.compile(r'[0-9a-f]{32}')
-
-_B64URL_ALPHABET = re.compile(r'[A-Za-z0-9_-]*')
 _UUID4 = r'[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}'
 # [0-9], not \d: \d also matches non-ASCII digits.
 _TIMESTAMP_PATTERN = re.compile(
     r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?'
     r'(?:Z|[+-][0-9]{2}:[0-9]{2})')
 _PARTIAL_DATE_PATTERN = re.compile(r'([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?')
-
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
-_PAD_BLOCK = 32
-_MAX_CIPHERTEXT_BYTES = 64 * 1024
-# Longest base64url text that can decode to _MAX_CIPHERTEXT_BYTES; anything
-# longer is refused before decoding, so a huge value costs nothing.
-_MAX_CIPHERTEXT_CHARS = -(-_MAX_CIPHERTEXT_BYTES * 4 // 3)
-
-
-def b64url_decode(text: Any) -> bytes | None:
-    """Decode canonical base64url without padding, or return None.
-
-    Canonical means re-encoding gives the same text, so two spellings of the
-    same bytes (non-zero trailing bits) are refused.
-    """
-    if not isinstance(text, str) or not _B64URL_ALPHABET.fullmatch(text) or len(text) % 4 == 1:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    if base64.urlsafe_b64encode(raw).rstrip(b'=').decode('ascii') != text:
-        return None
-    return raw
 
 
 def parse_timestamp(text: Any) -> dt.datetime | None:
@@ -232,7 +208,7 @@ class FleIdentifier(PatternString):
     Narrower than :class:`Token`: openers refuse anything else, so intake must too.
     """
 
-    PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+    PATTERN = f'^{fle.IDENTIFIER.pattern}$'
 
     #: Default error messages.
     default_error_messages = {
@@ -243,7 +219,7 @@ class FleIdentifier(PatternString):
 class FleTimestamp(PatternString):
     """An fle/1 ``at`` time: UTC, whole seconds, ``YYYY-MM-DDTHH:MM:SSZ``."""
 
-    PATTERN = r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$'
+    PATTERN = f'^{fle.TIMESTAMP.pattern}$'
 
     #: Default error messages.
     default_error_messages = {
@@ -430,9 +406,10 @@ class Base64UrlBytes(fields.String):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        raw = b64url_decode(text)
-        if raw is None or len(raw) != self.size:
-            raise self.make_error('invalid_base64url', size=self.size)
+        try:
+            base64url.decode(text, length=self.size)
+        except ValueError:
+            raise self.make_error('invalid_base64url', size=self.size) from None
         return text
 
 
@@ -461,8 +438,6 @@ class SealedValue(fields.Field):
         'ciphertext_too_long': 'Must decode to at most 65536 bytes.',
     }
 
-    _KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
-
     def __init__(self, *, pointer: str = '', **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pointer = pointer
@@ -473,36 +448,23 @@ class SealedValue(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or 'fle' not in value:
             raise self.make_error('plaintext', pointer=self.pointer or f'/{self.name}')
-        version = value['fle']
-        if type(version) is not int or version != FLE_VERSION:
+        if not fle.is_written_version(value['fle']):
             raise self.make_error('unsupported_version')
-        if set(value) != self._KEYS:
+        if value.keys() != SEALED_VALUE_KEYS:
             raise self.make_error('invalid_shape')
         errors: dict[str, list[str]] = {}
-        if not isinstance(value['rk'], str) or not RKID_PATTERN.fullmatch(value['rk']):
+        if not fle.is_rkid(value['rk']):
             errors['rk'] = [str(self.error_messages['invalid_rk'])]
-        nonce = b64url_decode(value['n'])
-        if nonce is None or len(nonce) != _NONCE_BYTES:
+        try:
+            decode_nonce(value['n'])
+        except fle.FormatError:
             errors['n'] = [str(self.error_messages['invalid_nonce'])]
-        ciphertext_error = self._ciphertext_error(value['ct'])
-        if ciphertext_error:
-            errors['ct'] = [str(self.error_messages[ciphertext_error])]
+        try:
+            decode_ciphertext(value['ct'])
+        except fle.FormatError as error:
+            too_long = error.problem == 'too_long'
+            errors['ct'] = [str(self.error_messages[
+                'ciphertext_too_long' if too_long else 'invalid_ciphertext'])]
         if errors:
             raise ValidationError(errors)
         return dict(value)
-
-    @staticmethod
-    def _ciphertext_error(text: Any) -> str | None:
-        """Return the message key for a bad ciphertext, or None if it is fine."""
-        if isinstance(text, str) and len(text) > _MAX_CIPHERTEXT_CHARS:
-            return 'ciphertext_too_long'
-        raw = b64url_decode(text)
-        if raw is None:
-            return 'invalid_ciphertext'
-        if len(raw) > _MAX_CIPHERTEXT_BYTES:
-            return 'ciphertext_too_long'
-        # Padded plaintext is a whole number of 32-byte blocks; GCM adds a 16-byte tag.
-        body = len(raw) - _TAG_BYTES
-        if body < _PAD_BLOCK or body % _PAD_BLOCK:
-            return 'invalid_ciphertext'
-        return None

@@ -11,39 +11,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import Any
 
 import marshmallow
 from marshmallow import fields
 
+from fle.pointer import escape
+from fle.pointer import parse as split
+from fle.pointer import resolve
 from schemas.errors import SchemasError
 
 __all__ = ['escape', 'identifying_pointers', 'is_identifying', 'resolve', 'split']
 
 # An identifying field may be one nested object below the top level, no deeper.
 _MAX_DEPTH = 2
-
-
-def escape(name: str) -> str:
-    """Escape one reference token (``~`` then ``/``, as RFC 6901 orders it)."""
-    return name.replace('~', '~0').replace('/', '~1')
-
-
-def split(pointer: str) -> tuple[str, ...]:
-    """Return the unescaped reference tokens of a pointer."""
-    if not pointer.startswith('/'):
-        raise ValueError('a JSON Pointer starts with "/"')
-    return tuple(token.replace('~1', '/').replace('~0', '~') for token in pointer[1:].split('/'))
-
-
-def resolve(document: Any, pointer: str) -> Any:
-    """Return the value at ``pointer``, or None when any step is missing."""
-    node = document
-    for token in split(pointer):
-        if not isinstance(node, dict) or token not in node:
-            return None
-        node = node[token]
-    return node
 
 
 def is_identifying(field: fields.Field) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+import fle
+
 from service.audit import GENESIS, event_hash
 from service.cli_ops import OperatorGroup, operator_services
 from service.sealing import TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids
@@ -64,7 +66,7 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 #: What each key-vault document is, by ``_id`` prefix (the rest counts as ``other``).
-_KINDS = (('rk:', 'envelopes'), ('grant:', 'grants'), ('shredded:', 'sealing tombstones'))
+_KINDS = ((fle.ENVELOPE_PREFIX, 'envelopes'), ('grant:', 'grants'), ('shredded:', 'sealing tombstones'))
 
 
 def _kind(doc_id: str) -> str:
@@ -213,7 +215,8 @@ def keyvault_restore(path: str) -> None:
             if doc_id.startswith(TOMBSTONE_PREFIX):
                 tombstones += 1
                 continue  # tombstones are written by sealings only, never restored
-            if doc_id.startswith('rk:') and doc_id[3:] in shredded:
+            if doc_id.startswith(fle.ENVELOPE_PREFIX) \
+                    and doc_id[len(fle.ENVELOPE_PREFIX):] in shredded:
                 skipped += 1
                 continue
             batch.append(doc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import fle
 import keys
 
 __all__ = ['ENVELOPE_PREFIX', 'GrantExists', 'KeyStore', 'KeyStoreError', 'MANIFEST_ID',
@@ -21,7 +22,7 @@ __all__ = ['ENVELOPE_PREFIX', 'GrantExists', 'KeyStore', 'KeyStoreError', 'MANIF
 
 SIGNER_ID = 'org-signer'
 MANIFEST_ID = 'key-manifest'
-ENVELOPE_PREFIX = 'rk:'
+ENVELOPE_PREFIX = fle.ENVELOPE_PREFIX
 #: Key statuses in the only order a version may move through them.
 _STATUS_RANK = {'active': 0, 'decrypt-only': 1, 'retired': 2}
 #: Grant members that carry the sealed key; a stored grant never changes them.

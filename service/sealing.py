@@ -51,6 +51,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import fle
 from schemas.codes import SEALING_REASONS
 from sync.couch import doc_path
 from sync.erasure import is_embedded, rebuild_database
@@ -66,7 +67,7 @@ _DAY = 86400
 #: Why a youth is sealed: codes, never free text (the audit log holds it).
 REASONS = SEALING_REASONS
 TOMBSTONE_PREFIX = 'shredded:'
-_ENVELOPE_PREFIX = 'rk:'
+_ENVELOPE_PREFIX = fle.ENVELOPE_PREFIX
 _SEALING_ID = re.compile(r'[0-9a-f]{32}')
 
 

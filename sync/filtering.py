@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import fle
+
 __all__ = [
     'ENVELOPE_PREFIX',
     'INVALID_ID',
@@ -31,12 +33,10 @@ __all__ = [
 ]
 
 #: Record-key envelopes; they live in keyvault only and are never pulled.
-ENVELOPE_PREFIX = 'rk:'
+ENVELOPE_PREFIX = fle.ENVELOPE_PREFIX
 
 #: CouchDB metadata a replicator adds; the record schemas do not know them.
 META_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts', '_attachments'})
-
-_SEALED_KEYS = frozenset({'fle', 'rk', 'n', 'ct'})
 
 #: Members a stored tombstone keeps (the gateway then stamps ``owner``).
 TOMBSTONE_FIELDS = ('_id', '_rev', '_revisions', '_deleted')
@@ -56,7 +56,6 @@ _REV_HASH = re.compile(r'[0-9a-f]{1,64}')
 _MAX_REVISION_IDS = 1000
 _UUID4 = r'[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}'
 _RECORD_ID = re.compile(rf'([a-z][a-z_]*):{_UUID4}')
-_ENVELOPE_ID = re.compile(r'rk:[0-9a-f]{32}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +84,18 @@ def doc_size(doc: dict[str, Any]) -> int:
 
 
 def is_sealed_value(value: Any) -> bool:
-    """Return True when ``value`` has the shape of an fle/1 sealed value."""
-    return (
-        isinstance(value, dict)
-        and set(value) == _SEALED_KEYS
-        and value.get('fle') == 1
-        and all(isinstance(value[key], str) for key in ('rk', 'n', 'ct'))
-    )
+    """Return True when ``value`` has the shape of an fle/1 sealed value (``fle.sealed_parts``)."""
+    try:
+        fle.sealed_parts(value)
+    except fle.FormatError:
+        return False
+    return True
+
+
+def is_envelope_id(doc_id: Any) -> bool:
+    """Return True when ``doc_id`` is an envelope id, ``rk:<rkid>``."""
+    return (isinstance(doc_id, str) and doc_id.startswith(ENVELOPE_PREFIX)
+            and fle.is_rkid(doc_id[len(ENVELOPE_PREFIX):]))
 
 
 def visible_record(doc: dict[str, Any] | None, worker: str) -> bool:
@@ -199,9 +203,8 @@ def safe_id(doc_id: Any, record_types: Iterable[str]) -> str:
     (``rk:<rkid>``) is ever recorded (quarantine, audit): any other id was
     chosen freely by a device and may hold a name.
     """
-    if isinstance(doc_id, str) and (_ENVELOPE_ID.fullmatch(doc_id)
-                                    or record_id_type(doc_id) in set(record_types)):
-        return doc_id
+    if is_envelope_id(doc_id) or record_id_type(doc_id) in set(record_types):
+        return str(doc_id)
     return INVALID_ID
 
 
@@ -287,8 +290,6 @@ def check_pushed_record(
 _TIMESTAMP = re.compile(
     r'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?'
     r'(?:Z|[+-][0-9]{2}:[0-9]{2})')
-_KEY_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,63}')
-_RKID = re.compile(r'[0-9a-f]{32}')
 _B64URL = re.compile(r'[A-Za-z0-9_-]{1,8192}')
 _SUITE = re.compile(r'hpke:0x[0-9a-f]{4}-0x[0-9a-f]{4}-0x[0-9a-f]{4}')
 _SCHEMA_TAG = re.compile(r'([a-z][a-z_]*)/[0-9]{1,4}')
@@ -297,26 +298,29 @@ _SAFE_NAME = re.compile(r'[a-z][a-z0-9_]{0,63}')
 _REDACTED = {'redacted': True}
 
 
-def _sealed(value: Any) -> bool:
-    return (is_sealed_value(value) and bool(_RKID.fullmatch(value['rk']))
-            and all(_B64URL.fullmatch(value[key]) for key in ('n', 'ct')))
-
-
 def _fle_header(value: Any, device_id: str) -> Any:
     """Keep of an fle/1 header only record key ids and well-formed key entries."""
-    if not isinstance(value, dict) or value.get('v') != 1 or not isinstance(
+    if not isinstance(value, dict) or not fle.is_version(value.get('v')) or not isinstance(
             value.get('keys'), dict):
         return _REDACTED
     keys = {}
     for rkid, entry in value['keys'].items():
-        if not (isinstance(rkid, str) and _RKID.fullmatch(rkid) and isinstance(entry, dict)):
+        if not (fle.is_rkid(rkid) and isinstance(entry, dict)):
             continue
-        checks: dict[str, Callable[[str], object]] = {
-            'commit': _B64URL.fullmatch, 'kek': _KEY_ID.fullmatch,
-            'at': _TIMESTAMP.fullmatch, 'dev': lambda dev: dev == device_id}
+        checks: dict[str, Callable[[Any], bool]] = {
+            'commit': _is_commit, 'kek': fle.is_identifier, 'at': fle.is_timestamp,
+            'dev': lambda dev: bool(dev == device_id)}
         keys[rkid] = {name: item for name, item in entry.items()
-                      if name in checks and isinstance(item, str) and checks[name](item)}
-    return {'v': 1, 'keys': keys}
+                      if name in checks and checks[name](item)}
+    return {'v': fle.FLE_VERSION, 'keys': keys}
+
+
+def _is_commit(value: Any) -> bool:
+    try:
+        fle.base64url.decode(value, length=32)
+    except ValueError:
+        return False
+    return True
 
 
 def redact_for_quarantine(
@@ -363,8 +367,8 @@ def redact_for_quarantine(
         'device': lambda value: value == device_id,
         'dev': lambda value: value == device_id,
         'doc': lambda value: safe_id(value, types) == value,
-        'rkid': lambda value: isinstance(value, str) and bool(_RKID.fullmatch(value)),
-        'kek': lambda value: isinstance(value, str) and bool(_KEY_ID.fullmatch(value)),
+        'rkid': fle.is_rkid,
+        'kek': fle.is_identifier,
         'suite': lambda value: isinstance(value, str) and bool(_SUITE.fullmatch(value)),
         'enc': lambda value: key_material and isinstance(value, str) and bool(
             _B64URL.fullmatch(value)),
@@ -386,11 +390,12 @@ def redact_for_quarantine(
             ok = shapes[name](value)
             kept[name] = value if ok else _REDACTED
             dropped += not ok
-        elif isinstance(name, str) and _SAFE_NAME.fullmatch(name) and _sealed(value):
+        elif isinstance(name, str) and _SAFE_NAME.fullmatch(name) and is_sealed_value(value):
             kept[name] = value
         elif isinstance(name, str) and _SAFE_NAME.fullmatch(name) and isinstance(value, dict):
             inner = {key: item for key, item in value.items()
-                     if isinstance(key, str) and _SAFE_NAME.fullmatch(key) and _sealed(item)}
+                     if isinstance(key, str) and _SAFE_NAME.fullmatch(key)
+                     and is_sealed_value(item)}
             if inner:
                 kept[name] = inner
             dropped += len(inner) != len(value)

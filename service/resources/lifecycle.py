@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import keys
-from keys._encoding import is_identifier
+from fle import is_identifier
 from keys.advocates import RECOVERY_ADVOCATE
 from service.errors import ApiError
 from service.keystore import ENVELOPE_PREFIX, census

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import keys
 from keys import InvalidCiphertext, Keyring, OrgKeyPair
 from keys._encoding import MAX_SAFE_INTEGER, canonical_json
+from tests.support.sealed import assert_sealed_shape
 
 pytestmark = pytest.mark.unit
 
@@ -60,7 +61,7 @@ def open_(sealed: dict, envelopes: list) -> dict:
 def test_open_returns_what_was_sealed(doc_id, values):
     doc = make_doc(doc_id, values)
     sealed, envelope = keys.seal_document(doc, paths=PATHS, org=ORG, manifest_body=MANIFEST)
-    keys.validate_sealed_document(sealed, paths=PATHS)
+    assert_sealed_shape(sealed, PATHS)
     keys.validate_envelope(envelope)
     assert open_(sealed, [envelope]) == doc
 
@@ -159,17 +160,6 @@ def test_base64url_decodes_exactly_the_canonical_spellings(text):
     else:
         with pytest.raises(ValueError):
             keys._encoding.b64url_decode(text)
-
-
-@SETTINGS
-@given(ikm=st.binary(max_size=64), salt=st.binary(max_size=64),
-       infos=st.lists(st.binary(max_size=40), min_size=1, max_size=3),
-       length=st.integers(min_value=1, max_value=32))
-def test_one_extract_many_expands_is_hkdf_per_info(ikm, salt, infos, length):
-    """Record keys derive K_enc and commit from one HKDF-Extract: same bytes as two HKDFs."""
-    from keys import _primitives
-    assert _primitives.hkdf_sha256_many(ikm, salt=salt, infos=tuple(infos), length=length) == tuple(
-        _primitives.hkdf_sha256(ikm, salt=salt, info=info, length=length) for info in infos)
 
 
 @SETTINGS

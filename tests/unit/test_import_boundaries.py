@@ -207,10 +207,7 @@ def test_the_client_and_the_commands_import_no_cycle(module):
 
 
 #: Modules that still cross a boundary, with why; each fails the run once it no longer does.
-KNOWN = {
-    pathlib.Path('service/resources/lifecycle.py'):
-        'imports keys._encoding.is_identifier until the format package offers the id rule',
-}
+KNOWN: dict[pathlib.Path, str] = {}
 
 
 def _checked_files() -> list:

@@ -26,7 +26,7 @@ EXPECTED_PUBLIC_NAMES = {
     'seal_share', 'open_share', 'validate_share', 'open_holdings',
     # records and envelopes
     'seal_document', 'seal_document_at_time', 'reseal_fields', 'reseal_fields_at_time',
-    'open_document', 'validate_sealed_value', 'validate_sealed_document',
+    'open_document',
     'open_envelope', 'rewrap_envelope', 'validate_envelope',
 }
 

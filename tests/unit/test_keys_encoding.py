@@ -76,7 +76,7 @@ def test_canonical_json_refuses_what_it_cannot_sign(value):
     ('/~01', ['~1']), ('/', ['']),
 ])
 def test_parse_pointer(pointer, tokens):
-    assert _encoding.parse_pointer(pointer) == tokens
+    assert _encoding.parse_pointer(pointer) == tuple(tokens)
 
 
 @pytest.mark.parametrize('pointer', ['', 'a', '/a~2', '/a~', 5])

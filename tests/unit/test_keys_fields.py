@@ -13,6 +13,7 @@ import keys
 from keys import InvalidCiphertext, InvalidKeyMaterial, InvalidManifest, Keyring, OrgKeyPair
 from keys._encoding import b64url_decode, b64url_encode
 from keys.envelopes import seal_rk
+from tests.support.sealed import assert_sealed_shape
 
 pytestmark = pytest.mark.unit
 
@@ -113,7 +114,7 @@ def test_sealed_structure():
     assert envelope['_id'] == f'rk:{rkid}' and envelope['doc'] == sealed['_id']
     assert envelope['kek'] == ORG_KEY.kid and envelope['suite'] == keys.SUITE
     keys.validate_envelope(envelope)
-    keys.validate_sealed_document(sealed, paths=PATHS)
+    assert_sealed_shape(sealed, PATHS)
 
 
 def test_every_field_has_its_own_nonce_and_every_seal_its_own_rk():
@@ -406,46 +407,21 @@ def test_open_refuses_malformed_paths_loudly():
         open_(sealed, [envelope], paths=['full_name'])
 
 
-# -- Structural validation (server side) --------------------------------------
+# -- Structure: what the opener refuses before decrypting --------------------
 
 
-@pytest.mark.parametrize(('value', 'member'), [
-    ('Secret Name', 'must be an object'),
-    ({'fle': 1, 'rk': '0' * 32, 'n': 'A' * 16}, 'must be an object'),
-    ({'fle': 2, 'rk': '0' * 32, 'n': 'A' * 16, 'ct': 'A' * 64}, "'fle'"),
-    ({'fle': True, 'rk': '0' * 32, 'n': 'A' * 16, 'ct': 'A' * 64}, "'fle'"),
-    ({'fle': 1, 'rk': 'Secret', 'n': 'A' * 16, 'ct': 'A' * 64}, "'rk'"),
-    ({'fle': 1, 'rk': '0' * 32, 'n': 'A' * 15, 'ct': 'A' * 64}, "'n'"),
-    ({'fle': 1, 'rk': '0' * 32, 'n': 'A' * 16, 'ct': 'Secret='}, "'ct'"),
-    ({'fle': 1, 'rk': '0' * 32, 'n': 'A' * 16, 'ct': 'A' * 20}, "'ct'"),
-])
-def test_validate_sealed_value_names_the_member_never_the_value(value, member):
-    with pytest.raises(InvalidKeyMaterial) as caught:
-        keys.validate_sealed_value(value, pointer='/full_name')
-    assert member in str(caught.value) and '/full_name' in str(caught.value)
-    assert 'Secret' not in str(caught.value)
-
-
-def test_validate_sealed_value_accepts_what_seal_writes():
-    sealed, _ = seal()
-    keys.validate_sealed_value(sealed['full_name'])
-
-
-def test_validate_sealed_document_refuses_plaintext_and_unknown_rkids():
-    sealed, _ = seal()
+def test_open_refuses_a_document_with_plaintext_or_an_unknown_rkid_opaquely():
+    sealed, envelope = seal()
     plaintext = copy.deepcopy(sealed)
     plaintext['phone'] = CANARIES[1]
-    with pytest.raises(InvalidKeyMaterial) as caught:
-        keys.validate_sealed_document(plaintext, paths=PATHS)
-    assert '/phone' in str(caught.value) and CANARIES[1] not in str(caught.value)
     dangling = copy.deepcopy(sealed)
     dangling['phone']['rk'] = 'f' * 32
-    with pytest.raises(InvalidKeyMaterial):
-        keys.validate_sealed_document(dangling, paths=PATHS)
     headerless = copy.deepcopy(sealed)
     del headerless['fle']
-    with pytest.raises(InvalidKeyMaterial):
-        keys.validate_sealed_document(headerless, paths=PATHS)
+    for candidate in (plaintext, dangling, headerless):
+        with pytest.raises(InvalidCiphertext) as caught:
+            open_(candidate, [envelope])
+        assert str(caught.value) == str(InvalidCiphertext())
 
 
 @pytest.mark.parametrize('text', [
@@ -479,34 +455,12 @@ def test_decode_value_refuses_lone_surrogates_and_numbers_no_double_holds(text):
         decode_value(text.encode('utf-8'))
 
 
-def test_hkdf_with_one_extract_is_hkdf_per_info():
-    from keys import _primitives
-    # RFC 5869, A.1: the first 32 bytes of its 42-byte OKM are T(1).
-    ikm, salt = bytes([0x0b] * 22), bytes(range(13))
-    info = bytes(range(0xf0, 0xfa))
-    okm = bytes.fromhex('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf')
-    assert _primitives.hkdf_sha256_many(ikm, salt=salt, infos=(info,)) == (okm,)
-    rk, rkid = bytes(range(32)), '6f6785aa5f4dde7a04c603b047652340'
-    infos = (b'fle/1/enc', b'fle/1/commit', b'')
-    for length in (1, 16, 32):
-        assert _primitives.hkdf_sha256_many(
-            rk, salt=bytes.fromhex(rkid), infos=infos, length=length) == tuple(
-            _primitives.hkdf_sha256(rk, salt=bytes.fromhex(rkid), info=info, length=length)
-            for info in infos)
-    with pytest.raises(ValueError):
-        _primitives.hkdf_sha256_many(rk, salt=b'', infos=infos, length=33)
-
-
-def test_fast_field_aad_is_the_pae_of_the_spec():
-    # Sealing and opening build the AAD from a per-record head, a cached
-    # pointer item and a per-RK tail; it must be byte for byte field_aad.
-    from keys.fields import _aad_head, _pointer_item, _RecordKey, field_aad
+def test_field_aad_is_the_pae_of_the_spec():
+    from keys._encoding import pae
+    from keys.fields import field_aad
     rkid = '6f6785aa5f4dde7a04c603b047652340'
-    record_key = _RecordKey(bytes(32), bytes.fromhex(rkid))
-    assert record_key.rkid == rkid
-    for pointer in ('/full_name', '/a~1b', '/documents/0/number', '/é'):
-        built = _aad_head('org-acme', 'contact:é-1') + _pointer_item(pointer) + record_key.aad_tail
-        assert built == field_aad('org-acme', 'contact:é-1', pointer, rkid)
+    assert field_aad('org-acme', 'contact:é-1', '/a~1b', rkid) == pae(
+        'fle/1/field', 'org-acme', 'contact:é-1', '/a~1b', bytes.fromhex(rkid))
 
 
 def test_sealed_and_opened_copies_share_nothing_mutable_with_their_input():
@@ -529,3 +483,34 @@ def test_sealed_and_opened_copies_share_nothing_mutable_with_their_input():
     opened['meta']['tags'].append('z')
     opened['address']['city'] = 'NY'
     assert sealed == before
+
+
+def test_a_value_json_cannot_encode_is_refused_by_name_when_sealing():
+    doc = {'_id': 'contact:1', 'full_name': ['ok', '\ud800']}
+    with pytest.raises(InvalidKeyMaterial, match="'/full_name' is not valid JSON"):
+        keys.seal_document(doc, paths=['/full_name'], org=ORG, manifest_body=MANIFEST)
+
+
+def test_seal_value_takes_a_twelve_byte_nonce_only():
+    from keys import fields
+    rkid = '6f6785aa5f4dde7a04c603b047652340'
+    arguments = {'rk': bytes(32), 'rkid': rkid, 'org': ORG, 'doc_id': 'contact:1',
+                 'pointer': '/full_name'}
+    sealed = fields.seal_value('Jane', nonce=bytes(12), **arguments)
+    assert sealed['n'] == b64url_encode(bytes(12))
+    assert fields.open_value(sealed, rk=bytes(32), org=ORG, doc_id='contact:1',
+                             pointer='/full_name') == 'Jane'
+    for nonce in (bytes(8), bytes(16)):
+        with pytest.raises(ValueError):
+            fields.seal_value('Jane', nonce=nonce, **arguments)
+
+
+def test_a_path_that_is_not_unicode_fails_only_when_a_value_is_there():
+    paths = ['/full_name', '/\ud800']
+    doc = {'_id': 'contact:1', 'full_name': 'Jane'}
+    sealed, envelope = keys.seal_document(doc, paths=paths, org=ORG, manifest_body=MANIFEST)
+    assert open_(sealed, [envelope], paths=paths) == doc
+    with pytest.raises(UnicodeEncodeError):
+        keys.seal_document({**doc, '\ud800': 'x'}, paths=paths, org=ORG, manifest_body=MANIFEST)
+    with pytest.raises(UnicodeEncodeError):
+        keys.reseal_fields(sealed, {'/\ud800': 'x'}, org=ORG, manifest_body=MANIFEST)

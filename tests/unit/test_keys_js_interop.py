@@ -30,6 +30,7 @@ from keys import Keyring, OrgKeyPair, SigningKey
 from keys._encoding import b64url_decode, b64url_encode
 from keys._primitives import P256_ORDER
 from sync import enrollment
+from tests.support.sealed import assert_sealed_shape
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE = shutil.which('node')
@@ -98,7 +99,7 @@ def test_python_opens_what_js_sealed():
     assert status == 0, result
     sealed, envelope = result['sealed'], result['envelope']
     keys.validate_envelope(envelope)
-    keys.validate_sealed_document(sealed, paths=PATHS)
+    assert_sealed_shape(sealed, PATHS)
     assert 'Núñez' not in json.dumps(sealed, ensure_ascii=False)
     opened = keys.open_document(sealed, envelopes=[envelope], keyring=Keyring([ORG_KEY]),
                                 paths=PATHS, org=ORG)

@@ -129,3 +129,28 @@ def test_manifest_signature_covers_exactly_the_canonical_body():
     reordered = dict(reversed(list(signed['body'].items())))
     assert canonical_json(reordered) == canonical_json(body)
     assert keys.verify_manifest({**signed, 'body': reordered}, SIGNER.public_b64()) == body
+
+
+@pytest.mark.parametrize(('entry', 'reason'), [
+    ('not an object', "manifest 'keys[0]' is not an object"),
+    ({'kid': 'k1'}, "manifest 'keys[0]' has missing or unknown members"),
+    ({'kid': '-k', 'suite': keys.SUITE, 'status': 'active'},
+     "manifest 'keys[0].kid' is not a valid key identifier"),
+    ({'kid': 'k1', 'suite': 'x', 'status': 'active'},
+     "manifest 'keys[0].suite' is not an allowed suite"),
+    ({'kid': 'k1', 'suite': keys.SUITE, 'status': 'x'},
+     "manifest 'keys[0].status' is not a known status"),
+    ({'kid': 'k1', 'suite': keys.SUITE, 'status': 'active', 'pub': 'AAAA'},
+     "'keys[0].pub' is not a P-256 public key"),
+    ({'kid': 'k1', 'suite': keys.SUITE, 'status': 'active'},
+     "manifest 'keys[0].pub' is required for the active key"),
+    ({**CURRENT.manifest_entry(), 'accept_until': '2026-04-30'},
+     "manifest 'keys[0].accept_until' is allowed on decrypt-only keys only"),
+    ({**CURRENT.manifest_entry('decrypt-only'), 'accept_until': '30/04/2026'},
+     "manifest 'keys[0].accept_until' is not a YYYY-MM-DD date"),
+])
+def test_manifest_entry_reasons_name_the_member(entry, reason):
+    with pytest.raises(InvalidKeyMaterial) as caught:
+        keys.manifest._check_entry(0, entry)
+    assert str(caught.value) == reason
+    assert caught.value.__cause__ is None

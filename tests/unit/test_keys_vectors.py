@@ -40,6 +40,7 @@ from keys.fields import (
 )
 from keys.grants import _seal_grant_with, grant_info
 from keys.passwords import Argon2Params
+from tests.support.sealed import assert_sealed_shape
 
 pytestmark = pytest.mark.unit
 
@@ -174,7 +175,7 @@ def test_document_vector(vector):
         keyring=Keyring([org_key(vector['org_key'])]),
         paths=vector['paths'], org=vector['org'])
     assert opened == vector['doc']
-    keys.validate_sealed_document(vector['sealed'], paths=vector['paths'])
+    assert_sealed_shape(vector['sealed'], vector['paths'])
 
 
 @json_parametrize('fle1_envelopes.json', 'reseals')

@@ -8,7 +8,7 @@ from sync import filtering
 
 pytestmark = pytest.mark.unit
 
-SEALED = {'fle': 1, 'rk': '0' * 32, 'n': 'bm9uY2U', 'ct': 'Y2lwaGVydGV4dA'}
+SEALED = {'fle': 1, 'rk': '0' * 32, 'n': 'A' * 16, 'ct': 'A' * 64}
 ID = 'contact:0b7e9c1a-5d2f-4c3b-9a8e-1f2d3c4b5a69'
 OTHER_ID = 'contact:00000000-0000-4000-8000-000000000009'
 
@@ -155,4 +155,6 @@ def test_sealed_value_shape():
     assert filtering.is_sealed_value(SEALED)
     assert not filtering.is_sealed_value({**SEALED, 'extra': 1})
     assert not filtering.is_sealed_value({**SEALED, 'fle': 2})
+    assert not filtering.is_sealed_value({**SEALED, 'fle': True})
+    assert not filtering.is_sealed_value({**SEALED, 'ct': 'A' * 63})
     assert not filtering.is_sealed_value('plain')
