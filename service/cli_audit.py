@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 import fle
-
 from service.audit import GENESIS, event_hash
 from service.cli_ops import OperatorGroup, operator_services
 from service.sealing import TOMBSTONE_PREFIX, leave_deleted_envelopes, shredded_rkids
