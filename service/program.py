@@ -26,19 +26,20 @@ import json
 import re
 import statistics
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
 import schemas
+import schemas.errors
 from schemas import lifecycle
 from schemas import program_codes
 from schemas.lifecycle import CaseFacts, ProgramSettings
 from service.suppression import Table, suppress
 from sync.errors import DocumentConflict
 
-__all__ = ['Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'LINKED_MEASURES', 'MEASURES',
-           'MEDIANS', 'PERIODS', 'SEALING_TALLIES', 'counted',
+__all__ = ['CaptureGuards', 'Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'LINKED_MEASURES', 'MEASURES',
+           'MEDIANS', 'PERIODS', 'SEALING_TALLIES', 'case_facts', 'counted',
            'ProgramError', 'Reports', 'hmis_csv', 'install_views', 'settings_from_config',
            'table_csv', 'warm_views']
 
@@ -303,6 +304,92 @@ def _team_of(couch, directory_db: str) -> Callable[[str | None], str | None]:
     return team_of
 
 
+def case_facts(couch, records_db: str, directory_db: str, case: dict[str, Any],
+               request: dict[str, Any], extra: Iterable[dict[str, Any]] = ()) -> CaseFacts:
+    """Gather what a case's guards need from the youth's other records.
+
+    Args:
+        couch: The database client.
+        records_db: The ``records`` database.
+        directory_db: The ``directory`` database (sealing proposals).
+        case: The case record.
+        request: The action's parameters (``recipient_org`` of a transfer).
+        extra: Records of the youth not stored yet (the rest of a pushed
+            batch), counted as if stored.
+    """
+    rows = _view(couch, records_db, 'by_client', key=case['client_id'], include_docs='true')
+    docs = [row['doc'] for row in rows if row.get('doc')]
+    docs += [doc for doc in extra if doc.get('client_id') == case['client_id']]
+    screenings = [doc for doc in docs if doc.get('type') == 'screening']
+    consents = [doc for doc in docs if doc.get('type') == 'consent' and not doc.get('revoked_at')]
+    participation = any(
+        doc.get('consent_type') == 'program_participation'
+        and doc.get('signer') in ('youth', 'youth_and_guardian')
+        and doc.get('method') != 'oral' for doc in consents)
+    transfer = any(
+        doc.get('consent_type') == 'release_of_information'
+        and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
+        for doc in consents)
+    checkins = [row['value'] for row in _view(couch, records_db, 'checkins', key=case['_id'])]
+    sealed = any(doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
+                 for doc in couch.iter_prefix(directory_db, 'sealing:'))
+    return CaseFacts(
+        screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
+        confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
+                                      for doc in screenings),
+        participation_consent=participation,
+        transfer_release=bool(transfer),
+        checkin_weeks=frozenset(week for week, _attended in checkins),
+        attended_weeks=frozenset(week for week, attended in checkins if attended),
+        sealing_approved=sealed,
+    )
+
+
+class CaptureGuards:
+    """The guards of field actions on a captured case, checked against the youth's records.
+
+    A case captured on a tablet (sync push) or at the desk may carry field
+    actions (``schemas.lifecycle.FIELD_ACTIONS``) whose guards need other
+    records: a screening recording assent, a signed participation consent.
+    The capture rule itself (``capture_refusal``) sees the case alone; this
+    checks each newly recorded action's guards as ``POST
+    /cases/{id}/actions`` would, counting the rest of a pushed batch as
+    stored (a tablet pushes the screening and the case together).
+    """
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._records = services.db('records')
+        self._directory = services.db('directory')
+        self._settings = settings_from_config(services.config)
+
+    def __call__(self, doc: dict[str, Any], stored: dict[str, Any] | None,
+                 batch: Iterable[Any] = ()) -> tuple[str, str] | None:
+        """Return ``(guard, reason)`` for the first guard a new action fails, or None.
+
+        Args:
+            doc: The record as captured.
+            stored: The revision stored under its id, if any.
+            batch: The other documents pushed with it; only records of the
+                same youth that pass their schema count.
+        """
+        if doc.get('type') != 'enrollment' or not isinstance(doc.get('client_id'), str) \
+                or not lifecycle.captured_needs_facts(doc, stored):
+            return None
+        extra = []
+        for other in batch:
+            if isinstance(other, dict) and other is not doc and not other.get('_deleted') \
+                    and other.get('type') in ('screening', 'consent') \
+                    and other.get('client_id') == doc['client_id']:
+                try:
+                    schemas.validate_document(other, sealed=True)
+                except schemas.errors.SchemasError:
+                    continue
+                extra.append(other)
+        facts = case_facts(self._couch, self._records, self._directory, doc, {}, extra)
+        return lifecycle.captured_guard_refusal(doc, stored, facts, self._settings)
+
+
 class Cases:
     """Lifecycle actions on cases, and what is due, for one service instance."""
 
@@ -335,34 +422,7 @@ class Cases:
 
     def facts(self, case: dict[str, Any], request: dict[str, Any]) -> CaseFacts:
         """Gather what the guards need from the youth's other records."""
-        rows = _view(self._couch, self._records, 'by_client', key=case['client_id'],
-                     include_docs='true')
-        docs = [row['doc'] for row in rows if row.get('doc')]
-        screenings = [doc for doc in docs if doc.get('type') == 'screening']
-        consents = [doc for doc in docs if doc.get('type') == 'consent'
-                    and not doc.get('revoked_at')]
-        participation = any(
-            doc.get('consent_type') == 'program_participation'
-            and doc.get('signer') in ('youth', 'youth_and_guardian')
-            and doc.get('method') != 'oral' for doc in consents)
-        transfer = any(
-            doc.get('consent_type') == 'release_of_information'
-            and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
-            for doc in consents)
-        checkins = [row['value'] for row in _view(self._couch, self._records, 'checkins',
-                                                  key=case['_id'])]
-        sealed = any(doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
-                     for doc in self._couch.iter_prefix(self._directory, 'sealing:'))
-        return CaseFacts(
-            screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
-            confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
-                                          for doc in screenings),
-            participation_consent=participation,
-            transfer_release=bool(transfer),
-            checkin_weeks=frozenset(week for week, _attended in checkins),
-            attended_weeks=frozenset(week for week, attended in checkins if attended),
-            sealing_approved=sealed,
-        )
+        return case_facts(self._couch, self._records, self._directory, case, request)
 
     def act(self, case_id: str, action: str, principal,
             request: dict[str, Any]) -> dict[str, Any]:

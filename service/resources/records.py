@@ -12,6 +12,7 @@ from schemas import lifecycle
 from schemas.codes import RELEASE_PURPOSES
 from schemas.fields import DocumentId
 from service.errors import ApiError
+from service.program import CaptureGuards
 from service.resources import ALL_STAFF
 from sync import filtering, key_policy
 from sync.errors import DocumentConflict
@@ -79,6 +80,7 @@ class RecordsResource:
         self._quarantine_db = services.db('quarantine')
         self._sealed = SealedRegistry(services.couch, services.db('directory'),
                                       services.device_watch)
+        self._guards = CaptureGuards(services)
 
     def on_post(self, req, resp):
         body = req.get_media()
@@ -100,6 +102,9 @@ class RecordsResource:
         refused = lifecycle.capture_refusal(document, by=principal.id, roles=principal.roles)
         if refused is not None:
             raise ApiError(403, *refused)
+        failed = self._guards(document, None)
+        if failed is not None:
+            raise ApiError(409, 'transition_refused', failed[1], fields={'guard': [failed[0]]})
         listed = set((document.get('fle') or {}).get('keys', {}))
         manifest = self._key_store.manifest_body()
         accepted = {entry['kid'] for entry in (manifest or {}).get('keys', [])

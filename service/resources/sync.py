@@ -317,6 +317,7 @@ class SyncWiring:
         from service.resources.devices import (
             DeviceAuthenticator, DeviceResource, DeviceRevokeResource, DevicesResource,
             EnrollResource)
+        from service.program import CaptureGuards
         from sync.devices import Devices
         from sync.sealed import SealedRegistry
 
@@ -337,6 +338,7 @@ class SyncWiring:
                                            services.device_watch),
             check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
                 doc, by=worker, roles=('worker',), stored=stored),
+            check_guards=CaptureGuards(services),
         )
         self.gateway = Gateway(
             services.couch,
