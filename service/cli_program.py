@@ -20,7 +20,7 @@ import click
 
 from service.charts import report_svg
 from service.cli_staff import Api, Home
-from service.program import DIMENSIONS, MEASURES, PERIODS, hmis_csv, table_csv
+from service.program import DIMENSIONS, MEASURES, MEDIANS, PERIODS, hmis_csv, table_csv
 
 __all__ = ['register']
 
@@ -97,7 +97,7 @@ def register(cli: click.Group) -> None:
         click.echo(f'{case["_id"]}: {case["state"]}{week}')
 
     @cli.command('report')
-    @click.argument('measure', type=click.Choice(sorted(MEASURES)))
+    @click.argument('measure', type=click.Choice(sorted([*MEASURES, *MEDIANS])))
     @click.option('--home', default='~/.fieldvault', show_default=True)
     @click.option('--period', type=click.Choice(PERIODS), default='quarter', show_default=True)
     @click.option('--by', type=click.Choice(DIMENSIONS), default=None)

@@ -38,10 +38,10 @@ from schemas.lifecycle import CaseFacts, ProgramSettings
 from service.suppression import Table, suppress
 from sync.errors import DocumentConflict
 
-__all__ = ['CaptureGuards', 'Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'LINKED_MEASURES', 'MEASURES',
-           'MEDIANS', 'PERIODS', 'SEALING_TALLIES', 'case_facts', 'counted',
-           'ProgramError', 'Reports', 'hmis_csv', 'install_views', 'settings_from_config',
-           'table_csv', 'warm_views']
+__all__ = ['CaptureGuards', 'Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS',
+           'LINKED_MEASURES', 'MEASURES', 'MEDIANS', 'PERIODS', 'ProgramError', 'Reports',
+           'SEALING_TALLIES', 'case_facts', 'counted', 'hmis_csv', 'install_views',
+           'settings_from_config', 'table_csv', 'warm_views']
 
 DESIGN_ID = '_design/fieldvault_program'
 
@@ -889,5 +889,6 @@ class Reports:
     @staticmethod
     def catalogue() -> dict[str, Any]:
         """Return the measures, dimensions and periods a report can use."""
-        return {'measures': MEASURES, 'medians': MEDIANS, 'dimensions': list(DIMENSIONS), 'periods': list(PERIODS),
+        return {'measures': MEASURES, 'medians': MEDIANS, 'dimensions': list(DIMENSIONS),
+                'periods': list(PERIODS),
                 'age_bands': list(program_codes.AGE_BANDS)}
