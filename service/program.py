@@ -638,10 +638,12 @@ def table_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _grid(table: Table, hidden: set, figure_of: Callable[[tuple], Any]) -> dict[str, Any]:
+def _grid(table: Table, hidden: set, figure_of: Callable[[tuple], Any],
+          empty: Any = 0) -> dict[str, Any]:
     """Lay a table's figures out as cells and totals, withheld positions as None.
 
-    A one-column table has no separate row totals: each row's total is its cell.
+    A one-column table has no separate row totals: each row's total is its
+    cell. A table without rows has the total ``empty``.
     """
     def figure(position: tuple) -> Any:
         return None if position in hidden else figure_of(position)
@@ -652,7 +654,7 @@ def _grid(table: Table, hidden: set, figure_of: Callable[[tuple], Any]) -> dict[
         'row_totals': [figure(('row', r)) if two_way else figure(('cell', r, 0))
                        for r in range(rows)],
         'column_totals': [figure(('col', c)) for c in range(columns)],
-        'total': (figure(('total',)) if two_way else figure(('col', 0))) if rows else 0,
+        'total': (figure(('total',)) if two_way else figure(('col', 0))) if rows else empty,
     }
 
 
@@ -838,7 +840,7 @@ class Reports:
         report = {
             'measure': query.measure, 'unit': 'hours', 'period': query.period, 'by': query.by,
             'scope': f'team:{team}' if team else 'organisation', 'suppressed': suppressed,
-            'rows': labels, 'columns': columns, **_grid(table, hidden, pooled),
+            'rows': labels, 'columns': columns, **_grid(table, hidden, pooled, empty=None),
             'cases': _grid(table, hidden, lambda position: table.value(position)),
         }
         if liaison:
