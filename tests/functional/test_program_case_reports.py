@@ -129,6 +129,10 @@ def test_part2_cases_are_counted_nowhere_and_sealed_ones_only_suppressed(client,
             assert 'spa-2' not in report['columns'], (measure, report)
             if headers is team['supervisor']:
                 assert 'spa-3' not in report['columns'], (measure, report)
+    # The cases' own actions follow the same rules; the sealing is the tally left.
+    enrollments = _get(client, team['supervisor'], 'enrollments', by='service_area')
+    assert _by_column(enrollments) == {'spa-1': 1}
+    assert _get(client, team['supervisor'], 'cases_sealed')['total'] == 1
     hmis = client.simulate_get('/reports-hmis', headers=team['admin']).json
     sections = {section['element']: section for section in hmis['sections']}
     # One referral of the open case, one from the contact: the Part 2 case's is left out.
