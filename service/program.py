@@ -305,7 +305,8 @@ def _team_of(couch, directory_db: str) -> Callable[[str | None], str | None]:
 
 
 def case_facts(couch, records_db: str, directory_db: str, case: dict[str, Any],
-               request: dict[str, Any], extra: Iterable[dict[str, Any]] = ()) -> CaseFacts:
+               request: dict[str, Any], extra: Iterable[dict[str, Any]] = (), *,
+               field_only: bool = False) -> CaseFacts:
     """Gather what a case's guards need from the youth's other records.
 
     Args:
@@ -316,6 +317,9 @@ def case_facts(couch, records_db: str, directory_db: str, case: dict[str, Any],
         request: The action's parameters (``recipient_org`` of a transfer).
         extra: Records of the youth not stored yet (the rest of a pushed
             batch), counted as if stored.
+        field_only: Gather only what field actions need (screenings and
+            consents), not check-ins or sealings: a captured case carries
+            no other action, and a push should not pay for the rest.
     """
     rows = _view(couch, records_db, 'by_client', key=case['client_id'], include_docs='true')
     docs = [row['doc'] for row in rows if row.get('doc')]
@@ -330,9 +334,11 @@ def case_facts(couch, records_db: str, directory_db: str, case: dict[str, Any],
         doc.get('consent_type') == 'release_of_information'
         and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
         for doc in consents)
-    checkins = [row['value'] for row in _view(couch, records_db, 'checkins', key=case['_id'])]
-    sealed = any(doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
-                 for doc in couch.iter_prefix(directory_db, 'sealing:'))
+    checkins = [] if field_only else [
+        row['value'] for row in _view(couch, records_db, 'checkins', key=case['_id'])]
+    sealed = not field_only and any(
+        doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
+        for doc in couch.iter_prefix(directory_db, 'sealing:'))
     return CaseFacts(
         screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
         confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
@@ -386,7 +392,8 @@ class CaptureGuards:
                 except schemas.errors.SchemasError:
                     continue
                 extra.append(other)
-        facts = case_facts(self._couch, self._records, self._directory, doc, {}, extra)
+        facts = case_facts(self._couch, self._records, self._directory, doc, {}, extra,
+                           field_only=True)
         return lifecycle.captured_guard_refusal(doc, stored, facts, self._settings)
 
 
