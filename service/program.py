@@ -1,7 +1,7 @@
 """The program behind the records: case actions, what is due, and aggregate reports.
 
 No falcon here: resources call these classes and ``service.errors`` maps
-their errors. Three parts:
+their errors. Four parts:
 
 * ``Cases``: take a lifecycle action on a case (``schemas.lifecycle``), with
   the facts its guards need looked up in the youth's other records, team
@@ -9,11 +9,16 @@ their errors. Three parts:
 * ``Cases.due``: the timers a supervisor acts on: missed check-ins, holds
   passing into lost contact, sealings falling due (each with the body of the
   two-person sealing proposal, ``POST /sealings``, that carries it out).
-* ``Reports``: counts from non-identifying fields only, read from CouchDB
-  map/reduce views (``VIEWS``), so a report costs what changed since the
-  view was last read. Case staff see their team's figures; the admin and the
-  liaison see suppressed organisation-wide aggregates (``service.suppression``),
-  the liaison quarterly, at most two-way, after a lag.
+* ``CaptureGuards``: the same guards for the field actions of a case
+  captured on a tablet (sync push) or at the desk.
+* ``Reports``: counts and medians from non-identifying fields only, read
+  from CouchDB map/reduce views (``VIEWS``), so a report costs what changed
+  since the view was last read; records of a case are joined to the case's
+  dimensions by case id, and Part 2 and sealed cases are kept out where the
+  rules say so (``counted``). Case staff see their team's figures; the admin
+  and the liaison see suppressed organisation-wide aggregates
+  (``service.suppression``), the liaison quarterly, at most two-way, after a
+  lag.
 """
 
 from __future__ import annotations
