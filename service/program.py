@@ -214,6 +214,8 @@ MEASURES = {
 #: Measures counted from records of a case, whose dimensions the case holds
 #: (the ``linked`` view, joined to ``dims``).
 LINKED_MEASURES = ('checkins', 'referrals', 'exits', 'mandated_reports', 'records_sealed')
+#: Past this many cases a report reads the ``dims`` view whole, not by key.
+_KEYED_LINKS_MAX = 500
 #: Measures that count sealings themselves: the tally a sealing leaves.
 SEALING_TALLIES = ('cases_sealed', 'records_sealed')
 #: Medians a report can give, with their unit.
@@ -738,10 +740,19 @@ class Reports:
         rows = _view(self._couch, self._records, 'linked', startkey=start, endkey=end,
                      group='true', timeout=self._view_timeout)
         links = sorted({row['key'][3] for row in rows if row['key'][3]})
+        if len(links) > _KEYED_LINKS_MAX:
+            # pouchdb-server answers a keyed read key by key: past a few
+            # hundred cases one sequential read of every case's dimensions
+            # is several times faster (docs/BENCHMARKS.md).
+            found = _view(self._couch, self._records, 'dims', timeout=self._view_timeout)
+        else:
+            found = [row for chunk in range(0, len(links), 500)
+                     for row in _view(self._couch, self._records, 'dims',
+                                      keys=links[chunk:chunk + 500], timeout=self._view_timeout)]
+        wanted = set(links)
         dims: dict[str, list[Any]] = {}
-        for chunk in range(0, len(links), 500):
-            for row in _view(self._couch, self._records, 'dims',
-                             keys=links[chunk:chunk + 500], timeout=self._view_timeout):
+        for row in found:
+            if row['key'] in wanted:
                 known = dims.get(row['key'])
                 # A youth with more than one case: any Part 2 or sealed case
                 # marks all of the youth's client-linked records.

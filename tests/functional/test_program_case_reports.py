@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from service import program
 from service.program import LINKED_MEASURES
 from service.suppression import SMALL_MAX, SMALL_MIN
 from tests import factories
@@ -117,9 +118,14 @@ def test_records_of_a_case_are_counted_by_the_case_dimensions(client, team, case
     assert _by_column(mandated) == {'16-17': 1}
 
 
-def test_part2_cases_are_counted_nowhere_and_sealed_ones_only_suppressed(client, team, cases):
+@pytest.mark.parametrize('read', ['by_key', 'whole'])
+def test_part2_cases_are_counted_nowhere_and_sealed_ones_only_suppressed(
+        client, team, cases, monkeypatch, read):
     """Every record of a Part 2 case is left out for everyone; a sealed case's records
-    leave the team's figures but stay in the suppressed organisation figures."""
+    leave the team's figures but stay in the suppressed organisation figures. The cases'
+    dimensions are read by key or, past a number of cases, whole."""
+    if read == 'whole':
+        monkeypatch.setattr(program, '_KEYED_LINKS_MAX', 0)
     by_area = _get(client, team['admin'], 'checkins', by='service_area')
     assert by_area['suppressed'] is True
     assert _by_column(by_area) == {'spa-1': 12, 'spa-3': 11}
