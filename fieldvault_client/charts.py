@@ -20,14 +20,19 @@ def report_svg(report: dict[str, Any], *, title: str | None = None, width: int =
                height: int = 360) -> str:
     """Return a grouped bar chart of a report table as an SVG document."""
     rows, columns, cells = report['rows'], report['columns'], report['cells']
+    counts = (report.get('cases') or {}).get('cells') or cells
     left, right, top, bottom = 56, 16, 40, 64
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max([value for row in cells for value in row if value is not None] or [1])
     group_w = plot_w / max(len(rows), 1)
     bar_w = max(2.0, (group_w * 0.8) / max(len(columns), 1))
     title = title or f'{report["measure"]} by {report["period"]}'
+    if report.get('unit'):
+        title += f' (median, {report["unit"]})'
     if report.get('suppressed'):
-        title += ' (counts 1-10 and figures that would reveal them withheld: S)'
+        title += (' (counts 1-10 and figures that would reveal them withheld: S)'
+                  if not report.get('unit') else
+                  ' (medians over withheld counts withheld: S)')
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
@@ -47,6 +52,8 @@ def report_svg(report: dict[str, Any], *, title: str | None = None, width: int =
         for c, _column in enumerate(columns):
             value = cells[r][c]
             x = x0 + c * bar_w
+            if value is None and counts[r][c] == 0:
+                continue  # a median with no case behind it: nothing to draw
             if value is None:
                 stub = min(12.0, plot_h)
                 parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - stub:.1f}" '

@@ -38,6 +38,8 @@ __all__ = [
     'TERMINAL_FOR_SEALING',
     'TransitionRefused',
     'capture_refusal',
+    'captured_guard_refusal',
+    'captured_needs_facts',
     'check_action',
     'check_history',
     'last_activity',
@@ -480,4 +482,46 @@ def capture_refusal(doc: Mapping[str, Any], *, by: str, roles: Iterable[str],
                                           'later actions go through the case API.')
         if entry.get('by') != by or entry.get('role') not in roles:
             return 'actor', 'Every captured action must be taken by the capturer in their role.'
+    return None
+
+
+def _new_entries(doc: Mapping[str, Any],
+                 stored: Mapping[str, Any] | None) -> tuple[list[Any], int]:
+    history = list(doc.get('history') or ())
+    recorded = len((stored or {}).get('history') or ())
+    return history, recorded
+
+
+def captured_needs_facts(doc: Mapping[str, Any], stored: Mapping[str, Any] | None) -> bool:
+    """Whether a captured case adds an action with a guard (so other records are needed)."""
+    history, recorded = _new_entries(doc, stored)
+    return any(isinstance(entry, Mapping) and entry.get('action') in ACTIONS
+               and ACTIONS[entry['action']].guards for entry in history[recorded:])
+
+
+def captured_guard_refusal(doc: Mapping[str, Any], stored: Mapping[str, Any] | None,
+                           facts: CaseFacts,
+                           settings: ProgramSettings = ProgramSettings()) -> tuple[str, str] | None:
+    """Check the guards of the actions a captured case adds, as the case API would.
+
+    Each new history entry is checked against the case as it stood before
+    it (its state, the case's own fields such as the age band) and the
+    facts the caller found in the youth's other records, as taken by the
+    entry's actor at the entry's time. ``capture_refusal`` has already
+    checked which actions and actors a capture may carry.
+
+    Returns:
+        None when every guard holds, else ``(guard, reason)`` of the first
+        that fails; the reason names no value.
+    """
+    history, recorded = _new_entries(doc, stored)
+    for index in range(recorded, len(history)):
+        entry = history[index]
+        before = {**doc, 'state': entry.get('from') or '', 'history': history[:index]}
+        try:
+            check_action(before, entry.get('action', ''), role=entry.get('role', ''),
+                         by=entry.get('by', ''), at=entry.get('at', ''), facts=facts,
+                         settings=settings)
+        except TransitionRefused as refused:
+            return refused.guard, refused.message
     return None

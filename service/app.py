@@ -32,6 +32,7 @@ from service.logs import configure_logging
 from service.middleware import (AccessLogMiddleware, AuthMiddleware, CORSMiddleware,
                                 DeviceShareMiddleware, SafeJSONHandler)
 from service.openapi import Operation, build_spec
+from service.program import CaptureGuards
 from service.resources.app_static import app_routes
 from service.openapi_bodies import QUERY_PARAMETERS, REQUEST_BODIES
 from service.resources.audit import AuditResource
@@ -152,6 +153,7 @@ def build_gateway(services: Services, key_store: KeyStore) -> Gateway:
                                        services.device_watch),
         check_capture=lambda doc, worker, stored: schemas.lifecycle.capture_refusal(
             doc, by=worker, roles=('worker',), stored=stored),
+        check_guards=CaptureGuards(services),
     )
     return Gateway(
         services.couch,

@@ -16,8 +16,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import schemas
+from schemas.lifecycle import TransitionRefused
 from service.envelope_policy import check_desk_envelopes
 from service.keystore import KeyStore
+from service.program import CaptureGuards
 from sync import filtering
 from sync.sealed import LateArrivals, SealedRegistry
 
@@ -54,6 +56,21 @@ class DeskIntake:
         self._key_store = key_store
         self._sealed = SealedRegistry(services.couch, services.db('directory'),
                                       services.device_watch)
+        self._guards = CaptureGuards(services)
+
+    def check_guards(self, document: dict[str, Any]) -> None:
+        """Check a new case's field actions against the lifecycle guards.
+
+        The same guards the sync gateway applies to a case captured on a
+        tablet (assent, signed consent, eligible age), with the youth's
+        stored records.
+
+        Raises:
+            TransitionRefused: A guard failed; ``guard`` names it.
+        """
+        failed = self._guards(document, None)
+        if failed is not None:
+            raise TransitionRefused(*failed)
 
     def check_envelopes(self, document: dict[str, Any], envelopes: list[Any], *,
                         expected: Iterable[str], unexpected_reason: str) -> None:

@@ -1,7 +1,7 @@
 """The program behind the records: case actions, what is due, and aggregate reports.
 
 No falcon here: resources call these classes and ``service.errors`` maps
-their errors. Three parts:
+their errors. Four parts:
 
 * ``Cases``: take a lifecycle action on a case (``schemas.lifecycle``), with
   the facts its guards need looked up in the youth's other records, team
@@ -9,11 +9,16 @@ their errors. Three parts:
 * ``Cases.due``: the timers a supervisor acts on: missed check-ins, holds
   passing into lost contact, sealings falling due (each with the body of the
   two-person sealing proposal, ``POST /sealings``, that carries it out).
-* ``Reports``: counts from non-identifying fields only, read from CouchDB
-  map/reduce views (``VIEWS``), so a report costs what changed since the
-  view was last read. Case staff see their team's figures; the admin and the
-  liaison see suppressed organisation-wide aggregates (``service.suppression``),
-  the liaison quarterly, at most two-way, after a lag.
+* ``CaptureGuards``: the same guards for the field actions of a case
+  captured on a tablet (sync push) or at the desk.
+* ``Reports``: counts and medians from non-identifying fields only, read
+  from CouchDB map/reduce views (``VIEWS``), so a report costs what changed
+  since the view was last read; records of a case are joined to the case's
+  dimensions by case id, and Part 2 and sealed cases are kept out where the
+  rules say so (``counted``). Case staff see their team's figures; the admin
+  and the liaison see suppressed organisation-wide aggregates
+  (``service.suppression``), the liaison quarterly, at most two-way, after a
+  lag.
 """
 
 from __future__ import annotations
@@ -24,35 +29,51 @@ import datetime as dt
 import io
 import json
 import re
+import statistics
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
 import schemas
+import schemas.errors
 from schemas import lifecycle
 from schemas import program_codes
 from schemas.lifecycle import CaseFacts, ProgramSettings
 from service.suppression import Table, suppress
 from sync.errors import DocumentConflict
 
-__all__ = ['Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS', 'MEASURES', 'PERIODS',
-           'ProgramError', 'Reports', 'hmis_csv', 'install_views', 'settings_from_config',
-           'table_csv', 'warm_views']
+__all__ = ['CaptureGuards', 'Cases', 'DESIGN_ID', 'DIMENSIONS', 'HMIS_SECTIONS',
+           'LINKED_MEASURES', 'MEASURES', 'MEDIANS', 'PERIODS', 'ProgramError', 'Reports',
+           'SEALING_TALLIES', 'case_facts', 'counted', 'hmis_csv', 'install_views',
+           'settings_from_config', 'table_csv', 'warm_views']
 
 DESIGN_ID = '_design/fieldvault_program'
 
 # Map functions read coded, non-identifying fields only; a sealed value is
-# never read. Keys of ``counts``: [measure, month, owner, service area, age
-# band, referral source, detail].
+# never read. A view cannot join two documents, so the reports use three:
+#
+# * ``counts``: records that carry their own dimensions (contacts,
+#   screenings, and a case's own actions), keyed [measure, month, owner,
+#   service area, age band, referral source, detail, sealed]; a 42 CFR Part 2
+#   case emits nothing;
+# * ``linked``: records of a case (check-ins, referrals, exits, mandated
+#   reports, sealing tallies), keyed [measure, month, owner, link, detail],
+#   where ``link`` names the case (``enrollment:...``), the contact of a
+#   referral made before any case, or ``client:<client_id>``;
+# * ``dims``: each link's dimensions [service area, age band, referral
+#   source, part 2, sealed], read for the links a report found; so a case's
+#   dimensions, its Part 2 flag and its sealing reach its records as they are
+#   now, not as they were when the record was written.
 _COUNTS_MAP = r"""function (doc) {
   if (!doc.type || typeof doc._id !== 'string' || doc._id.indexOf('rk:') === 0) { return; }
   var owner = typeof doc.owner === 'string' ? doc.owner : '';
+  var sealed = doc.type === 'enrollment' && doc.state === 'sealed' ? 'sealed' : '';
   function month(t) { return (typeof t === 'string' && /^[0-9]{4}-[0-9]{2}/.test(t)) ? t.substring(0, 7) : null; }
   function code(v) { return typeof v === 'string' ? v : 'unknown'; }
   function out(measure, when, detail, area, age, source) {
     var m = month(when);
-    if (m) { emit([measure, m, owner, code(area), code(age), code(source), code(detail)], 1); }
+    if (m) { emit([measure, m, owner, code(area), code(age), code(source), code(detail), sealed], 1); }
   }
   if (doc.type === 'contact') { out('contacts', doc.contact_at, doc.contact_type, doc.service_area_code); }
   if (doc.type === 'screening') {
@@ -75,11 +96,78 @@ _COUNTS_MAP = r"""function (doc) {
       }
     }
   }
-  if (doc.type === 'weekly_checkin') { out('checkins', doc.checked_in_at, doc.attended === true ? 'attended' : 'missed'); }
-  if (doc.type === 'referral') { out('referrals', doc.referred_at, code(doc.category) + '/' + code(doc.outcome)); }
-  if (doc.type === 'exit') { out('exits', doc.exit_at, doc.exit_reason); }
-  if (doc.type === 'mandated_report') { out('mandated_reports', doc.made_at, doc.agency); }
-  if (doc.type === 'case_sealing') { out('records_sealed', doc.sealed_at, doc.basis); }
+}"""
+
+_LINKED_MAP = r"""function (doc) {
+  if (!doc.type || typeof doc._id !== 'string' || doc._id.indexOf('rk:') === 0) { return; }
+  var owner = typeof doc.owner === 'string' ? doc.owner : '';
+  function month(t) { return (typeof t === 'string' && /^[0-9]{4}-[0-9]{2}/.test(t)) ? t.substring(0, 7) : null; }
+  function code(v) { return typeof v === 'string' ? v : 'unknown'; }
+  function client(v) { return typeof v === 'string' ? 'client:' + v : ''; }
+  function out(measure, when, link, detail) {
+    var m = month(when);
+    if (m) { emit([measure, m, owner, typeof link === 'string' && link ? link : '', code(detail)], 1); }
+  }
+  if (doc.type === 'weekly_checkin') {
+    out('checkins', doc.checked_in_at, doc.enrollment_id, doc.attended === true ? 'attended' : 'missed');
+  }
+  if (doc.type === 'referral') {
+    out('referrals', doc.referred_at, doc.enrollment_id || doc.contact_id,
+        code(doc.category) + '/' + code(doc.outcome));
+  }
+  if (doc.type === 'exit') { out('exits', doc.exit_at, doc.enrollment_id, doc.exit_reason); }
+  if (doc.type === 'mandated_report') { out('mandated_reports', doc.made_at, client(doc.client_id), doc.agency); }
+  if (doc.type === 'case_sealing') {
+    out('records_sealed', doc.sealed_at, doc.enrollment_id || client(doc.client_id), doc.basis);
+  }
+}"""
+
+_DIMS_MAP = r"""function (doc) {
+  if (typeof doc._id !== 'string' || doc._id.indexOf('rk:') === 0) { return; }
+  function code(v) { return typeof v === 'string' ? v : 'unknown'; }
+  if (doc.type === 'enrollment') {
+    var dims = [code(doc.service_area_code), code(doc.age_band), code(doc.referral_source),
+                doc.part2_flag === true, doc.state === 'sealed'];
+    emit(doc._id, dims);
+    if (typeof doc.client_id === 'string') { emit('client:' + doc.client_id, dims); }
+  }
+  if (doc.type === 'contact') { emit(doc._id, [code(doc.service_area_code), 'unknown', 'unknown', false, false]); }
+}"""
+
+# Time to first service, per case: the consent (start) and the earliest
+# service (an attended check-in that records a service received, or an
+# accepted referral), in milliseconds; the case's own dimensions ride along.
+# The reduce keeps one small value per case, so a grouped read returns one
+# row per case.
+_FIRST_SERVICE_MAP = r"""function (doc) {
+  if (typeof doc._id !== 'string' || doc._id.indexOf('rk:') === 0) { return; }
+  function ms(t) { var v = typeof t === 'string' ? Date.parse(t) : NaN; return isNaN(v) ? null : v; }
+  function code(v) { return typeof v === 'string' ? v : 'unknown'; }
+  if (doc.type === 'enrollment' && ms(doc.consented_at) !== null) {
+    emit(doc._id, {s: ms(doc.consented_at), f: null,
+                   d: [typeof doc.owner === 'string' ? doc.owner : '', code(doc.service_area_code),
+                       code(doc.age_band), code(doc.referral_source), doc.part2_flag === true,
+                       doc.state === 'sealed', doc.consented_at.substring(0, 7)]});
+  }
+  if (typeof doc.enrollment_id !== 'string') { return; }
+  if (doc.type === 'weekly_checkin' && doc.attended === true && doc.services_received
+      && doc.services_received.length && ms(doc.checked_in_at) !== null) {
+    emit(doc.enrollment_id, {s: null, f: ms(doc.checked_in_at), d: null});
+  }
+  if (doc.type === 'referral' && doc.outcome === 'accepted' && ms(doc.referred_at + 'T00:00:00Z') !== null) {
+    emit(doc.enrollment_id, {s: null, f: ms(doc.referred_at + 'T00:00:00Z'), d: null});
+  }
+}"""
+
+_FIRST_SERVICE_REDUCE = r"""function (keys, values, rereduce) {
+  var out = {s: null, f: null, d: null};
+  for (var i = 0; i < values.length; i++) {
+    var v = values[i];
+    if (v.s !== null && (out.s === null || v.s < out.s)) { out.s = v.s; }
+    if (v.f !== null && (out.f === null || v.f < out.f)) { out.f = v.f; }
+    if (v.d !== null) { out.d = v.d; }
+  }
+  return out;
 }"""
 
 _CASES_MAP = r"""function (doc) {
@@ -100,6 +188,9 @@ _CHECKINS_MAP = r"""function (doc) {
 #: The design document of ``records`` (CouchDB 3 and pouchdb-server serve it).
 VIEWS = {
     'counts': {'map': _COUNTS_MAP, 'reduce': '_count'},
+    'linked': {'map': _LINKED_MAP, 'reduce': '_count'},
+    'dims': {'map': _DIMS_MAP},
+    'first_service': {'map': _FIRST_SERVICE_MAP, 'reduce': _FIRST_SERVICE_REDUCE},
     'cases': {'map': _CASES_MAP},
     'by_client': {'map': _BY_CLIENT_MAP},
     'checkins': {'map': _CHECKINS_MAP},
@@ -120,9 +211,21 @@ MEASURES = {
     'mandated_reports': 'agency',
     'records_sealed': 'sealing basis',
 }
+#: Measures counted from records of a case, whose dimensions the case holds
+#: (the ``linked`` view, joined to ``dims``).
+LINKED_MEASURES = ('checkins', 'referrals', 'exits', 'mandated_reports', 'records_sealed')
+#: Past this many cases a report reads the ``dims`` view whole, not by key.
+_KEYED_LINKS_MAX = 500
+#: Measures that count sealings themselves: the tally a sealing leaves.
+SEALING_TALLIES = ('cases_sealed', 'records_sealed')
+#: Medians a report can give, with their unit.
+MEDIANS = {
+    'first_service_hours': 'hours from consent to the first service (an attended check-in '
+                           'recording a service, or an accepted referral), by month of consent',
+}
 #: Columns a report can be broken down by (besides the period rows).
 DIMENSIONS = ('service_area', 'age_band', 'referral_source', 'detail')
-_DIMENSION_INDEX = {'service_area': 3, 'age_band': 4, 'referral_source': 5, 'detail': 6}
+_DIMENSION_INDEX = {'service_area': 0, 'age_band': 1, 'referral_source': 2, 'detail': 3}
 PERIODS = ('month', 'quarter', 'ffy')
 _MONTH = '^[0-9]{4}-(0[1-9]|1[0-2])$'
 
@@ -208,6 +311,99 @@ def _team_of(couch, directory_db: str) -> Callable[[str | None], str | None]:
     return team_of
 
 
+def case_facts(couch, records_db: str, directory_db: str, case: dict[str, Any],
+               request: dict[str, Any], extra: Iterable[dict[str, Any]] = (), *,
+               field_only: bool = False) -> CaseFacts:
+    """Gather what a case's guards need from the youth's other records.
+
+    Args:
+        couch: The database client.
+        records_db: The ``records`` database.
+        directory_db: The ``directory`` database (sealing proposals).
+        case: The case record.
+        request: The action's parameters (``recipient_org`` of a transfer).
+        extra: Records of the youth not stored yet (the rest of a pushed
+            batch), counted as if stored.
+        field_only: Gather only what field actions need (screenings and
+            consents), not check-ins or sealings: a captured case carries
+            no other action, and a push should not pay for the rest.
+    """
+    rows = _view(couch, records_db, 'by_client', key=case['client_id'], include_docs='true')
+    docs = [row['doc'] for row in rows if row.get('doc')]
+    docs += [doc for doc in extra if doc.get('client_id') == case['client_id']]
+    screenings = [doc for doc in docs if doc.get('type') == 'screening']
+    consents = [doc for doc in docs if doc.get('type') == 'consent' and not doc.get('revoked_at')]
+    participation = any(
+        doc.get('consent_type') == 'program_participation'
+        and doc.get('signer') in ('youth', 'youth_and_guardian')
+        and doc.get('method') != 'oral' for doc in consents)
+    transfer = any(
+        doc.get('consent_type') == 'release_of_information'
+        and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
+        for doc in consents)
+    checkins = [] if field_only else [
+        row['value'] for row in _view(couch, records_db, 'checkins', key=case['_id'])]
+    sealed = not field_only and any(
+        doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
+        for doc in couch.iter_prefix(directory_db, 'sealing:'))
+    return CaseFacts(
+        screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
+        confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
+                                      for doc in screenings),
+        participation_consent=participation,
+        transfer_release=bool(transfer),
+        checkin_weeks=frozenset(week for week, _attended in checkins),
+        attended_weeks=frozenset(week for week, attended in checkins if attended),
+        sealing_approved=sealed,
+    )
+
+
+class CaptureGuards:
+    """The guards of field actions on a captured case, checked against the youth's records.
+
+    A case captured on a tablet (sync push) or at the desk may carry field
+    actions (``schemas.lifecycle.FIELD_ACTIONS``) whose guards need other
+    records: a screening recording assent, a signed participation consent.
+    The capture rule itself (``capture_refusal``) sees the case alone; this
+    checks each newly recorded action's guards as ``POST
+    /cases/{id}/actions`` would, counting the rest of a pushed batch as
+    stored (a tablet pushes the screening and the case together).
+    """
+
+    def __init__(self, services) -> None:
+        self._couch = services.couch
+        self._records = services.db('records')
+        self._directory = services.db('directory')
+        self._settings = settings_from_config(services.config)
+
+    def __call__(self, doc: dict[str, Any], stored: dict[str, Any] | None,
+                 batch: Iterable[Any] = ()) -> tuple[str, str] | None:
+        """Return ``(guard, reason)`` for the first guard a new action fails, or None.
+
+        Args:
+            doc: The record as captured.
+            stored: The revision stored under its id, if any.
+            batch: The other documents pushed with it; only records of the
+                same youth that pass their schema count.
+        """
+        if doc.get('type') != 'enrollment' or not isinstance(doc.get('client_id'), str) \
+                or not lifecycle.captured_needs_facts(doc, stored):
+            return None
+        extra = []
+        for other in batch:
+            if isinstance(other, dict) and other is not doc and not other.get('_deleted') \
+                    and other.get('type') in ('screening', 'consent') \
+                    and other.get('client_id') == doc['client_id']:
+                try:
+                    schemas.validate_document(other, sealed=True)
+                except schemas.errors.SchemasError:
+                    continue
+                extra.append(other)
+        facts = case_facts(self._couch, self._records, self._directory, doc, {}, extra,
+                           field_only=True)
+        return lifecycle.captured_guard_refusal(doc, stored, facts, self._settings)
+
+
 class Cases:
     """Lifecycle actions on cases, and what is due, for one service instance."""
 
@@ -240,34 +436,7 @@ class Cases:
 
     def facts(self, case: dict[str, Any], request: dict[str, Any]) -> CaseFacts:
         """Gather what the guards need from the youth's other records."""
-        rows = _view(self._couch, self._records, 'by_client', key=case['client_id'],
-                     include_docs='true')
-        docs = [row['doc'] for row in rows if row.get('doc')]
-        screenings = [doc for doc in docs if doc.get('type') == 'screening']
-        consents = [doc for doc in docs if doc.get('type') == 'consent'
-                    and not doc.get('revoked_at')]
-        participation = any(
-            doc.get('consent_type') == 'program_participation'
-            and doc.get('signer') in ('youth', 'youth_and_guardian')
-            and doc.get('method') != 'oral' for doc in consents)
-        transfer = any(
-            doc.get('consent_type') == 'release_of_information'
-            and request.get('recipient_org') and doc.get('recipient_org') == request['recipient_org']
-            for doc in consents)
-        checkins = [row['value'] for row in _view(self._couch, self._records, 'checkins',
-                                                  key=case['_id'])]
-        sealed = any(doc.get('status') == 'sealed' and doc.get('client_id') == case['client_id']
-                     for doc in self._couch.iter_prefix(self._directory, 'sealing:'))
-        return CaseFacts(
-            screening_assent=any(doc.get('assent') == 'given' for doc in screenings),
-            confidentiality_explained=any(doc.get('confidentiality_limits_explained') is True
-                                          for doc in screenings),
-            participation_consent=participation,
-            transfer_release=bool(transfer),
-            checkin_weeks=frozenset(week for week, _attended in checkins),
-            attended_weeks=frozenset(week for week, attended in checkins if attended),
-            sealing_approved=sealed,
-        )
+        return case_facts(self._couch, self._records, self._directory, case, request)
 
     def act(self, case_id: str, action: str, principal,
             request: dict[str, Any]) -> dict[str, Any]:
@@ -408,6 +577,44 @@ def _quarter_end(label: str) -> dt.date:
     return first_of_next - dt.timedelta(days=1)
 
 
+def counted(measure: str, *, part2: bool, sealed: bool, suppressed: bool) -> bool:
+    """Decide whether a record of a case enters a report's figures.
+
+    APPSEC: a 42 CFR Part 2 case blocks every export and every view but its
+    advocates' own (domain reference §2.6), so nothing of it is counted,
+    for anyone. A sealed case leaves only non-identifying aggregate tallies
+    behind (§2.7): its records stay in the suppressed organisation figures,
+    but leave a team's unsuppressed figures, which are close to its rows;
+    the sealing itself (``cases_sealed``, ``records_sealed``) is the tally
+    and is counted everywhere.
+
+    Args:
+        measure: The measure being counted.
+        part2: The case is flagged ``part2_flag``.
+        sealed: The case is sealed.
+        suppressed: The figures are suppressed (admin, liaison, export).
+    """
+    if part2:
+        return False
+    return not sealed or suppressed or measure in SEALING_TALLIES
+
+
+@dataclasses.dataclass(frozen=True)
+class _Counted:
+    """One grouped view row, with its case's dimensions joined."""
+
+    month: str
+    owner: str
+    dims: tuple[str, str, str, str]
+    part2: bool
+    sealed: bool
+    count: int
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
 def hmis_csv(report: dict[str, Any]) -> str:
     """Return the comparable-database aggregate as CSV: element, line, count (``S`` withheld)."""
     buffer = io.StringIO()
@@ -422,16 +629,48 @@ def hmis_csv(report: dict[str, Any]) -> str:
 
 
 def table_csv(report: dict[str, Any]) -> str:
-    """Return a report table as CSV: one row per period, totals last; withheld as ``S``."""
-    def shown(value: Any) -> Any:
-        return 'S' if value is None else value
+    """Return a report table as CSV: one row per period, totals last; withheld as ``S``.
+
+    A median with no case behind it is left empty, not marked withheld.
+    """
+    counts = report.get('cases') or {
+        'cells': report['cells'], 'row_totals': report['row_totals'],
+        'column_totals': report['column_totals'], 'total': report['total']}
+
+    def shown(value: Any, count: Any) -> Any:
+        if value is None:
+            return '' if count == 0 else 'S'
+        return value
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
     writer.writerow(['period', *report['columns'], 'total'])
-    for label, cells, total in zip(report['rows'], report['cells'], report['row_totals']):
-        writer.writerow([label, *map(shown, cells), shown(total)])
-    writer.writerow(['total', *map(shown, report['column_totals']), shown(report['total'])])
+    for label, cells, total, cell_counts, total_count in zip(
+            report['rows'], report['cells'], report['row_totals'], counts['cells'],
+            counts['row_totals']):
+        writer.writerow([label, *map(shown, cells, cell_counts), shown(total, total_count)])
+    writer.writerow(['total', *map(shown, report['column_totals'], counts['column_totals']),
+                     shown(report['total'], counts['total'])])
     return buffer.getvalue()
+
+
+def _grid(table: Table, hidden: set, figure_of: Callable[[tuple], Any],
+          empty: Any = 0) -> dict[str, Any]:
+    """Lay a table's figures out as cells and totals, withheld positions as None.
+
+    A one-column table has no separate row totals: each row's total is its
+    cell. A table without rows has the total ``empty``.
+    """
+    def figure(position: tuple) -> Any:
+        return None if position in hidden else figure_of(position)
+    rows, columns = len(table.rows), len(table.cols)
+    two_way = columns > 1
+    return {
+        'cells': [[figure(('cell', r, c)) for c in range(columns)] for r in range(rows)],
+        'row_totals': [figure(('row', r)) if two_way else figure(('cell', r, 0))
+                       for r in range(rows)],
+        'column_totals': [figure(('col', c)) for c in range(columns)],
+        'total': (figure(('total',)) if two_way else figure(('col', 0))) if rows else empty,
+    }
 
 
 class Reports:
@@ -453,7 +692,7 @@ class Reports:
             ProgramError: 404 for an unknown measure, 422 for a bad
                 parameter, 403 (``liaison_rules``) for what a liaison may not ask.
         """
-        if measure not in MEASURES:
+        if measure not in MEASURES and measure not in MEDIANS:
             raise ProgramError(404, 'not_found', 'No such report measure.')
         fields = {}
         period = params.get('period', 'quarter')
@@ -485,54 +724,159 @@ class Reports:
             raise ProgramError(403, 'no_team', 'Team figures need a team on your account.')
         return principal.team, False
 
+    def _rows(self, measure: str, since: str | None, until: str | None) -> list[_Counted]:
+        """Read one measure's grouped rows, each with its case's dimensions.
+
+        Records of a case (``LINKED_MEASURES``) get the dimensions, Part 2
+        flag and sealing of the case they name, read from ``dims`` for the
+        links found; a link not (yet) stored counts as ``unknown``.
+        """
+        start, end = [measure, since or '0000-00'], [measure, until or '9999-99', {}]
+        if measure not in LINKED_MEASURES:
+            return [_Counted(key[1], key[2], (key[3], key[4], key[5], key[6]), False,
+                             key[7] == 'sealed', row['value'])
+                    for row in _view(self._couch, self._records, 'counts', startkey=start,
+                                     endkey=end, group='true', timeout=self._view_timeout)
+                    for key in (row['key'],)]
+        rows = _view(self._couch, self._records, 'linked', startkey=start, endkey=end,
+                     group='true', timeout=self._view_timeout)
+        links = sorted({row['key'][3] for row in rows if row['key'][3]})
+        if len(links) > _KEYED_LINKS_MAX:
+            # pouchdb-server answers a keyed read key by key: past a few
+            # hundred cases one sequential read of every case's dimensions
+            # is several times faster (docs/BENCHMARKS.md).
+            found = _view(self._couch, self._records, 'dims', timeout=self._view_timeout)
+        else:
+            found = [row for chunk in range(0, len(links), 500)
+                     for row in _view(self._couch, self._records, 'dims',
+                                      keys=links[chunk:chunk + 500], timeout=self._view_timeout)]
+        wanted = set(links)
+        dims: dict[str, list[Any]] = {}
+        for row in found:
+            if row['key'] in wanted:
+                known = dims.get(row['key'])
+                # A youth with more than one case: any Part 2 or sealed case
+                # marks all of the youth's client-linked records.
+                dims[row['key']] = row['value'] if known is None else [
+                    *known[:3], known[3] or row['value'][3], known[4] or row['value'][4]]
+        unknown = ['unknown', 'unknown', 'unknown', False, False]
+        result = []
+        for row in rows:
+            key = row['key']
+            area, age, source, part2, sealed = dims.get(key[3], unknown)
+            result.append(_Counted(key[1], key[2], (area, age, source, key[4]), part2 is True,
+                                   sealed is True, row['value']))
+        return result
+
+    def _visible(self, label: str, liaison: bool, today: dt.date) -> bool:
+        """Whether a period may be shown: the liaison sees quarters only after the lag."""
+        return not liaison or _quarter_end(label) + dt.timedelta(days=self._lag_days) <= today
+
     def report(self, measure: str, params: dict[str, Any], principal) -> dict[str, Any]:
         """Return one table: periods by (at most) one dimension, with totals."""
         query = self.check(measure, params, principal)
         team, suppressed = self.scope(principal)
+        if query.measure in MEDIANS:
+            return self._median_report(query, team, suppressed, principal)
         liaison = 'liaison' in principal.roles
-        start = [query.measure, query.since or '0000-00']
-        end = [query.measure, query.until or '9999-99', {}]
-        rows = _view(self._couch, self._records, 'counts', startkey=start, endkey=end,
-                     group='true', timeout=self._view_timeout)
         team_of = _team_of(self._couch, self._directory)
         today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
         counts: dict[tuple[str, str], int] = {}
-        for row in rows:
-            key = row['key']
-            if team and team_of(key[2]) != team:
+        for row in self._rows(query.measure, query.since, query.until):
+            if not counted(query.measure, part2=row.part2, sealed=row.sealed,
+                           suppressed=suppressed):
                 continue
-            label = _period_of(key[1], query.period)
-            if liaison and _quarter_end(label) + dt.timedelta(days=self._lag_days) > today:
+            if team and team_of(row.owner) != team:
                 continue
-            column = key[_DIMENSION_INDEX[query.by]] if query.by else 'count'
-            counts[(label, column)] = counts.get((label, column), 0) + row['value']
+            label = _period_of(row.month, query.period)
+            if not self._visible(label, liaison, today):
+                continue
+            column = row.dims[_DIMENSION_INDEX[query.by]] if query.by else 'count'
+            counts[(label, column)] = counts.get((label, column), 0) + row.count
         labels = sorted({label for label, _ in counts})
         columns = sorted({column for _, column in counts}) or ['count']
         table = Table(labels, columns, [[counts.get((label, column), 0) for column in columns]
                                         for label in labels])
         hidden = suppress(table) if suppressed and labels else set()
-
-        def figure(position: tuple) -> int | None:
-            return None if position in hidden else table.value(position)
-        two_way = len(columns) > 1
         report = {
             'measure': query.measure, 'period': query.period, 'by': query.by,
             'scope': f'team:{team}' if team else 'organisation', 'suppressed': suppressed,
             'rows': labels, 'columns': columns,
-            'cells': [[figure(('cell', r, c)) for c in range(len(columns))]
-                      for r in range(len(labels))],
-            'row_totals': [figure(('row', r)) if two_way else figure(('cell', r, 0))
-                           for r in range(len(labels))],
-            'column_totals': [figure(('col', c)) for c in range(len(columns))],
-            'total': (figure(('total',)) if two_way else figure(('col', 0))) if labels else 0,
+            **_grid(table, hidden, lambda position: table.value(position)),
         }
         if liaison:
             report['lag_days'] = self._lag_days
+        self._audit_read(principal, query, suppressed)
+        return report
+
+    def _median_report(self, query: ReportQuery, team: str, suppressed: bool,
+                       principal) -> dict[str, Any]:
+        """Return median hours to first service: periods of consent by one dimension.
+
+        Each figure is the median over the cases behind it that have had a
+        first service; ``cases`` gives how many. Where the count of those
+        cases is withheld (primary or secondary suppression of the count
+        table), the median is withheld too.
+        """
+        liaison = 'liaison' in principal.roles
+        team_of = _team_of(self._couch, self._directory)
+        today = dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc).date()
+        hours: dict[tuple[str, str], list[float]] = {}
+        for row in _view(self._couch, self._records, 'first_service', group='true',
+                         timeout=self._view_timeout):
+            value = row['value']
+            if value.get('d') is None or value.get('s') is None or value.get('f') is None:
+                continue
+            owner, area, age, source, part2, sealed, month = value['d']
+            if not counted(query.measure, part2=part2 is True, sealed=sealed is True,
+                           suppressed=suppressed):
+                continue
+            if (query.since and month < query.since) or (query.until and month > query.until):
+                continue
+            if team and team_of(owner) != team:
+                continue
+            label = _period_of(month, query.period)
+            if not self._visible(label, liaison, today):
+                continue
+            column = ((area, age, source, 'all')[_DIMENSION_INDEX[query.by]]
+                      if query.by else 'median')
+            # A service recorded before the consent (a referral dated the same
+            # day) counts as served at once, never as negative time.
+            hours.setdefault((label, column), []).append(
+                max(0.0, (value['f'] - value['s']) / 3_600_000))
+        labels = sorted({label for label, _ in hours})
+        columns = sorted({column for _, column in hours}) or ['median']
+        table = Table(labels, columns, [[len(hours.get((label, column), ()))
+                                         for column in columns] for label in labels])
+        hidden = suppress(table) if suppressed and labels else set()
+
+        def pooled(position: tuple) -> float | None:
+            if position[0] == 'cell':
+                picked = [(labels[position[1]], columns[position[2]])]
+            elif position[0] == 'row':
+                picked = [(labels[position[1]], column) for column in columns]
+            elif position[0] == 'col':
+                picked = [(label, columns[position[1]]) for label in labels]
+            else:
+                picked = list(hours)
+            values = [value for cell in picked for value in hours.get(cell, ())]
+            return _median(values) if values else None
+        report = {
+            'measure': query.measure, 'unit': 'hours', 'period': query.period, 'by': query.by,
+            'scope': f'team:{team}' if team else 'organisation', 'suppressed': suppressed,
+            'rows': labels, 'columns': columns, **_grid(table, hidden, pooled, empty=None),
+            'cases': _grid(table, hidden, lambda position: table.value(position)),
+        }
+        if liaison:
+            report['lag_days'] = self._lag_days
+        self._audit_read(principal, query, suppressed)
+        return report
+
+    def _audit_read(self, principal, query: ReportQuery, suppressed: bool) -> None:
         self._audit.record('report_read', actor=f'user:{principal.id}', subject=query.measure,
                            team=principal.team,
                            details={'period': query.period, 'by': query.by,
                                     'suppressed': suppressed})
-        return report
 
     def hmis_aggregate(self, params: dict[str, Any], principal) -> dict[str, Any]:
         """Return the comparable-database aggregate: one suppressed section per element.
@@ -548,13 +892,11 @@ class Reports:
                                fields)
         sections = []
         for measure, by in HMIS_SECTIONS:
-            rows = _view(self._couch, self._records, 'counts',
-                         startkey=[measure, params.get('since') or '0000-00'],
-                         endkey=[measure, params.get('until') or '9999-99', {}], group='true')
             counts: dict[str, int] = {}
-            for row in rows:
-                line = row['key'][_DIMENSION_INDEX[by]]
-                counts[line] = counts.get(line, 0) + row['value']
+            for row in self._rows(measure, params.get('since'), params.get('until')):
+                if counted(measure, part2=row.part2, sealed=row.sealed, suppressed=True):
+                    line = row.dims[_DIMENSION_INDEX[by]]
+                    counts[line] = counts.get(line, 0) + row.count
             lines = sorted(counts)
             table = Table(lines, ['count'], [[counts[line]] for line in lines])
             hidden = suppress(table) if lines else set()
@@ -573,5 +915,6 @@ class Reports:
     @staticmethod
     def catalogue() -> dict[str, Any]:
         """Return the measures, dimensions and periods a report can use."""
-        return {'measures': MEASURES, 'dimensions': list(DIMENSIONS), 'periods': list(PERIODS),
+        return {'measures': MEASURES, 'medians': MEDIANS, 'dimensions': list(DIMENSIONS),
+                'periods': list(PERIODS),
                 'age_bands': list(program_codes.AGE_BANDS)}

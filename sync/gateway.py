@@ -138,6 +138,9 @@ class RecordRules:
         check_capture: ``(doc, worker, stored doc or None)`` -> ``(rule,
             reason)`` or None: whether a worker may capture this record
             (type, case actions), given the revision stored.
+        check_guards: ``(doc, stored doc or None, the batch's documents)``
+            -> ``(guard, reason)`` or None: whether the case actions a
+            record adds pass their guards against the youth's other records.
     """
 
     record_types: tuple[str, ...]
@@ -151,6 +154,8 @@ class RecordRules:
     sealed_registry: Any = None
     check_capture: Callable[[dict[str, Any], str, dict[str, Any] | None],
                             tuple[str, str] | None] | None = None
+    check_guards: Callable[[dict[str, Any], dict[str, Any] | None, list[Any]],
+                           tuple[str, str] | None] | None = None
 
 
 def _q(db: str) -> str:
@@ -864,7 +869,7 @@ class Gateway:
                 if stored_owner is not None and stored_owner != device.worker:
                     refusal = self._check_record(device, doc, stored_owner)
                 if refusal is None:
-                    refusal = self._check_capture(device, doc, stored)
+                    refusal = self._check_capture(device, doc, stored, docs)
                 if refusal is None and doc.get('_deleted'):
                     # A tombstone keeps its metadata only, stamped with the
                     # owner so it stays attributable (and pullable).
@@ -890,11 +895,13 @@ class Gateway:
         return refusal
 
     def _check_capture(self, device: DeviceIdentity, doc: dict[str, Any],
-                       stored: _Stored) -> filtering.Refusal | None:
+                       stored: _Stored, docs: list[Any]) -> filtering.Refusal | None:
         """Refuse what this device's worker may not capture, given the stored revision."""
         if self._rules.check_capture is None or doc.get('_deleted'):
             return None
         problem = self._rules.check_capture(doc, device.worker, stored.records.get(doc['_id']))
+        if problem is None and self._rules.check_guards is not None:
+            problem = self._rules.check_guards(doc, stored.records.get(doc['_id']), docs)
         return None if problem is None else filtering.Refusal(*problem)
 
     def _check_sealed(self, doc: Any, docs: list[Any], batch: _Batch) -> filtering.Refusal | None:

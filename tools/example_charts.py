@@ -11,6 +11,7 @@ command for each chart, so the charts show exactly what those roles get.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pathlib
 import random
 import sys
@@ -47,10 +48,22 @@ def _records(rng: random.Random) -> list[dict]:
                 history = factories._history(factories.ACTIVE_PATH, owner)
                 for entry in history:
                     entry['at'] = stamp
-                docs.append(factories.fake_sealed(factories.make_enrollment(
+                case = factories.fake_sealed(factories.make_enrollment(
                     owner=owner, org='org-default', history=history, created_at=stamp,
-                    updated_at=stamp, service_area_code=rng.choice(AREAS),
-                    age_band=rng.choice(AGES), referral_source=rng.choice(SOURCES))))
+                    updated_at=stamp, consented_at=stamp, service_area_code=rng.choice(AREAS),
+                    age_band=rng.choice(AGES), referral_source=rng.choice(SOURCES)))
+                docs.append(case)
+                # Weekly check-ins; the first one is the first service.
+                first = dt.datetime(2025, month, 10, 10, tzinfo=dt.timezone.utc) + dt.timedelta(
+                    hours=rng.randint(4, 120))
+                for week in range(1, rng.randint(2, 6)):
+                    at = first + dt.timedelta(days=7 * (week - 1))
+                    attended = week == 1 or rng.random() < 0.8
+                    docs.append(factories.fake_sealed(factories.make_weekly_checkin(
+                        owner=owner, org='org-default', client_id=case['client_id'],
+                        enrollment_id=case['_id'], week_number=week, attended=attended,
+                        checked_in_at=at.strftime('%Y-%m-%dT%H:%M:%SZ'),
+                        services_received=['education'] if attended else factories.OMIT)))
     return docs
 
 
@@ -78,7 +91,11 @@ def main() -> None:
             for user, charts in (
                     ('sup-north', [('enrollments-by-area-month.svg',
                                     ['enrollments', '--period', 'month', '--by',
-                                     'service_area'])]),
+                                     'service_area']),
+                                   ('checkins-by-area-quarter.svg',
+                                    ['checkins', '--by', 'service_area']),
+                                   ('first-service-hours-by-area.svg',
+                                    ['first_service_hours', '--by', 'service_area'])]),
                     ('liaison-1', [('liaison-enrollments-by-source.svg',
                                     ['enrollments', '--by', 'referral_source'])])):
                 home = str(pathlib.Path(tmp) / user)

@@ -87,6 +87,7 @@ class RecordsResource:
         refused = lifecycle.capture_refusal(document, by=principal.id, roles=principal.roles)
         if refused is not None:
             raise ApiError(403, *refused)
+        self._intake.check_guards(document)
         self._intake.check_envelopes(
             document, body['envelopes'], expected=(document.get('fle') or {}).get('keys', {}),
             unexpected_reason='The envelope is not listed in the document header.')

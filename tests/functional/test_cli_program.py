@@ -75,3 +75,27 @@ def test_program_due_lists_and_proposes_sealings(live, client, users, services, 
     act = runner.invoke(cli, ['program', '--home', home, 'act', youth.case_id, 'discharge'])
     assert act.exit_code == 1
     assert 'transition_refused' in act.output and '"state"' in act.output
+
+
+def test_report_prints_case_records_by_dimension_and_the_median(live, users, services,
+                                                                 tmp_path):
+    from tests.functional.test_program_case_reports import _case, _checkin
+    users.create('w-cli-med', ['worker'], team='team-a')
+    users.create('sup-cli-med', ['supervisor'], team='team-a')
+    served = _case('w-cli-med', area='spa-5', consented_at='2025-11-03T10:00:00Z')
+    part2 = _case('w-cli-med', area='spa-6', part2=True, consented_at='2025-11-03T10:00:00Z')
+    services.couch.bulk_docs(services.db('records'), [
+        served, part2, _checkin(served, '2025-11-05T10:00:00Z'),
+        _checkin(part2, '2025-11-03T11:00:00Z')])
+    runner = CliRunner()
+    home = _login(runner, live, tmp_path, 'sup-cli-med')
+    checkins = runner.invoke(cli, ['report', 'checkins', '--home', home, '--by',
+                                   'service_area', '--csv'])
+    assert checkins.exit_code == 0, checkins.output
+    assert checkins.output.splitlines() == ['period,spa-5,total', '2025-Q4,1,1', 'total,1,1']
+    chart = tmp_path / 'first-service.svg'
+    median = runner.invoke(cli, ['report', 'first_service_hours', '--home', home, '--period',
+                                 'month', '--csv', '--svg', str(chart)])
+    assert median.exit_code == 0, median.output
+    assert median.output.splitlines()[:2] == ['period,median,total', '2025-11,48.0,48.0']
+    assert 'median, hours' in chart.read_text()

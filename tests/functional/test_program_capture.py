@@ -1,7 +1,8 @@
 """Who may capture which program record, by sync push and by desk intake.
 
 A worker's device may push a case opened in the field (field actions only,
-taken by its worker); later actions, check-ins, exits and sealing tallies
+taken by its worker, each passing the guards the case API checks against the
+youth's other records); later actions, check-ins, exits and sealing tallies
 are refused, and a refused document is quarantined, never dropped.
 """
 
@@ -21,12 +22,29 @@ def admin(users):
 
 
 def _field_case(owner: str, **overrides):
+    overrides = {'state': 'consented',
+                 'history': factories._history(factories.ACTIVE_PATH[:4], owner), **overrides}
     return factories.make_enrollment(
-        owner=owner, org=ORG, state='consented',
-        history=factories._history(factories.ACTIVE_PATH[:4], owner),
+        owner=owner, org=ORG,
         diversion_case_ref=factories.OMIT, referring_agency_release_id=factories.OMIT,
         enrolled_at=factories.OMIT, program_start=factories.OMIT, current_week=factories.OMIT,
         assigned_advocate_id=factories.OMIT, service_plan=factories.OMIT, **overrides)
+
+
+def _supporting(case, *, assent='given', consent=True):
+    """The screening (and signed participation consent) a consented case needs."""
+    screening = factories.make_screening(owner=case['owner'], org=ORG,
+                                         client_id=case['client_id'], assent=assent)
+    if assent != 'given':
+        screening.update(responses=[], result=None, followup_action='none')
+        del screening['response_notes']
+    docs = [factories.fake_sealed(screening)]
+    if consent:
+        docs.append(factories.fake_sealed(factories.make_consent(
+            owner=case['owner'], org=ORG, client_id=case['client_id'],
+            consent_type='program_participation', recipient_org=None, purpose=None,
+            data_categories=None)))
+    return [_with_rev(doc) for doc in docs]
 
 
 def _quarantined_ids(services):
@@ -37,7 +55,7 @@ def _quarantined_ids(services):
 def test_a_device_pushes_a_case_opened_in_the_field(client, users, admin, services):
     creds = _enroll(client, users, admin, 'w-cap-1')
     case = _field_case('w-cap-1')
-    answer = _push(client, creds, [_with_rev(case)])
+    answer = _push(client, creds, [*_supporting(case), _with_rev(case)])
     assert answer.status_code == 201, answer.text
     assert answer.json == []
     assert services.couch.get(services.db('records'), case['_id'])['state'] == 'consented'
@@ -110,7 +128,7 @@ def test_a_device_extends_a_stored_case_but_never_rewrites_its_history(client, u
                                                                        services):
     creds = _enroll(client, users, admin, 'w-cap-3')
     case = _field_case('w-cap-3')
-    assert _push(client, creds, [_with_rev(case)]).json == []
+    assert _push(client, creds, [*_supporting(case), _with_rev(case)]).json == []
     # The advocate enrolls the youth through the case API (not a field action).
     stored = services.couch.get(services.db('records'), case['_id'])
     stored['history'].append({'action': 'enroll', 'from': 'consented', 'to': 'enrolled',
@@ -137,3 +155,73 @@ def test_a_device_extends_a_stored_case_but_never_rewrites_its_history(client, u
     rules = [row['doc']['rule'] for row in services.couch.all_docs(
         services.db('quarantine'), include_docs=True) if row['doc'].get('doc_id') == case['_id']]
     assert rules == ['history_rewritten']
+
+
+def _quarantine_rules(services, doc_id):
+    return [row['doc']['rule'] for row in services.couch.all_docs(
+        services.db('quarantine'), include_docs=True) if row['doc'].get('doc_id') == doc_id]
+
+
+@pytest.mark.parametrize(('missing', 'guard'), [
+    ('consent', 'participation_consent'),
+    ('assent', 'assent_recorded'),
+    ('age', 'eligible_age'),
+])
+def test_a_pushed_case_whose_field_actions_fail_their_guards_is_quarantined(
+        client, users, admin, services, missing, guard):
+    creds = _enroll(client, users, admin, 'w-cap-g')
+    case = _field_case('w-cap-g', age_band='18+' if missing == 'age' else '14-15')
+    support = _supporting(case, assent='declined' if missing == 'assent' else 'given',
+                          consent=missing != 'consent')
+    answer = _push(client, creds, [*support, _with_rev(case)])
+    assert answer.status_code == 201, answer.text
+    [refused] = answer.json
+    assert (refused['id'], refused['error']) == (case['_id'], 'forbidden')
+    assert services.couch.get_or_none(services.db('records'), case['_id']) is None
+    assert _quarantine_rules(services, case['_id']) == [guard]
+    # The supporting records themselves were accepted.
+    assert all(services.couch.get_or_none(services.db('records'), doc['_id'])
+               for doc in support)
+
+
+def test_guards_count_records_pushed_earlier_and_added_actions_only(client, users, admin,
+                                                                    services):
+    creds = _enroll(client, users, admin, 'w-cap-h')
+    case = _field_case('w-cap-h', state='screened',
+                       history=factories._history(factories.ACTIVE_PATH[:2], 'w-cap-h'),
+                       consented_at=factories.OMIT)
+    assert _push(client, creds, _supporting(case, consent=False)).json == []
+    assert _push(client, creds, [_with_rev(case)]).json == []
+    stored = services.couch.get(services.db('records'), case['_id'])
+    start, stored_hash = stored['_rev'].split('-')
+
+    def extended(path, sig):
+        doc = {key: value for key, value in stored.items() if key != '_rev'}
+        history = factories._history(path, 'w-cap-h')
+        doc.update(history=[*stored['history'], *history[len(stored['history']):]],
+                   state=history[-1]['to'])
+        if doc['state'] == 'consented':
+            doc['consented_at'] = history[-1]['at']
+        return dict(doc, _rev=f'{int(start) + 1}-{sig}',
+                    _revisions={'start': int(start) + 1, 'ids': [sig, stored_hash]})
+
+    # Offer and consent added on the tablet, no signed consent anywhere: refused.
+    consented = extended(factories.ACTIVE_PATH[:4], 'd' * 32)
+    [refused] = _push(client, creds, [consented]).json
+    assert refused['error'] == 'forbidden'
+    assert _quarantine_rules(services, case['_id']) == ['participation_consent']
+    assert services.couch.get(services.db('records'), case['_id'])['state'] == 'screened'
+    # The offer alone passes its guard (the case's age band is eligible).
+    assert _push(client, creds, [extended(factories.ACTIVE_PATH[:3], 'e' * 32)]).json == []
+    assert services.couch.get(services.db('records'), case['_id'])['state'] == 'offered'
+
+
+def test_desk_intake_checks_the_same_guards(client, users, services):
+    worker = users.bearer(users.token('w-desk-g', ['worker']))
+    case = _field_case('w-desk-g')
+    refused = client.simulate_post('/records', json={'document': case, 'envelopes': []},
+                                   headers=worker)
+    assert refused.status_code == 409, refused.text
+    assert refused.json['code'] == 'transition_refused'
+    assert refused.json['fields'] == {'guard': ['assent_recorded']}
+    assert services.couch.get_or_none(services.db('records'), case['_id']) is None

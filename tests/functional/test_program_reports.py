@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from service.program import MEASURES
+from service.program import MEASURES, MEDIANS
 from service.suppression import SMALL_MAX, SMALL_MIN
 from tests import factories
 
@@ -143,7 +143,16 @@ def test_every_route_gives_a_liaison_suppressed_aggregates_only(app, client, use
             answer = client.simulate_get(path, headers=headers)
             assert answer.status_code < 500
             reached.append(path)
-    assert set(MEASURES) <= set(reached)
+    for measure in MEDIANS:
+        for by in (None, 'service_area', 'age_band', 'referral_source'):
+            params = {'by': by} if by else {}
+            report = client.simulate_get(f'/reports/{measure}', params=params,
+                                         headers=headers).json
+            _assert_suppressed({**report, **report['cases']})
+            for median, count in zip(_figures(report), _figures(report['cases'])):
+                assert median is None or count not in (None, 0), report
+            reached.append(measure)
+    assert {*MEASURES, *MEDIANS} <= set(reached)
     for path in ('/program/due', f'/cases/{data[-1]["_id"]}'):
         assert client.simulate_get(path, headers=headers).status_code == 403
 

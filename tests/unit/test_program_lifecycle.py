@@ -168,3 +168,33 @@ class CaseMachine(RuleBasedStateMachine):
 CaseMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
                                          deadline=None)
 TestCaseMachine = CaseMachine.TestCase
+
+
+def _captured(path, owner='w-1', **fields):
+    from tests import factories
+    history = factories._history(path, owner)
+    return {'state': history[-1]['to'], 'history': history, 'age_band': '14-15', **fields}
+
+
+def test_captured_field_actions_are_checked_against_the_facts_entry_by_entry():
+    from tests import factories
+    case = _captured(factories.ACTIVE_PATH[:4])
+    screened = CaseFacts(screening_assent=True, confidentiality_explained=True)
+    assert lifecycle.captured_guard_refusal(case, None, CaseFacts())[0] == 'assent_recorded'
+    assert lifecycle.captured_guard_refusal(case, None, screened)[0] == 'participation_consent'
+    signed = CaseFacts(screening_assent=True, confidentiality_explained=True,
+                       participation_consent=True)
+    assert lifecycle.captured_guard_refusal(case, None, signed) is None
+    too_old = dict(case, age_band='18+')
+    assert lifecycle.captured_guard_refusal(too_old, None, signed)[0] == 'eligible_age'
+
+
+def test_only_the_actions_a_capture_adds_are_checked():
+    from tests import factories
+    stored = _captured(factories.ACTIVE_PATH[:2])
+    offered = _captured(factories.ACTIVE_PATH[:3])
+    # The stored screen entry is not checked again; the added offer has its guard met.
+    assert lifecycle.captured_needs_facts(offered, stored)
+    assert lifecycle.captured_guard_refusal(offered, stored, CaseFacts()) is None
+    assert not lifecycle.captured_needs_facts(stored, stored)
+    assert not lifecycle.captured_needs_facts(_captured(factories.ACTIVE_PATH[:1]), None)
