@@ -13,9 +13,15 @@ import pytest
 
 import fle
 from tests.functional.test_sync_gateway import ORG, _enroll, _push, _with_rev
-from tests.integration.records import sealed_contact
+from tests.integration.records import publish_test_manifest, sealed_contact
 
 pytestmark = pytest.mark.functional
+
+
+@pytest.fixture(autouse=True)
+def published(services):
+    """The manifest the test records are sealed to, so their envelopes are accepted."""
+    return publish_test_manifest(services.couch, services.db('config'), ORG)
 
 
 @pytest.fixture
