@@ -102,9 +102,11 @@ _UPSTREAM = ThreadPoolExecutor(max_workers=16, thread_name_prefix='fv-push-io')
 #: A push batch with at least this many records is checked and written in two
 #: halves: the first half is written while the second is validated, so schema
 #: validation (Python, ~0.2-0.3 ms a record) and CouchDB's write overlap
-#: instead of adding up. Fewer records (an envelope batch) are cheap to check,
-#: and one more upstream write would cost more than it hides.
-_SPLIT_AT_RECORDS = 40
+#: instead of adding up. PouchDB's batches (100 documents) are written in one
+#: ``_bulk_docs``: on a single-threaded database every request costs a few ms
+#: of its one core whatever its size, and the database is the shared part
+#: (docs/BENCHMARKS.md); couch_replicator's (500) are split.
+_SPLIT_AT_RECORDS = 200
 
 #: Most checkpoints one gateway keeps in memory (a few hundred bytes each).
 _MAX_CHECKPOINTS = 10_000
