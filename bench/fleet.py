@@ -98,7 +98,9 @@ def run_one(tablet_count: int, args) -> dict:
     gunicorn = None
     try:
         prefix = f'f{uuid.uuid4().hex[:8]}_'
-        config = Config({}, couchdb_url=couch.url, db_prefix=prefix, org=ORG)
+        # Workers never log in here: a cheap password hash keeps enrollment short.
+        config = Config({}, couchdb_url=couch.url, db_prefix=prefix, org=ORG,
+                        password_hash_memory_kib=1024, password_hash_iterations=1)
         services = build_services(config)
         ensure_databases(services)
         gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.worker_class)
