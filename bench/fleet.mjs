@@ -13,13 +13,20 @@
 // longer on the tablet, the errors seen while syncing (paused with an
 // error, or 'error') and the denied documents, and per process the
 // milliseconds each push (_bulk_docs) and each long-poll (_changes with
-// feed=longpoll) took from request to the end of its body.
+// feed=longpoll) took from request to the end of its body, how late its event
+// loop ran (p50/p99/max ms) and the CPU seconds it used.
 import fs from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import PouchDB from 'pouchdb';
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 
 const timings = { push_ms: [], longpoll_ms: [] };
+// How late this process's event loop ran its callbacks: when it is busy
+// (its tablets' own CPU), every latency measured here grows by that much,
+// whatever the service does.
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
 
 // PouchDB's own fetch, timed to the end of the body (a long-poll's headers
 // come early when it streams heartbeats).
@@ -98,7 +105,14 @@ async function finish() {
   finished = true;
   for (const t of tablets) t.stop();
   for (const t of tablets) t.state.gone = await t.gone();
-  const payload = { tablets: tablets.map((t) => t.state), timings };
+  loopDelay.disable();
+  const usage = process.cpuUsage();
+  const payload = {
+    tablets: tablets.map((t) => t.state), timings,
+    loop_delay_ms: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6,
+                     max: loopDelay.max / 1e6 },
+    cpu_s: (usage.user + usage.system) / 1e6,
+  };
   process.stdout.write(JSON.stringify(payload) + '\n', () => process.exit(0));
 }
 

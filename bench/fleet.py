@@ -41,7 +41,7 @@ import httpx
 
 from bench.hostile import (
     _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids)
-from bench.sync import OrgKeys, _enroll
+from bench.sync import OrgKeys, _cpu_seconds, _enroll, _tree_cpu_seconds
 from service.app import build_services
 from service.cli import ensure_databases
 from service.config import Config
@@ -78,6 +78,14 @@ def _sample_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
         stop.wait(1.0)
 
 
+def _cpu_snapshot(service_pid: int, db_pid: int, clients: list[int]) -> dict[str, float]:
+    """Return the CPU seconds used so far by the service, the database and the tablets."""
+    return {'service': _tree_cpu_seconds(service_pid) or 0.0,
+            'database': _cpu_seconds(db_pid) or 0.0,
+            'tablets': sum(_cpu_seconds(pid) or 0.0 for pid in clients),
+            'wall': time.monotonic()}
+
+
 def _ms(values: list[float], fraction: float) -> float | None:
     return round(_percentile(values, fraction), 1) if values else None
 
@@ -90,7 +98,9 @@ def run_one(tablet_count: int, args) -> dict:
     gunicorn = None
     try:
         prefix = f'f{uuid.uuid4().hex[:8]}_'
-        config = Config(couchdb_url=couch.url, db_prefix=prefix, org=ORG)
+        # Workers never log in here: a cheap password hash keeps enrollment short.
+        config = Config(couchdb_url=couch.url, db_prefix=prefix, org=ORG,
+                        password_hash_memory_kib=1024, password_hash_iterations=1)
         services = build_services(config)
         ensure_databases(services)
         gunicorn, url = _gunicorn(couch.url, prefix, workdir, args.worker_class)
@@ -129,10 +139,13 @@ def run_one(tablet_count: int, args) -> dict:
                                      daemon=True)]
         for thread in samplers:
             thread.start()
+        clients = [process.pid for process in processes]
+        cpu_start = _cpu_snapshot(gunicorn.pid, couch.process.pid, clients)
         time.sleep(args.seconds)
         load = os.getloadavg()[0]
         _progress(f'capture over; tablets drain for at most {args.drain} s')
         drained = _drain(services, workdir, args)
+        cpu_end = _cpu_snapshot(gunicorn.pid, couch.process.pid, clients)
         stop.set()
         for thread in samplers:
             thread.join(timeout=60)
@@ -151,6 +164,12 @@ def run_one(tablet_count: int, args) -> dict:
         kinds: collections.Counter = collections.Counter()
         for state in states:
             kinds.update(state['error_kinds'])
+        wall = cpu_end['wall'] - cpu_start['wall']
+        # CPU used during capture and drain, in cores (CPU-s per wall-s): the
+        # machine has os.cpu_count() of them for everything.
+        cores = {part: round((cpu_end[part] - cpu_start[part]) / wall, 2)
+                 for part in ('service', 'database', 'tablets')}
+        delays = [output.get('loop_delay_ms', {}) for output in outputs]
         return {
             'tablets': len(states), 'seconds': args.seconds,
             'worker_class': args.worker_class or config.web_worker_class,
@@ -169,6 +188,9 @@ def run_one(tablet_count: int, args) -> dict:
             'rss_peak_mib': round(peak[0], 1),
             'errors': sum(state['errors'] for state in states), 'error_kinds': dict(kinds),
             'load_1min': round(load, 2),
+            'cores': cores, 'cpu_count': os.cpu_count(), 'node_processes': len(outputs),
+            'loop_delay_p99_ms': round(max((d.get('p99', 0) for d in delays), default=0), 1),
+            'loop_delay_max_ms': round(max((d.get('max', 0) for d in delays), default=0), 1),
         }
     finally:
         for process in processes:
@@ -196,12 +218,19 @@ _ROWS = [
     ('service peak RSS (MiB)', lambda f: f['rss_peak_mib']),
     ('tablet sync errors', lambda f: f'{f["errors"]} {f["error_kinds"] or ""}'.strip()),
     ('host load (1 min)', lambda f: f['load_1min']),
+    ('CPU cores: service / db / tablets',
+     lambda f: f'{f["cores"]["service"]} / {f["cores"]["database"]} / {f["cores"]["tablets"]}'),
+    ('node processes (tablets each)',
+     lambda f: f'{f["node_processes"]} ({math.ceil(f["tablets"] / f["node_processes"])})'),
+    ('tablet event-loop delay p99 / max (ms)',
+     lambda f: f'{f["loop_delay_p99_ms"]} / {f["loop_delay_max_ms"]}'),
 ]
 
 
 def _report(runs: list[dict]) -> None:
     width = max(len(label) for label, _ in _ROWS) + 2
-    print(f'fleet bench: {runs[0]["seconds"]} s of capture, gunicorn.conf.py defaults')
+    print(f'fleet bench: {runs[0]["seconds"]} s of capture, gunicorn.conf.py defaults, '
+          f'{runs[0]["cpu_count"]} CPU cores for service, database and tablets together')
     print(''.ljust(width) + ''.join(f'{str(f["tablets"]) + " tablets":>22}' for f in runs))
     for label, cell in _ROWS:
         print(label.ljust(width) + ''.join(f'{str(cell(f)):>22}' for f in runs))

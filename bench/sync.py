@@ -53,6 +53,18 @@ def _cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def _tree_cpu_seconds(pid: int | None) -> float | None:
+    """Return the CPU time of a process and its live children (gunicorn's workers)."""
+    if pid is None:
+        return None
+    try:
+        children = pathlib.Path(f'/proc/{pid}/task/{pid}/children').read_text().split()
+    except OSError:
+        return None
+    times = [_cpu_seconds(pid)] + [_cpu_seconds(int(child)) for child in children]
+    return sum(value for value in times if value is not None)
+
+
 def _tablet(workdir: pathlib.Path, config: dict) -> dict:
     path = workdir / f'bench-{time.time_ns()}.json'
     path.write_text(json.dumps(config))
@@ -148,12 +160,15 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
     re-created database name is not the same: pouchdb-server answered
     later rounds on it ~1.5x slower, which the direct path, writing to new
     names, never paid. Both paths talk to the same single pouchdb-server
-    process; the gateway runs as the integration tests run it (gunicorn,
-    1 gthread worker x 16 threads; a PouchDB push sends one request at a
-    time, so more workers would not help).
+    process; the gateway runs as the integration tests run it (gunicorn
+    with the deployment's ``gunicorn.conf.py``, one worker; a PouchDB push
+    sends one request at a time, so more workers would not help).
 
     With ``db_pid`` (the pouchdb-server process), it also reports the CPU
-    time the database used during each push, and from it an upper bound on
+    time the database used during each push (``/proc/<pid>/stat``), per
+    1,000 records against the direct push, the gateway's own CPU time
+    (gunicorn's arbiter and workers) against the database's, and an upper
+    bound on
     the ratio that no gateway code could beat: a push is a chain of
     requests, each waiting for the one before, so the direct path's time is
     the database's work plus everything else in the chain (the tablet,
@@ -166,14 +181,19 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
     payload = docs + envelopes
     gw_rates, direct_rates, ratios, bounds = [], [], [], []
     db_cpu: dict[str, list[float]] = {'gateway': [], 'direct': []}
+    gateway_cpu: list[float] = []
 
-    def timed_tablet(path: str, config: dict) -> float:
-        """Run the tablet; return its push time in seconds, note the db's CPU."""
+    def timed_tablet(path: str, config: dict, service_pid: int | None = None) -> float:
+        """Run the tablet; return its push time in seconds, note the CPU spent."""
         before = _cpu_seconds(db_pid)
+        service_before = _tree_cpu_seconds(service_pid)
         result = _tablet(workdir, config)
         after = _cpu_seconds(db_pid)
+        service_after = _tree_cpu_seconds(service_pid)
         if before is not None and after is not None:
             db_cpu[path].append(after - before)
+        if service_before is not None and service_after is not None:
+            gateway_cpu.append(service_after - service_before)
         return result['elapsed_ms'] / 1000
 
     for round_no in range(rounds):
@@ -184,7 +204,8 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
                 return len(payload) / timed_tablet('gateway', {
                     'dir': str(workdir / f'push-gw-{round_no}'), 'url': service.url + '/sync/',
                     'db': 'records', 'action': 'push', 'docs': payload,
-                    'auth': {'username': creds['device_id'], 'password': creds['secret']}})
+                    'auth': {'username': creds['device_id'], 'password': creds['secret']}},
+                    service.process.pid)
             finally:
                 service.stop()
                 services.couch.close()
@@ -213,7 +234,27 @@ def bench_push(couch_url: str, workdir: pathlib.Path, org_keys: OrgKeys, count: 
                                          + db_cpu['gateway'][-1]))
     cpu = ({path: round(statistics.median(values), 2) for path, values in db_cpu.items()}
            if bounds else None)
-    return {'documents': len(payload), 'rounds': rounds, 'db_cpu_s': cpu,
+    per_k = 1000 / count
+    cpu_figures = None
+    if bounds:
+        # Per round, then the median: each round's figures come from the
+        # same minutes of the shared machine.
+        cpu_figures = {
+            'db_per_1000': {path: round(statistics.median(values) * per_k, 3)
+                            for path, values in db_cpu.items()},
+            'db_ratio': round(statistics.median(
+                gw / direct for gw, direct in zip(db_cpu['gateway'], db_cpu['direct'])), 3),
+            'db_ratios': [round(gw / direct, 3)
+                          for gw, direct in zip(db_cpu['gateway'], db_cpu['direct'])],
+        }
+        if len(gateway_cpu) == len(db_cpu['gateway']):
+            cpu_figures['gateway_per_1000'] = round(statistics.median(gateway_cpu) * per_k, 3)
+            cpu_figures['gateway_vs_db'] = round(statistics.median(
+                gw / db for gw, db in zip(gateway_cpu, db_cpu['gateway'])), 3)
+            cpu_figures['gateway_vs_db_rounds'] = [
+                round(gw / db, 3) for gw, db in zip(gateway_cpu, db_cpu['gateway'])]
+    return {'documents': len(payload), 'records': count, 'rounds': rounds, 'db_cpu_s': cpu,
+            'cpu': cpu_figures,
             'bound': round(statistics.median(bounds), 3) if bounds else None,
             'gateway_docs_per_s': round(statistics.median(gw_rates), 1),
             'direct_docs_per_s': round(statistics.median(direct_rates), 1),
@@ -259,6 +300,16 @@ def _report_push(push: dict) -> None:
         print(f'pouchdb-server CPU per push (median): gateway {push["db_cpu_s"]["gateway"]} s, '
               f'direct {push["db_cpu_s"]["direct"]} s; so even a gateway whose own code '
               f'took no time could reach at most ratio {push["bound"]}', flush=True)
+    cpu = push.get('cpu')
+    if cpu:
+        print(f'database CPU-s per 1,000 records (each with its envelope): gateway '
+              f'{cpu["db_per_1000"]["gateway"]}, direct {cpu["db_per_1000"]["direct"]}; '
+              f'ratio {cpu["db_ratio"]} (rounds {cpu["db_ratios"]}; goal <= 1.2)', flush=True)
+        if 'gateway_vs_db' in cpu:
+            print(f'gateway CPU-s per 1,000 records {cpu["gateway_per_1000"]} '
+                  f'(gunicorn arbiter + workers); gateway CPU / database CPU '
+                  f'{cpu["gateway_vs_db"]} (rounds {cpu["gateway_vs_db_rounds"]}; '
+                  f'goal <= 1.0)', flush=True)
 
 
 def main() -> None:
@@ -273,6 +324,8 @@ def main() -> None:
     parser.add_argument('--couchdb-url', default=None,
                         help='use this server instead of starting pouchdb-server')
     args = parser.parse_args()
+    print(f'load average at the start: {" ".join(f"{v:.2f}" for v in os.getloadavg())}',
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = pathlib.Path(tmp)
         server = None
@@ -294,6 +347,8 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
+            print(f'load average at the end: {" ".join(f"{v:.2f}" for v in os.getloadavg())}',
+                  flush=True)
 
 
 if __name__ == '__main__':

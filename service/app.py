@@ -125,7 +125,8 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
         password_params=(config.password_hash_memory_kib, config.password_hash_iterations),
     )
     audit = AuditLog(couch, config.db_name('audit'),
-                     team_of=directory_team_of(couch, config.db_name('directory')))
+                     team_of=directory_team_of(couch, config.db_name('directory'),
+                                               read=device_watch.get))
     accounts.session_watch = device_watch
     return Services(
         config=config, couch=couch, accounts=accounts, audit=audit,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,23 +57,30 @@ def event_hash(event: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(content)).hexdigest()
 
 
-def directory_team_of(couch: CouchDBClient,
-                      directory_db: str) -> Callable[[str | None], str | None]:
+def directory_team_of(
+    couch: CouchDBClient, directory_db: str,
+    read: Callable[[str], dict[str, Any] | None] | None = None,
+) -> Callable[[str | None], str | None]:
     """Return a resolver of ``user:<name>`` and ``device:<id>`` to a team.
 
     A device belongs to its worker's team. Anything else (a record id, a
-    sealing, ``cli:...``) has no team.
+    sealing, ``cli:...``) has no team. ``read`` (an id to the directory
+    document or None; the directory's ``DocWatch.get`` in the service) takes
+    the place of a database read per lookup.
     """
+    if read is None:
+        def read(doc_id: str) -> dict[str, Any] | None:
+            return couch.get_or_none(directory_db, doc_id)
 
     def team_of(who: str | None) -> str | None:
         if not isinstance(who, str):
             return None
         if who.startswith('device:'):
-            device = couch.get_or_none(directory_db, who)
+            device = read(who)
             who = f'user:{device["worker"]}' if device and device.get('worker') else None
         if not who or not who.startswith('user:'):
             return None
-        user = couch.get_or_none(directory_db, who)
+        user = read(who)
         return user.get('team') if user else None
 
     return team_of
@@ -96,6 +104,11 @@ class AuditLog:
         # Resolves ``user:<name>`` / ``device:<id>`` to a team, so an event
         # whose caller passed no team still reaches that team's supervisors.
         self._team_of = team_of
+        # The chain's tail as this process last wrote it, so an append
+        # costs one write; appends of one process take turns, so they never
+        # race each other for a ``seq``.
+        self._append_lock = threading.Lock()
+        self._last: tuple[int, str] | None = None
 
     def _tail(self) -> tuple[int, str]:
         rows = self._couch.all_docs(self._db, include_docs=True, descending=True, limit=1,
@@ -133,8 +146,22 @@ class AuditLog:
             # Floats do not survive the trip through CouchDB byte for byte
             # (2.0 comes back as 2), so a stored event would fail verification.
             raise TypeError('audit details take integers and strings, not floats')
+        with self._append_lock:
+            return self._append(kind, actor=actor, subject=subject, team=team,
+                                details=details)
+
+    def _append(self, kind: str, *, actor: str | None, subject: str | None,
+                team: str | None, details: dict[str, Any] | None) -> dict[str, Any]:
+        """Write the next event after the known tail; on 409 read the tail and retry.
+
+        Another instance (or the CLI) appending meanwhile makes the PUT of
+        the next ``seq`` answer 409, so a kept tail that went stale costs
+        one retry and never a gap or fork in the chain.
+        """
         for _attempt in range(50):
-            seq, prev = self._tail()
+            if self._last is None:
+                self._last = self._tail()
+            seq, prev = self._last
             event = {
                 '_id': f'{_PREFIX}{seq + 1:012d}',
                 'type': 'audit',
@@ -154,7 +181,12 @@ class AuditLog:
             try:
                 self._couch.put(self._db, event)
             except DocumentConflict:
+                self._last = None
                 continue
+            except Exception:
+                self._last = None
+                raise
+            self._last = (seq + 1, str(event['hash']))
             return event
         raise DocumentConflict(409, 'conflict', 'audit append')
 

@@ -15,6 +15,7 @@ the checkpoint, never the size of the database.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import hashlib
 import json
@@ -31,7 +32,7 @@ from sync import filtering, key_policy, sealed
 from sync.couch import CouchDBClient, doc_path
 from sync.devices import DeviceIdentity
 from sync.errors import DatabaseUnavailable, DocumentNotFound
-from sync.listen import ChangeListener
+from sync.listen import ChangeListener, Waiter
 
 __all__ = ['Gateway', 'RecordRules', 'SYNC_DATABASES', 'UnknownDatabase', 'BadRequest',
            'TooManyDocuments']
@@ -101,9 +102,57 @@ _UPSTREAM = ThreadPoolExecutor(max_workers=16, thread_name_prefix='fv-push-io')
 #: A push batch with at least this many records is checked and written in two
 #: halves: the first half is written while the second is validated, so schema
 #: validation (Python, ~0.2-0.3 ms a record) and CouchDB's write overlap
-#: instead of adding up. Fewer records (an envelope batch) are cheap to check,
-#: and one more upstream write would cost more than it hides.
-_SPLIT_AT_RECORDS = 40
+#: instead of adding up. PouchDB's batches (100 documents) are written in one
+#: ``_bulk_docs``: on a single-threaded database every request costs a few ms
+#: of its one core whatever its size, and the database is the shared part
+#: (docs/BENCHMARKS.md); couch_replicator's (500) are split.
+_SPLIT_AT_RECORDS = 200
+
+#: Most checkpoints one gateway keeps in memory (a few hundred bytes each).
+_MAX_CHECKPOINTS = 10_000
+
+
+class _Checkpoints:
+    """The ``_local`` checkpoints this instance last read or wrote, by upstream id.
+
+    A replicator reads its checkpoint before every write of it (once per
+    batch), and a live device writes it after every batch, so the read is
+    answered from the copy kept at the last write. Keeping it is safe
+    although another instance may write the same checkpoint: a stale copy
+    holds an older ``last_seq`` (the device replays from there, which writes
+    nothing new) and an older ``_rev``, so the device's next write gets 409,
+    which drops the copy; PouchDB then reads again (upstream) and writes.
+    """
+
+    def __init__(self, max_entries: int = _MAX_CHECKPOINTS) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._docs: collections.OrderedDict[tuple[str, str], dict[str, Any]] = (
+            collections.OrderedDict())
+
+    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        """Return a copy of the kept checkpoint, or None."""
+        with self._lock:
+            doc = self._docs.get(key)
+            if doc is None:
+                return None
+            self._docs.move_to_end(key)
+            return copy.deepcopy(doc)
+
+    def keep(self, key: tuple[str, str], doc: dict[str, Any], *, replace: bool = True) -> None:
+        """Keep ``doc`` (a read keeps it only when nothing newer is kept)."""
+        with self._lock:
+            if not replace and key in self._docs:
+                return
+            self._docs[key] = copy.deepcopy(doc)
+            self._docs.move_to_end(key)
+            while len(self._docs) > self._max:
+                self._docs.popitem(last=False)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop a copy that proved stale."""
+        with self._lock:
+            self._docs.pop(key, None)
 
 
 class UnknownDatabase(Exception):
@@ -294,6 +343,7 @@ class Gateway:
         # One shared change feed per database wakes the waiting long-polls.
         self._listeners: dict[str, ChangeListener] = {}
         self._listeners_lock = threading.Lock()
+        self._checkpoints = _Checkpoints()
 
     @staticmethod
     def derive_server_uuid(org: str) -> str:
@@ -342,7 +392,11 @@ class Gateway:
         physical = self.physical(db)
         if not _local_addressable(local_id):
             raise DocumentNotFound(404, 'not_found', 'GET _local')
-        doc = self._couch.get(physical, self._local_id(device, db, local_id))
+        key = (physical, self._local_id(device, db, local_id))
+        doc = self._checkpoints.get(key)
+        if doc is None:
+            doc = self._couch.get(*key)
+            self._checkpoints.keep(key, doc, replace=False)
         doc['_id'] = f'_local/{local_id}'
         return doc
 
@@ -368,7 +422,15 @@ class Gateway:
         stored = {key: value for key, value in body.items()
                   if key == '_rev' or not key.startswith('_')}
         stored['_id'] = self._local_id(device, db, local_id)
-        rev = self._couch.put(self.physical(db), stored)
+        key = (self.physical(db), stored['_id'])
+        try:
+            rev = self._couch.put(key[0], stored)
+        except Exception:
+            # A conflict means the kept copy is stale (another instance
+            # wrote); any other failure leaves the upstream state unknown.
+            self._checkpoints.forget(key)
+            raise
+        self._checkpoints.keep(key, dict(stored, _rev=rev))
         return {'ok': True, 'id': f'_local/{local_id}', 'rev': rev}
 
     # -- pull ---------------------------------------------------------------
@@ -440,14 +502,42 @@ class Gateway:
         """
         if feed not in ('normal', 'longpoll'):
             raise BadRequest('feed')
-        first = self._first_scan(device, db, since, limit, style_all_docs)
-        if first['results'] or feed == 'normal':
+        if feed == 'normal':
+            return self._first_scan(device, db, since, limit, style_all_docs)
+        first, waiter = self._scan_registered(device, db, since, limit, style_all_docs)
+        if waiter is None:
             return first
-        answer = next(self._wait(device, db, first['last_seq'], limit, timeout_ms, None,
+        answer = next(self._wait(device, db, waiter, limit, timeout_ms, None,
                                  style_all_docs, stop_on_error=False))
         # Without a heartbeat the wait yields its answer only, never None.
         assert answer is not None
         return answer
+
+    def _scan_registered(self, device: DeviceIdentity, db: str, since: str | None,
+                         limit: int | None, style_all_docs: bool,
+                         ) -> tuple[dict[str, Any], Waiter | None]:
+        """Register a waiter for the device's changes, then scan from ``since``.
+
+        Registered first, so a change landing during or after the scan wakes
+        the waiter, and the wait needs no second read before it sleeps.
+
+        Returns:
+            The scan's answer, and the waiter at its position when the scan
+            found nothing (None, unregistered, when it found rows).
+        """
+        listener = self._listener(db)
+        waiter = listener.register(None, lambda row: self._visible(
+            device, db, row.get('id', ''), row.get('doc')))
+        try:
+            first = self._first_scan(device, db, since, limit, style_all_docs)
+        except BaseException:
+            listener.unregister(waiter)
+            raise
+        if first['results']:
+            listener.unregister(waiter)
+            return first, None
+        listener.moved(waiter, first['last_seq'])
+        return first, waiter
 
     def _first_scan(self, device: DeviceIdentity, db: str, since: str | None,
                     limit: int | None, style_all_docs: bool) -> dict[str, Any]:
@@ -479,16 +569,19 @@ class Gateway:
         are JSON whitespace), at ``longpoll_max_seconds`` at the latest, so
         the server closes the poll before gunicorn's timeout.
         """
-        first = self._first_scan(device, db, since, limit, style_all_docs)
-        if first['results']:
+        first, waiter = self._scan_registered(device, db, since, limit, style_all_docs)
+        if waiter is None:
             return first
         beat = min(max(heartbeat_ms, 100) / 1000, float(self._longpoll_max))
-        waiting = self._wait(device, db, first['last_seq'], limit, timeout_ms, beat,
+        # The generator owns the waiter: it unregisters it when it ends, and a
+        # generator dropped before it started frees it (the listener holds
+        # waiters weakly).
+        waiting = self._wait(device, db, waiter, limit, timeout_ms, beat,
                              style_all_docs, stop_on_error=True)
         return (b'\n' if answer is None else json.dumps(answer, separators=(',', ':')).encode()
                 for answer in waiting)
 
-    def _wait(self, device: DeviceIdentity, db: str, position: Any, limit: int | None,
+    def _wait(self, device: DeviceIdentity, db: str, waiter: Waiter, limit: int | None,
               timeout_ms: int | None, beat: float | None, style_all_docs: bool, *,
               stop_on_error: bool) -> Iterator[dict[str, Any] | None]:
         """Wait for the device's next visible change, up to a wall-clock deadline.
@@ -514,11 +607,9 @@ class Gateway:
         deadline = self._monotonic() + wait
         next_beat = self._monotonic() + beat if beat else deadline
         listener = self._listener(db)
-        # Registered before the first read: a change landing after that read
-        # wakes this waiter (see sync/listen.py).
-        waiter = listener.register(position, lambda row: self._visible(
-            device, db, row.get('id', ''), row.get('doc')))
-        read = True
+        # The waiter was registered before the scan that found nothing, so
+        # any change since then has woken it: no read is due before waiting.
+        read = False
         try:
             while (remaining := deadline - self._monotonic()) > 0.05:
                 slice_s = max(min(remaining, next_beat - self._monotonic(), _UPSTREAM_SLICE),
@@ -991,7 +1082,12 @@ class Gateway:
             return {}, frozenset()
         asked = {row['id']: sorted(rev for rev in pushed[row['id']] if isinstance(rev, str))
                  for row in rows}
-        to_ask = {doc_id: revs for doc_id, revs in asked.items() if revs}
+        winning = {row['id']: row['value'].get('rev') for row in rows}
+        # A retried push names the winning revision itself: known without
+        # asking; only other revisions need the history (``_revs_diff``).
+        to_ask = {doc_id: [rev for rev in revs if rev != winning[doc_id]]
+                  for doc_id, revs in asked.items()}
+        to_ask = {doc_id: revs for doc_id, revs in to_ask.items() if revs}
         missing = self._couch.revs_diff(keyvault, to_ask) if to_ask else {}
         known = {doc_id: frozenset(rev for rev in revs
                                    if rev not in missing.get(doc_id, {}).get('missing', ()))

@@ -7,8 +7,9 @@ database answers N polls per change for N waiting tablets. With it, one
 background long-poll per database and process reads each change once (with
 its document, for the records database); each waiting request registers the
 rows it may see (the gateway's own visibility rule) and is woken only by
-those. A waiter whose position is where a batch of changes began, and to
-which none of its rows is visible, is moved past the batch without a read,
+those. A waiter whose position is where a batch of changes began (or one of
+its rows), and to which none of its rows is visible, is moved past the batch
+without a read,
 so it answers the device a current ``last_seq``. This is how Sync Gateway's
 channel cache serves many waiting clients from one feed.
 
@@ -33,6 +34,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +46,15 @@ _log = logging.getLogger('fieldvault.sync.listen')
 
 #: Changes read per poll of the shared feed.
 _PAGE = 500
+
+
+def _hashable(value: Any) -> bool:
+    """Return whether a sequence can be looked up in a set (not a list, say)."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 class Waiter:
@@ -98,7 +109,9 @@ class ChangeListener:
         self._idle = idle_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._waiters: set[Waiter] = set()
+        # Weakly: a waiter whose request ended without unregistering it (a
+        # streamed answer dropped before it started) goes with its request.
+        self._waiters: weakref.WeakSet[Waiter] = weakref.WeakSet()
         self._live_until = 0.0
         self._last_used = clock()
         self._thread: threading.Thread | None = None
@@ -135,7 +148,7 @@ class ChangeListener:
             self._pid = os.getpid()
             self._thread = None
             self._live_until = 0.0
-            self._waiters = set()
+            self._waiters = weakref.WeakSet()
         if self._thread is not None and self._thread.is_alive():
             return
         self._thread = threading.Thread(target=self._follow, name=f'fv-listen-{self._db}',
@@ -180,15 +193,25 @@ class ChangeListener:
             self._mark_live()
 
     def _dispatch(self, since: Any, rows: list[dict[str, Any]], last: Any) -> None:
-        """Wake the waiters a batch concerns; move the others at ``since`` past it."""
+        """Wake the waiters a batch concerns; move the others within it past it.
+
+        A waiter not concerned by the batch is moved to its end when its
+        position is where the batch began or one of the batch's own rows
+        (its read ended inside the batch, while several changes landed at
+        once): every change after that position is in the batch, and none is
+        visible to it. Sequences are only compared for equality, so opaque
+        ones (CouchDB 3's) work too.
+        """
         with self._lock:
             waiters = list(self._waiters)
+        within = {since}
+        within.update(row['seq'] for row in rows if _hashable(row.get('seq')))
         for waiter in waiters:
             if rows and waiter.concerned(rows):
                 waiter.wake()
                 continue
             with self._lock:
-                if waiter.position == since:
+                if _hashable(waiter.position) and waiter.position in within:
                     waiter.position = last
 
     def _mark_live(self) -> None:

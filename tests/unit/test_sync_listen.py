@@ -81,3 +81,24 @@ def test_a_failing_visibility_check_wakes_its_waiter(listener, couch):
     _until(lambda: listener.live)
     couch.write({'_id': 'contact:3'})
     assert odd.wait(10)
+
+
+def test_a_waiter_whose_request_dropped_it_unregistered_leaves_no_trace(listener, couch):
+    # A streamed long-poll answer that the server drops before it starts
+    # never runs its own unregistering; the listener must not keep it.
+    kept = listener.register(0, _owned_by('ana'))
+    listener.register(0, _owned_by('ben'))  # dropped at once
+    assert list(listener._waiters) == [kept]
+    listener.unregister(kept)
+    assert not list(listener._waiters)
+
+
+def test_a_waiter_whose_position_lies_inside_a_batch_is_moved_past_it(listener, couch):
+    listener.register(0, _owned_by('x'))
+    _until(lambda: listener.live)
+    with couch._changed:  # both changes reach the shared feed in one batch
+        couch.write({'_id': 'contact:4', 'owner': 'ana'})
+        ben = listener.register(couch.seq, _owned_by('ben'))
+        couch.write({'_id': 'contact:5', 'owner': 'ana'})
+    _until(lambda: ben.position == couch.seq)
+    assert not ben.wait(0.1)
