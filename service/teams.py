@@ -7,9 +7,14 @@ answers exactly like a missing one (``NotOnCaseload``, mapped to 404 by
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from schemas.fields import DocumentId
+
 __all__ = ['NotOnCaseload', 'team_record']
+
+_RECORD_ID = re.compile(DocumentId.PATTERN)
 
 
 class NotOnCaseload(Exception):
@@ -22,8 +27,12 @@ def team_record(couch, records_db: str, directory_db: str, record_id: str,
 
     Raises:
         NotOnCaseload: No such record, or one of another team or of an
-            owner without a team.
+            owner without a team, or an id that is no record id.
     """
+    # APPSEC: only a record id reaches the database; "_all_docs",
+    # "_changes", "_design/..." would address something else.
+    if not _RECORD_ID.fullmatch(record_id):
+        raise NotOnCaseload()
     document = couch.get_or_none(records_db, record_id)
     owner = couch.get_or_none(directory_db, f'user:{document["owner"]}') if document else None
     if document is None or owner is None or owner.get('team') is None \

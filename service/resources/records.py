@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 
 import schemas
 from schemas import lifecycle
-from schemas.fields import DocumentId
 from service.errors import ApiError
 from service.intake import DeskIntake
 from service.openapi_bodies import OpenFailureBody, RecordIntakeBody, ReleaseBody, load_body
@@ -16,8 +14,6 @@ from sync.errors import DocumentConflict
 
 #: CouchDB revision metadata: a document carrying any of it is an edit.
 _REVISION_FIELDS = frozenset({'_rev', '_revisions', '_deleted', '_conflicts'})
-
-_RECORD_ID = re.compile(DocumentId.PATTERN.strip('^$'))
 
 
 class ValidateResource:
@@ -137,18 +133,8 @@ class RecordOpenResource:
     def on_post(self, req, resp, record_id):
         purpose = load_body(req, ReleaseBody)['purpose']
         principal = req.context.principal
-        # Only a record id reaches the database: "_all_docs", "_design/..."
-        # and the like would address something else.
-        document = self._couch.get_or_none(self._records_db, record_id) \
-            if _RECORD_ID.fullmatch(record_id) else None
-        owner_name = document.get('owner') if document else None
-        owner = self._couch.get_or_none(self._directory_db, f'user:{owner_name}') \
-            if isinstance(owner_name, str) else None
-        # APPSEC: a record outside the caller's team answers exactly like a
-        # missing one, so ids cannot be probed.
-        if document is None or owner is None or owner.get('team') is None \
-                or owner.get('team') != principal.team:
-            raise ApiError(404, 'not_found', 'No such record on your caseload.')
+        document = team_record(self._couch, self._records_db, self._directory_db, record_id,
+                               principal.team)
         rkids = list((document.get('fle') or {}).get('keys', {}))
         rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
                                     include_docs=True)

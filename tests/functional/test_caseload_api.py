@@ -272,3 +272,22 @@ def test_quarantine_release_applies_the_sealing_rule(client, users, staff, servi
                                   headers=users.bearer(staff['sup-a']))
     assert result.status_code == 409 and result.json['code'] == 'youth_sealed'
     assert services.couch.get_or_none(services.db('records'), doc['_id']) is None
+
+
+@pytest.mark.parametrize('route', [
+    ('POST', '/records/{id}/open', {'purpose': 'case_management'}),
+    ('POST', '/records/{id}/open-failures', {'code': 'no_grant'}),
+    ('POST', '/caseload/{id}/revisions', {'purpose': 'case_management'}),
+    ('POST', '/caseload/{id}/resolution', {'keep': '1-' + 'a' * 32}),
+    ('GET', '/caseload/{id}/audit', None),
+    ('PUT', '/caseload/{id}', {'document': {}, 'envelopes': []}),
+])
+@pytest.mark.parametrize('record_id', ['_all_docs', '_design%2Fprogram', '_changes',
+                                       'contact:not-a-uuid'])
+def test_a_record_route_answers_a_database_path_as_a_missing_record(
+        client, users, staff, records, route, record_id):
+    method, template, body = route
+    headers = users.bearer(staff['sup-a'])
+    answer = client.simulate_request(method, template.format(id=record_id), headers=headers,
+                                     json=body)
+    assert answer.status_code == 404, (template, record_id, answer.text)
