@@ -103,31 +103,45 @@ def seal_grant(
         signing_key=signing_key, ephemeral_ikm=None)
 
 
+def check_wrapped_key_shape(doc: Any, kind: str, members: frozenset[str],
+                            identifiers: tuple[str, ...]) -> None:
+    """Check what a grant and a share have in common before the server stores one.
+
+    The members (CouchDB's ``_rev`` and ``_revisions`` aside), ``type``, the
+    identifier members, ``_id`` (``grant:<kek>:<advocate>``), the suite, a
+    valid P-256 ``enc`` and a 48-byte wrapped key ``ct``.
+
+    Raises:
+        InvalidKeyMaterial: The reason names ``kind`` and the member, never its value.
+    """
+    if not isinstance(doc, dict) or not members <= set(doc) <= members | _COUCHDB:
+        raise InvalidKeyMaterial(f'{kind} has missing or unknown members')
+    if doc['type'] != kind:
+        raise InvalidKeyMaterial(f"{kind} 'type' must be {kind}")
+    for name in identifiers:
+        if not is_identifier(doc[name]):
+            raise InvalidKeyMaterial(f"{kind} '{name}' is not a valid identifier")
+    if doc['_id'] != f"grant:{doc['kek']}:{doc['advocate']}":
+        raise InvalidKeyMaterial(f"{kind} '_id' must be grant:<kek>:<advocate>")
+    if doc['suite'] != SUITE:
+        raise InvalidKeyMaterial(f"{kind} 'suite' is not an allowed suite")
+    try:
+        _primitives.load_public_sec1(b64url_decode(doc['enc'], length=_primitives.SEC1_LENGTH))
+    except (ValueError, _primitives.PrimitiveFailure):
+        raise InvalidKeyMaterial(f"{kind} 'enc' is not a valid P-256 point") from None
+    try:
+        b64url_decode(doc['ct'], length=_WRAPPED_LENGTH)
+    except ValueError:
+        raise InvalidKeyMaterial(f"{kind} 'ct' is not 48 bytes of base64url") from None
+
+
 def validate_grant(grant: Any) -> None:
     """Check a grant's structure before the server stores it.
 
     Raises:
         InvalidKeyMaterial: The reason names the member, never its value.
     """
-    if not isinstance(grant, dict) or not _GRANT_KEYS <= set(grant) <= _GRANT_KEYS | _COUCHDB:
-        raise InvalidKeyMaterial('grant has missing or unknown members')
-    if grant['type'] != 'grant':
-        raise InvalidKeyMaterial("grant 'type' must be grant")
-    for name in ('kek', 'advocate', 'apk', 'granted_by'):
-        if not is_identifier(grant[name]):
-            raise InvalidKeyMaterial(f"grant '{name}' is not a valid identifier")
-    if grant['_id'] != f"grant:{grant['kek']}:{grant['advocate']}":
-        raise InvalidKeyMaterial("grant '_id' must be grant:<kek>:<advocate>")
-    if grant['suite'] != SUITE:
-        raise InvalidKeyMaterial("grant 'suite' is not an allowed suite")
-    try:
-        _primitives.load_public_sec1(b64url_decode(grant['enc'], length=_primitives.SEC1_LENGTH))
-    except (ValueError, _primitives.PrimitiveFailure):
-        raise InvalidKeyMaterial("grant 'enc' is not a valid P-256 point") from None
-    try:
-        b64url_decode(grant['ct'], length=_WRAPPED_LENGTH)
-    except ValueError:
-        raise InvalidKeyMaterial("grant 'ct' is not 48 bytes of base64url") from None
+    check_wrapped_key_shape(grant, 'grant', _GRANT_KEYS, ('kek', 'advocate', 'apk', 'granted_by'))
     try:
         b64url_decode(grant['sig'], length=_primitives.SIGNATURE_LENGTH)
     except ValueError:

@@ -31,7 +31,7 @@ from keys import _primitives
 from keys._encoding import b64url_decode, b64url_encode, is_identifier, pae
 from keys.advocates import AdvocateKey, check_public_record
 from keys.errors import InvalidCiphertext, InvalidKeyMaterial
-from keys.grants import open_grant
+from keys.grants import check_wrapped_key_shape, open_grant
 from keys.keyring import Keyring
 from keys.orgkeys import SUITE, OrgKeyPair
 from keys.signing import load_public_key
@@ -46,8 +46,6 @@ SHARE_VIAS = ('share', 'recovery')
 LIVE_STATUSES = ('active', 'decrypt-only')
 _SHARE_KEYS = frozenset(
     {'_id', 'type', 'kek', 'advocate', 'apk', 'suite', 'enc', 'ct', 'shared_by', 'via'})
-_COUCHDB = frozenset({'_rev', '_revisions'})
-_WRAPPED_LENGTH = _primitives.SCALAR_LENGTH + _primitives.TAG_LENGTH
 
 
 def share_info(org: str, kek: str, advocate: str, apk: str) -> bytes:
@@ -118,27 +116,10 @@ def validate_share(share: Any) -> None:
     Raises:
         InvalidKeyMaterial: The reason names the member, never its value.
     """
-    if not isinstance(share, dict) or not _SHARE_KEYS <= set(share) <= _SHARE_KEYS | _COUCHDB:
-        raise InvalidKeyMaterial('share has missing or unknown members')
-    if share['type'] != 'share':
-        raise InvalidKeyMaterial("share 'type' must be share")
-    for name in ('kek', 'advocate', 'apk', 'shared_by'):
-        if not is_identifier(share[name]):
-            raise InvalidKeyMaterial(f"share '{name}' is not a valid identifier")
+    check_wrapped_key_shape(share, 'share', _SHARE_KEYS,
+                            ('kek', 'advocate', 'apk', 'shared_by'))
     if share['via'] not in SHARE_VIAS:
         raise InvalidKeyMaterial("share 'via' must be share or recovery")
-    if share['_id'] != f"grant:{share['kek']}:{share['advocate']}":
-        raise InvalidKeyMaterial("share '_id' must be grant:<kek>:<advocate>")
-    if share['suite'] != SUITE:
-        raise InvalidKeyMaterial("share 'suite' is not an allowed suite")
-    try:
-        _primitives.load_public_sec1(b64url_decode(share['enc'], length=_primitives.SEC1_LENGTH))
-    except (ValueError, _primitives.PrimitiveFailure):
-        raise InvalidKeyMaterial("share 'enc' is not a valid P-256 point") from None
-    try:
-        b64url_decode(share['ct'], length=_WRAPPED_LENGTH)
-    except ValueError:
-        raise InvalidKeyMaterial("share 'ct' is not 48 bytes of base64url") from None
 
 
 def open_share(
