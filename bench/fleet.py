@@ -40,17 +40,16 @@ import uuid
 import httpx
 
 from bench.hostile import (
-    _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids)
-from bench.sync import OrgKeys, _cpu_seconds, _enroll, _tree_cpu_seconds
+    _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids, start_tablets,
+    tablet_outputs, tablet_specs)
+from bench.sync import OrgKeys, _cpu_seconds, _tree_cpu_seconds
 from service.app import build_services
 from service.cli import ensure_databases
 from service.config import Config
 from service.embedded_db import EmbeddedDB, free_port
 from sync.devices import Devices
-from tests.integration.conftest import ORG, ROOT
-from tests.integration.records import sealed_contact
+from tests.integration.conftest import ORG
 
-FLEET = ROOT / 'bench' / 'fleet.mjs'
 
 
 def _rss_mib(pid: int) -> float:
@@ -109,25 +108,10 @@ def run_one(tablet_count: int, args) -> dict:
         org_keys.publish(url, services)
         devices = Devices(services.couch, services.db('directory'), services.db('config'))
         captures_each = math.ceil(args.seconds / args.capture_every) + 1
-        tablets = []
-        for index in range(tablet_count):
-            worker = f'w-fleet-{index}'
-            creds = _enroll(url, services, devices, worker)
-            captures = [list(sealed_contact(worker, ORG, manifest_body=org_keys.body))
-                        for _ in range(captures_each)]
-            tablets.append({'name': worker, 'dir': str(workdir / f'tablet-{index}'),
-                            'auth': {'username': creds['device_id'], 'password': creds['secret']},
-                            'captures': captures})
-        stop_file = workdir / 'STOP'
-        for start in range(0, len(tablets), args.per_process):
-            path = workdir / f'fleet-{start}.json'
-            path.write_text(json.dumps({
-                'url': url + '/sync/', 'capture_seconds': args.seconds,
-                'capture_every_ms': int(args.capture_every * 1000), 'drain_seconds': args.drain,
-                'status': str(workdir / f'status-{start}.json'), 'stop': str(stop_file),
-                'tablets': tablets[start:start + args.per_process]}))
-            processes.append(subprocess.Popen(['node', str(FLEET), str(path)], cwd=ROOT,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        tablets = tablet_specs(url, services, devices, org_keys, workdir, tablet_count,
+                               captures_each)
+        started, stop_file = start_tablets(url, tablets, workdir, args)
+        processes += started
         _progress(f'{tablet_count} tablets started; capturing for {args.seconds} s')
         stop = threading.Event()
         latencies: list[float] = []
@@ -149,13 +133,7 @@ def run_one(tablet_count: int, args) -> dict:
         stop.set()
         for thread in samplers:
             thread.join(timeout=60)
-        stop_file.touch()
-        outputs = []
-        for process in processes:
-            out, err = process.communicate(timeout=args.drain + 300)
-            if not out.strip():
-                raise RuntimeError(f'a node process failed: {err.decode()[-2000:]}')
-            outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+        outputs = tablet_outputs(processes, stop_file, args)
         states = [state for output in outputs for state in output['tablets']]
         push = [ms for output in outputs for ms in output['timings']['push_ms']]
         longpoll = [ms for output in outputs for ms in output['timings']['longpoll_ms']]

@@ -204,6 +204,55 @@ def _drain(services, workdir: pathlib.Path, args) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def tablet_specs(url: str, services, devices, org_keys, workdir: pathlib.Path, count: int,
+                 captures_each: int) -> list[dict]:
+    """Enroll ``count`` workers' tablets and seal the records each will capture."""
+    tablets = []
+    for index in range(count):
+        worker = f'w-fleet-{index}'
+        creds = _enroll(url, services, devices, worker)
+        captures = [list(sealed_contact(worker, ORG, manifest_body=org_keys.body))
+                    for _ in range(captures_each)]
+        tablets.append({'name': worker, 'dir': str(workdir / f'tablet-{index}'),
+                        'auth': {'username': creds['device_id'], 'password': creds['secret']},
+                        'captures': captures})
+    return tablets
+
+
+def start_tablets(url: str, tablets: list[dict], workdir: pathlib.Path,
+                  args) -> tuple[list[subprocess.Popen], pathlib.Path]:
+    """Start the node processes (``--per-process`` tablets each) that run the tablets.
+
+    Returns:
+        The processes, and the file whose creation tells them to stop.
+    """
+    processes = []
+    stop_file = workdir / 'STOP'
+    for start in range(0, len(tablets), args.per_process):
+        path = workdir / f'fleet-{start}.json'
+        path.write_text(json.dumps({
+            'url': url + '/sync/', 'capture_seconds': args.seconds,
+            'capture_every_ms': int(args.capture_every * 1000), 'drain_seconds': args.drain,
+            'status': str(workdir / f'status-{start}.json'), 'stop': str(stop_file),
+            'tablets': tablets[start:start + args.per_process]}))
+        processes.append(subprocess.Popen(['node', str(FLEET), str(path)], cwd=ROOT,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return processes, stop_file
+
+
+def tablet_outputs(processes: list[subprocess.Popen], stop_file: pathlib.Path,
+                   args) -> list[dict]:
+    """Tell the tablets' processes to stop and return what each reported."""
+    stop_file.touch()
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=args.drain + 300)
+        if not out.strip():
+            raise RuntimeError(f'a node process failed: {err.decode()[-2000:]}')
+        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return outputs
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
@@ -236,15 +285,8 @@ def run(args) -> dict:
         org_keys.publish(url, services)
         devices = Devices(services.couch, services.db('directory'), services.db('config'))
         captures_each = math.ceil(args.seconds / args.capture_every) + 1
-        tablets = []
-        for index in range(args.tablets):
-            worker = f'w-fleet-{index}'
-            creds = _enroll(url, services, devices, worker)
-            captures = [list(sealed_contact(worker, ORG, manifest_body=org_keys.body))
-                        for _ in range(captures_each)]
-            tablets.append({'name': worker, 'dir': str(workdir / f'tablet-{index}'),
-                            'auth': {'username': creds['device_id'], 'password': creds['secret']},
-                            'captures': captures})
+        tablets = tablet_specs(url, services, devices, org_keys, workdir, args.tablets,
+                               captures_each)
         hostile_creds = _enroll(url, services, devices, 'w-hostile')
         foreign, _ = sealed_contact('w-fleet-0', ORG, manifest_body=org_keys.body)
         foreign_rev = services.couch.put(services.db('records'), foreign)
@@ -252,17 +294,8 @@ def run(args) -> dict:
         hostile = Hostile(url, hostile_creds, (foreign['_id'], foreign_rev), envelope,
                           set(filter(None, args.skip.split(','))))
 
-        outputs = []
-        stop_file = workdir / 'STOP'
-        for start in range(0, len(tablets), args.per_process):
-            path = workdir / f'fleet-{start}.json'
-            path.write_text(json.dumps({
-                'url': url + '/sync/', 'capture_seconds': args.seconds,
-                'capture_every_ms': int(args.capture_every * 1000), 'drain_seconds': args.drain,
-                'status': str(workdir / f'status-{start}.json'), 'stop': str(stop_file),
-                'tablets': tablets[start:start + args.per_process]}))
-            processes.append(subprocess.Popen(['node', str(FLEET), str(path)], cwd=ROOT,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        started, stop_file = start_tablets(url, tablets, workdir, args)
+        processes += started
         _progress(f'{len(tablets)} tablets started; attacking for {args.seconds} s')
         stop = threading.Event()
         latencies: list[float] = []
@@ -279,12 +312,7 @@ def run(args) -> dict:
             thread.join(timeout=120)
         _progress(f'attack over; tablets drain for at most {args.drain} s')
         drained = _drain(services, workdir, args)
-        stop_file.touch()
-        for process in processes:
-            out, err = process.communicate(timeout=args.drain + 300)
-            if not out.strip():
-                raise RuntimeError(f'a node process failed: {err.decode()[-2000:]}')
-            outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+        outputs = tablet_outputs(processes, stop_file, args)
         states = [state for output in outputs for state in output['tablets']]
         captured = [doc_id for state in states for doc_id in state['captured']]
         try:
