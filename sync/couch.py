@@ -257,9 +257,16 @@ class CouchDBClient:
         limit: int | None = None,
         skip: int | None = None,
         descending: bool = False,
+        conflicts: bool = False,
     ) -> list[dict[str, Any]]:
-        """Return ``_all_docs`` rows, by ``keys`` or by key range."""
+        """Return ``_all_docs`` rows, by ``keys`` or by key range.
+
+        With ``conflicts`` (and ``include_docs``) each document carries its
+        live losing revisions in ``_conflicts``.
+        """
         params: dict[str, Any] = {'include_docs': _json_param(include_docs)}
+        if conflicts:
+            params['conflicts'] = 'true'
         if descending:
             params['descending'] = 'true'
         if start_key is not None:
@@ -317,13 +324,20 @@ class CouchDBClient:
         feed: str = 'normal',
         timeout_ms: int | None = None,
         doc_ids: list[str] | None = None,
+        conflicts: bool = False,
     ) -> dict[str, Any]:
-        """Return one ``_changes`` answer (normal or longpoll)."""
+        """Return one ``_changes`` answer (normal or longpoll).
+
+        With ``conflicts`` (and ``include_docs``) each document carries its
+        live losing revisions in ``_conflicts``.
+        """
         params: dict[str, Any] = {'since': since, 'feed': feed}
         if limit is not None:
             params['limit'] = limit
         if include_docs:
             params['include_docs'] = 'true'
+        if conflicts:
+            params['conflicts'] = 'true'
         if style_all_docs:
             params['style'] = 'all_docs'
         request_timeout: httpx.Timeout | None = None
