@@ -59,7 +59,9 @@ def services(test_config):
 
 @pytest.fixture
 def app(services):
-    return create_app(services=services)
+    built = create_app(services=services)
+    yield built
+    built.close()
 
 
 @pytest.fixture
