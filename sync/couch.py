@@ -285,6 +285,25 @@ class CouchDBClient:
         rows: list[dict[str, Any]] = response.json()['rows']
         return rows
 
+    def view(self, db: str, design_id: str, name: str, *, keys: list[Any] | None = None,
+             timeout: float | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Return the rows of a view (``keys`` are sent in the body).
+
+        ``key``, ``startkey`` and ``endkey`` are JSON-encoded; other
+        parameters go as given. ``timeout`` overrides the client's (a first
+        build of a view reads every document).
+        """
+        encoded = {key: _json_param(value) if key in ('key', 'startkey', 'endkey') else value
+                   for key, value in params.items()}
+        path = f'{doc_path(db, design_id)}/_view/{quote(name, safe="")}'
+        if keys is not None:
+            response = self.request('POST', path, params=encoded, json_body={'keys': keys},
+                                    timeout=timeout)
+        else:
+            response = self.request('GET', path, params=encoded, timeout=timeout)
+        rows: list[dict[str, Any]] = response.json()['rows']
+        return rows
+
     def iter_prefix(
         self, db: str, prefix: str, *, page_size: int = 500, include_docs: bool = True
     ) -> Iterator[dict[str, Any]]:
