@@ -28,3 +28,10 @@ errorlog = '-'
 loglevel = 'warning'
 # Build the app in each worker after fork, so each has its own HTTP pool.
 preload_app = False
+
+
+def worker_exit(server, worker):
+    """Close the worker's app (its push executor and CouchDB pool) as the worker ends."""
+    close = getattr(getattr(worker, 'wsgi', None), 'close', None)
+    if callable(close):
+        close()

@@ -245,12 +245,24 @@ def _operations(routes: list[tuple[str, Any]]) -> list[Operation]:
 
 
 class FieldvaultApp(falcon.App):
-    """A Falcon app that also carries its wiring, for tests and tools."""
+    """A Falcon app that also carries its wiring, for tests and tools.
+
+    A WSGI app has no shutdown event, so whoever runs it calls ``close`` when
+    it is done with it: gunicorn's ``worker_exit`` hook (gunicorn.conf.py),
+    the tests' ``app`` fixture.
+    """
 
     fieldvault_services: Services
     fieldvault_routes: list[tuple[str, Any]]
     fieldvault_auth: AuthMiddleware
     fieldvault_share: DeviceShareMiddleware
+    fieldvault_closers: list[Callable[[], None]]
+
+    def close(self) -> None:
+        """Release what the app started, in order; requests after this fail."""
+        closers, self.fieldvault_closers = self.fieldvault_closers, []
+        for close in closers:
+            close()
 
 
 def create_app(config: Config | None = None, *, services: Services | None = None) -> falcon.App:
@@ -265,6 +277,7 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     """
     config = config or (services.config if services else Config.from_env())
     configure_logging(config.log_level)
+    owns_services = services is None
     services = services or build_services(config)
 
     key_store = KeyStore(services)
@@ -296,4 +309,8 @@ def create_app(config: Config | None = None, *, services: Services | None = None
     app.fieldvault_routes = routes
     app.fieldvault_auth = auth
     app.fieldvault_share = share
+    # The gateway's push executor first: its last writes still use the client.
+    app.fieldvault_closers = [gateway.close]
+    if owns_services:
+        app.fieldvault_closers.append(services.couch.close)
     return app

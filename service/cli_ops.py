@@ -81,10 +81,8 @@ def _table(rows: list[list[str]], header: list[str]) -> None:
 
 def _newest_first(services, db: str, prefix: str, limit: int) -> Iterator[dict[str, Any]]:
     """The ``limit`` documents of ``prefix`` with the largest ids, newest first."""
-    rows = services.couch.request('GET', f'/{db}/_all_docs', params={
-        'descending': 'true', 'include_docs': 'true', 'limit': str(limit),
-        'startkey': json.dumps(prefix + '\ufff0'), 'endkey': json.dumps(prefix),
-    }).json()['rows']
+    rows = services.couch.all_docs(db, descending=True, include_docs=True, limit=limit,
+                                   start_key=prefix + '\ufff0', end_key=prefix)
     for row in rows:
         if row.get('doc'):
             yield row['doc']

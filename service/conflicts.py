@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from sync.filtering import ENVELOPE_PREFIX
 
@@ -44,9 +43,8 @@ def conflicted_records(
     found: dict[str, tuple[str, dict[str, Any]]] = {}
     since: Any = 0
     while True:
-        page = couch.request('GET', f'/{quote(records_db, safe="")}/_changes', params={
-            'since': since, 'limit': page_size, 'style': 'all_docs',
-            'include_docs': 'true', 'conflicts': 'true'}).json()
+        page = couch.changes(records_db, since=since, limit=page_size, include_docs=True,
+                             style_all_docs=True, conflicts=True)
         rows = page.get('results', [])
         for row in rows:
             doc = row.get('doc') or {}

@@ -27,13 +27,11 @@ import csv
 import dataclasses
 import datetime as dt
 import io
-import json
 import re
 import statistics
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
 import schemas
 import schemas.errors
@@ -282,16 +280,8 @@ def warm_views(couch, records_db: str, *, timeout: float = 3600) -> None:
 
 def _view(couch, db: str, name: str, *, timeout: float | None = None,
           **params: Any) -> list[dict[str, Any]]:
-    encoded = {key: json.dumps(value) if key in ('key', 'startkey', 'endkey') else value
-               for key, value in params.items()}
-    path = f'/{quote(db, safe="")}/{DESIGN_ID}/_view/{name}'
-    keys = encoded.pop('keys', None)
-    if keys is not None:
-        response = couch.request('POST', path, params=encoded, json_body={'keys': keys},
-                                 timeout=timeout)
-    else:
-        response = couch.request('GET', path, params=encoded, timeout=timeout)
-    return response.json()['rows']
+    rows: list[dict[str, Any]] = couch.view(db, DESIGN_ID, name, timeout=timeout, **params)
+    return rows
 
 
 def _iso(moment: dt.datetime) -> str:

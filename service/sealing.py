@@ -53,9 +53,8 @@ from typing import Any
 
 import fle
 from schemas.codes import SEALING_REASONS
-from sync.couch import doc_path
 from sync.erasure import is_embedded, rebuild_database
-from sync.errors import DocumentConflict
+from sync.errors import DocumentConflict, DocumentNotFound
 from sync.sealed import SealedRegistry
 
 __all__ = ['REASONS', 'SEALERS', 'TOMBSTONE_PREFIX', 'Sealer', 'SealingConflict',
@@ -225,11 +224,10 @@ class Sealer:
         """Delete a document and every conflicting leaf; True when it existed."""
         existed = False
         for _attempt in range(20):
-            response = self.couch.request('GET', doc_path(db, doc_id),
-                                          params={'conflicts': 'true'}, ok=(404,))
-            if response.status_code == 404:
+            try:
+                doc = self.couch.get(db, doc_id, conflicts='true')
+            except DocumentNotFound:
                 return existed
-            doc = response.json()
             existed = True
             revs = [doc['_rev'], *doc.get('_conflicts', [])]
             self.couch.bulk_docs(db, [{'_id': doc_id, '_rev': rev, '_deleted': True}

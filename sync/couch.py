@@ -257,9 +257,16 @@ class CouchDBClient:
         limit: int | None = None,
         skip: int | None = None,
         descending: bool = False,
+        conflicts: bool = False,
     ) -> list[dict[str, Any]]:
-        """Return ``_all_docs`` rows, by ``keys`` or by key range."""
+        """Return ``_all_docs`` rows, by ``keys`` or by key range.
+
+        With ``conflicts`` (and ``include_docs``) each document carries its
+        live losing revisions in ``_conflicts``.
+        """
         params: dict[str, Any] = {'include_docs': _json_param(include_docs)}
+        if conflicts:
+            params['conflicts'] = 'true'
         if descending:
             params['descending'] = 'true'
         if start_key is not None:
@@ -275,6 +282,25 @@ class CouchDBClient:
             response = self.request('POST', path, params=params, json_body={'keys': keys})
         else:
             response = self.request('GET', path, params=params)
+        rows: list[dict[str, Any]] = response.json()['rows']
+        return rows
+
+    def view(self, db: str, design_id: str, name: str, *, keys: list[Any] | None = None,
+             timeout: float | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Return the rows of a view (``keys`` are sent in the body).
+
+        ``key``, ``startkey`` and ``endkey`` are JSON-encoded; other
+        parameters go as given. ``timeout`` overrides the client's (a first
+        build of a view reads every document).
+        """
+        encoded = {key: _json_param(value) if key in ('key', 'startkey', 'endkey') else value
+                   for key, value in params.items()}
+        path = f'{doc_path(db, design_id)}/_view/{quote(name, safe="")}'
+        if keys is not None:
+            response = self.request('POST', path, params=encoded, json_body={'keys': keys},
+                                    timeout=timeout)
+        else:
+            response = self.request('GET', path, params=encoded, timeout=timeout)
         rows: list[dict[str, Any]] = response.json()['rows']
         return rows
 
@@ -317,13 +343,20 @@ class CouchDBClient:
         feed: str = 'normal',
         timeout_ms: int | None = None,
         doc_ids: list[str] | None = None,
+        conflicts: bool = False,
     ) -> dict[str, Any]:
-        """Return one ``_changes`` answer (normal or longpoll)."""
+        """Return one ``_changes`` answer (normal or longpoll).
+
+        With ``conflicts`` (and ``include_docs``) each document carries its
+        live losing revisions in ``_conflicts``.
+        """
         params: dict[str, Any] = {'since': since, 'feed': feed}
         if limit is not None:
             params['limit'] = limit
         if include_docs:
             params['include_docs'] = 'true'
+        if conflicts:
+            params['conflicts'] = 'true'
         if style_all_docs:
             params['style'] = 'all_docs'
         request_timeout: httpx.Timeout | None = None

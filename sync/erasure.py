@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.couch import CouchDBClient, doc_path
+from sync.couch import CouchDBClient
 
 __all__ = ['is_embedded', 'rebuild_database', 'FREEZE_ID']
 
@@ -89,7 +89,7 @@ def rebuild_database(couch: CouchDBClient, db: str, *, max_passes: int = 5) -> N
         if not copied:
             break
         since, copied = _copy(couch, db, spare, since)
-    frozen = couch.request('PUT', doc_path(db, FREEZE_ID), json_body=_FREEZE).json()['rev']
+    frozen = couch.put(db, dict(_FREEZE))
     try:
         _copy(couch, db, spare, since)
     except Exception:

@@ -9,6 +9,10 @@ The tree::
         ├── DocumentConflict     409 (stale ``_rev``)
         └── PreconditionFailed   412 (for example, database already exists)
 
+The gateway's refusals of a request (``UnknownDatabase``, ``BadRequest`` and
+its ``TooManyDocuments``) are apart from the tree: they say what the device
+asked wrongly, not what the database did.
+
 None of them carries a document body: messages name the database and the
 status, never a value, so they are safe to log.
 """
@@ -16,12 +20,15 @@ status, never a value, so they are safe to log.
 from __future__ import annotations
 
 __all__ = [
+    'BadRequest',
     'CouchDBError',
     'DatabaseUnavailable',
     'DocumentConflict',
     'DocumentNotFound',
     'PreconditionFailed',
     'SyncError',
+    'TooManyDocuments',
+    'UnknownDatabase',
 ]
 
 
@@ -57,3 +64,15 @@ class DocumentConflict(CouchDBError):
 
 class PreconditionFailed(CouchDBError):
     """The request's precondition failed (a database already exists)."""
+
+
+class UnknownDatabase(Exception):
+    """The path names a database devices do not replicate."""
+
+
+class BadRequest(Exception):
+    """A malformed replication request; the message names the parameter."""
+
+
+class TooManyDocuments(BadRequest):
+    """A bulk request names more documents than one request may carry."""

@@ -72,7 +72,9 @@ def drop_databases(couch, prefix: str) -> None:
 
 @pytest.fixture
 def app(services):
-    return create_app(services=services)
+    built = create_app(services=services)
+    yield built
+    built.close()
 
 
 @pytest.fixture

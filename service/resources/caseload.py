@@ -10,7 +10,6 @@ here), and is opened on the caller's own machine.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -180,13 +179,9 @@ class CaseloadResource:
             return
         start, page_size = None, 500
         while True:
-            params: dict[str, Any] = {'include_docs': 'true', 'conflicts': 'true',
-                                      'limit': page_size}
-            if start is not None:
-                params['startkey'] = json.dumps(start)
-                params['skip'] = 1
-            rows = self._couch.request('GET', f'/{self._records_db}/_all_docs',
-                                       params=params).json()['rows']
+            rows = self._couch.all_docs(self._records_db, include_docs=True, conflicts=True,
+                                        limit=page_size, start_key=start,
+                                        skip=None if start is None else 1)
             for row in rows:
                 doc = row.get('doc') or {}
                 if not row['id'].startswith('_') and doc.get('owner') in members \

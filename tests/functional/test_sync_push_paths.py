@@ -82,7 +82,7 @@ def test_longpoll_with_heartbeat_streams_newlines_then_the_json(client, users, a
     alice = _enroll(client, users, admin, 'w-alice')
     gateway = next(resource for path, resource in app.fieldvault_routes
                    if path == '/sync/{db}/_changes')._gateway
-    gateway._longpoll_max = 1
+    gateway.pull._longpoll_max = 1
     since = client.simulate_get('/sync/records/', headers=_basic(alice)).json['update_seq']
     result = client.simulate_get('/sync/records/_changes', headers=_basic(alice), params={
         'feed': 'longpoll', 'heartbeat': '200', 'since': str(since), 'style': 'all_docs'})
@@ -94,10 +94,10 @@ def test_longpoll_with_heartbeat_streams_newlines_then_the_json(client, users, a
 def test_a_batch_larger_than_one_chunk_keeps_every_rule_and_the_order_of_answers(
         client, users, admin, services):
     """Record-heavy batches are checked and written in halves; the answer must not change."""
-    from sync import gateway
+    from sync import push
 
     alice, bobs = _alice_and_a_record_of_bob(client, users, admin, '-chunks')
-    size = gateway._SPLIT_AT_RECORDS * 2 + 7  # records; with envelopes, twice as many docs
+    size = push._SPLIT_AT_RECORDS * 2 + 7  # records; with envelopes, twice as many docs
     batch, envelopes = [], []
     for _index in range(size):
         doc, envelope = sealed_contact('w-alice-chunks', ORG)
