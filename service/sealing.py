@@ -397,7 +397,7 @@ class Sealer:
             raise SealingNotFound('No such sealing.')
         doc['approved_by'] = principal.id
         counts = self.shred(doc, records)
-        doc.update({'status': 'sealed', 'sealed_at': round(time.time(), 3),
+        doc.update({'status': 'sealed', 'sealed_at': round(self.clock(), 3),
                     'envelopes_deleted': counts['envelopes'] + (doc.get('envelopes_deleted') or 0),
                     'records': counts['records']})
         self.couch.put(self.directory_db, doc)
