@@ -12,6 +12,7 @@ them to HTTP.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import fle
@@ -105,6 +106,16 @@ def manifest_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tup
         if entry['status'] == 'retired' and (before is None or before['status'] != 'retired'):
             events.append(('key_retired', {'kid': entry['kid'], 'seq': new['seq']}))
     return events
+
+
+def envelope_rows(couch, keyvault_db: str, rkids: Iterable[str]) -> list[dict[str, Any]]:
+    """Return the key vault's ``_all_docs`` rows of the ``rk:`` envelopes of ``rkids``.
+
+    Each row carries the document (``doc``) when the envelope exists, and
+    ``value.deleted`` when a sealing shredded it.
+    """
+    return couch.all_docs(keyvault_db, keys=[fle.envelope_id(rkid) for rkid in rkids],
+                          include_docs=True)
 
 
 def census(couch, keyvault_db: str, *, page_size: int = 1000) -> dict[str, int]:

@@ -19,6 +19,7 @@ from schemas.codes import CONCERN_LEVELS
 from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.errors import ApiError
 from service.intake import DeskIntake
+from service.keystore import envelope_rows
 from service.openapi_bodies import (ConflictResolutionBody, RecordCorrectionBody, ReleaseBody,
                                     load_body)
 from service.resources import CASE_STAFF
@@ -223,8 +224,7 @@ class RevisionsResource:
         for rev in current.pop('_conflicts', []):
             revisions.append(self._couch.get(self._records_db, record_id, rev=rev))
         rkids = sorted({rkid for doc in revisions for rkid in (doc.get('fle') or {}).get('keys', {})})
-        rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
-                                    include_docs=True)
+        rows = envelope_rows(self._couch, self._keyvault_db, rkids)
         envelopes = [row['doc'] for row in rows if row.get('doc')]
         self._audit.record('record_released', actor=f'user:{principal.id}', subject=record_id,
                            team=principal.team,

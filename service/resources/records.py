@@ -7,6 +7,7 @@ import schemas
 from schemas import lifecycle
 from service.errors import ApiError
 from service.intake import DeskIntake
+from service.keystore import envelope_rows
 from service.openapi_bodies import OpenFailureBody, RecordIntakeBody, ReleaseBody, load_body
 from service.resources import ALL_STAFF
 from service.teams import team_record
@@ -136,8 +137,7 @@ class RecordOpenResource:
         document = team_record(self._couch, self._records_db, self._directory_db, record_id,
                                principal.team)
         rkids = list((document.get('fle') or {}).get('keys', {}))
-        rows = self._couch.all_docs(self._keyvault_db, keys=[f'rk:{rkid}' for rkid in rkids],
-                                    include_docs=True)
+        rows = envelope_rows(self._couch, self._keyvault_db, rkids)
         envelopes = [row['doc'] for row in rows if row.get('doc')]
         # Only a sealing deletes envelopes, and it leaves a deleted one for
         # every key it shredded (a key-vault restore puts them back too).
