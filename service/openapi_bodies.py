@@ -24,6 +24,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from schemas import lifecycle
 from schemas.codes import OPEN_FAILURES, RELEASE_PURPOSES, SEALING_REASONS
 from service.accounts import MIN_PASSWORD_LENGTH, ROLES
 
@@ -251,6 +252,28 @@ class SealingApproveBody(_Closed):
     confirm = _StrictBoolean()
 
 
+class CaseActionBody(_Closed):
+    """A lifecycle action on a case and its parameters.
+
+    Only the shapes are checked here: which action a role may take, from which
+    state and under which guards (a hold's reason, a discharge's reason code,
+    the program length's bounds) is the lifecycle's rule
+    (``schemas.lifecycle``), answered 409 ``transition_refused`` naming the
+    guard.
+    """
+
+    action = fields.String(required=True, metadata={
+        'description': 'an action of the lifecycle: ' + ', '.join(sorted(lifecycle.ACTIONS))})
+    hold_reason = fields.String(metadata={
+        'description': 'hold: one of ' + ', '.join(lifecycle.HOLD_REASONS)})
+    reason_code = fields.String(metadata={'description': 'discharge and withdraw: why'})
+    program_length_weeks = fields.Integer(strict=True)
+    assigned_advocate_id = fields.String()
+    service_plan = fields.List(fields.String())
+    program_start = fields.String(metadata={'description': 'a date, YYYY-MM-DD'})
+    recipient_org = fields.String(metadata={'description': 'transfer: the receiving org'})
+
+
 class RecordIntakeBody(_Closed):
     """A record sealed on the sender's machine and its record-key envelopes."""
 
@@ -325,7 +348,8 @@ BODY_SCHEMAS: dict[str, type[Schema]] = {
     cls.__name__: cls for cls in (
         LoginBody, UserCreateBody, UserUpdateBody, DeviceCreateBody, EnrollBody, SignerBody,
         ManifestBody, AdvocateKeyBody, CertificateBody, GrantsBody, SharesBody, RewrappedBody,
-        RewrapRunBody, SealingBody, SealingApproveBody, RecordIntakeBody, RecordCorrectionBody,
+        RewrapRunBody, SealingBody, SealingApproveBody, CaseActionBody, RecordIntakeBody,
+        RecordCorrectionBody,
         ReleaseBody, OpenFailureBody, ConflictResolutionBody, EmptyBody,
         BulkDocsBody, BulkGetBody, AllDocsBody)
 }

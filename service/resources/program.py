@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import falcon
 
+from service.openapi_bodies import CaseActionBody, load_body
 from service.program import Cases, ProgramError, Reports, hmis_csv, table_csv
-from service.resources import json_object
 
 __all__ = ['program_routes']
 
-_ACTION_FIELDS = {'action', 'hold_reason', 'reason_code', 'program_length_weeks',
-                  'assigned_advocate_id', 'service_plan', 'program_start', 'recipient_org'}
 #: Read-only aggregate figures: case staff (their team), admin and liaison (suppressed).
 REPORT_READERS = ('advocate', 'supervisor', 'admin', 'liaison')
 
@@ -54,24 +52,15 @@ class CaseActionsResource:
     """
 
     auth = {'POST': ('worker', 'advocate', 'supervisor')}
-    openapi_request = {'POST': {
-        'type': 'object', 'required': ['action'], 'additionalProperties': False,
-        'properties': {'action': {'type': 'string'}, 'hold_reason': {'type': 'string'},
-                       'reason_code': {'type': 'string'},
-                       'program_length_weeks': {'type': 'integer'},
-                       'assigned_advocate_id': {'type': 'string'},
-                       'service_plan': {'type': 'array', 'items': {'type': 'string'}},
-                       'program_start': {'type': 'string'},
-                       'recipient_org': {'type': 'string'}}}}
+    openapi_request = {'POST': 'CaseActionBody'}
 
     def __init__(self, cases: Cases) -> None:
         self._cases = cases
 
     def on_post(self, req, resp, case_id):
-        body = json_object(req, allowed=_ACTION_FIELDS, required={'action'})
+        body = dict(load_body(req, CaseActionBody))
         action = body.pop('action')
-        case = self._cases.act(case_id, action if isinstance(action, str) else '',
-                               req.context.principal, body)
+        case = self._cases.act(case_id, action, req.context.principal, body)
         resp.media = _case_view(case)
 
 

@@ -170,6 +170,24 @@ def test_a_youth_walks_from_contact_to_sealing(client, services, staff, clock):
     youth.refused('advocate', 'reoffer', 'state')
 
 
+def test_an_action_body_of_the_wrong_shape_is_refused_naming_the_member(
+        client, services, staff, clock):
+    youth = Youth(client, services, staff)
+    _to_active(youth)
+    for params, member in (({'program_length_weeks': '12'}, 'program_length_weeks'),
+                           ({'service_plan': 'education'}, 'service_plan'),
+                           ({'hold_reason': ['custody']}, 'hold_reason')):
+        answer = youth.act('supervisor', 'extend', **params)
+        assert (answer.status_code, answer.json['code']) == (422, 'validation_failed'), params
+        assert member in answer.json['fields'], answer.json
+    unknown = youth.act('supervisor', 'extend', program_length_weeks=12, nickname='x')
+    assert (unknown.status_code, unknown.json['code']) == (422, 'validation_failed')
+    assert 'nickname' not in unknown.text
+    not_text = youth.act('supervisor', ['extend'])
+    assert (not_text.status_code, not_text.json['code']) == (422, 'validation_failed')
+    assert services.couch.get(youth.records, youth.case_id)['state'] == 'active'
+
+
 def test_completion_needs_a_second_person_who_is_a_supervisor(client, services, staff, clock):
     youth = Youth(client, services, staff)
     _to_active(youth)
