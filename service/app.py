@@ -105,10 +105,12 @@ def build_services(config: Config, couch: CouchDBClient | None = None) -> Servic
         user=config.couchdb_user,
         password=config.couchdb_password,
         timeout=config.couchdb_timeout,
-        # One connection per request in flight: under gevent every waiting
-        # long-poll holds one upstream poll open.
+        # Room for every long-poll a worker may hold upstream at once (under
+        # gevent, each waiting tablet's while the shared feed is down), and
+        # a bounded number of other requests in flight.
         max_connections=(config.web_worker_connections if config.web_worker_class == 'gevent'
                          else max(8, config.web_threads * 2)),
+        max_in_flight=config.couchdb_concurrency,
     )
     # Devices, users and sessions (every authenticated request reads them)
     # come from memory while the directory's change feed says they are

@@ -115,6 +115,9 @@ class Config:
         'one-time secret that allows creating the first admin over HTTP', secret=True)
     config_db: str = _setting('config', _identifier, 'database of replicated config documents')
     cors_origins: tuple[str, ...] = _setting((), _csv, 'comma-separated origins allowed by CORS')
+    couchdb_concurrency: int = _setting(
+        32, _positive_int,
+        'most CouchDB requests one worker process has in flight at once (long-polls aside)')
     couchdb_password: str | None = _setting(
         None, _optional_text, 'CouchDB admin password', secret=True)
     couchdb_timeout: int = _setting(30, _positive_int, 'seconds for one CouchDB request')

@@ -13,7 +13,9 @@ error statuses become ``CouchDBError`` subclasses. Messages never carry bodies.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn
@@ -62,6 +64,10 @@ def _array(response: httpx.Response) -> list[dict[str, Any]]:
     return body
 
 
+#: Heartbeat asked of upstream long-polls: longer than any wait, so none is sent.
+_HEARTBEAT_MS = 60_000
+
+
 class CouchDBClient:
     """Client of one CouchDB server.
 
@@ -71,7 +77,10 @@ class CouchDBClient:
         password: Admin password.
         timeout: Seconds for an ordinary request.
         transport: Injected ``httpx`` transport (tests).
-        max_connections: Size of the connection pool; one per gateway thread.
+        max_connections: Size of the connection pool: room for the requests
+            in flight and every long-poll held open at once.
+        max_in_flight: Most requests other than long-polls in flight at
+            once; more wait their turn here. None: only the pool bounds them.
     """
 
     def __init__(
@@ -83,10 +92,20 @@ class CouchDBClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 32,
+        max_in_flight: int | None = None,
     ) -> None:
         auth = httpx.BasicAuth(user, password or '') if user else None
         self.base_url = base_url.rstrip('/')
         self.timeout = timeout
+        # httpcore walks every pooled connection on each request and each
+        # release, so a pool grown to hundreds of connections cost the
+        # gateway half its CPU under a live fleet (docs/SYNC.md). Requests
+        # wait for a slot here instead (a gevent semaphore under gunicorn's
+        # gevent workers), and the pool stays about this size; long-polls
+        # hold no slot, so waiting tablets never starve the writes.
+        self._slots: contextlib.AbstractContextManager[Any] = (
+            threading.BoundedSemaphore(max_in_flight) if max_in_flight is not None
+            else contextlib.nullcontext())
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=auth,
@@ -150,14 +169,15 @@ class CouchDBClient:
             content = json.dumps(json_body, separators=(',', ':')).encode()
             headers['Content-Type'] = 'application/json'
         try:
-            response = self._http.request(
-                method,
-                path,
-                params=params,
-                content=content,
-                headers=headers,
-                timeout=self.timeout if timeout is None else timeout,
-            )
+            with self._slots:
+                response = self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    timeout=self.timeout if timeout is None else timeout,
+                )
         except httpx.ReadTimeout:
             if idle_answer is None:
                 raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: ReadTimeout') from None
@@ -383,12 +403,24 @@ class CouchDBClient:
 
         CouchDB answers an idle long-poll itself at ``timeout``, but
         pouchdb-server ignores ``timeout`` and writes a newline every 6 s
-        until a change arrives, so neither a read timeout nor the server ends
-        the poll. The body is read chunk by chunk against a wall-clock
-        deadline instead: an idle or cut poll is the empty answer CouchDB
-        would have sent (the caller polls again from the same ``since``, so a
-        change arriving in the cut-off tail is delivered then).
+        until a change arrives, so neither its own clock nor a read timeout
+        ends the poll. So the poll asks for a heartbeat longer than the wait:
+        nothing arrives after the opening of the body, and the read timeout
+        ends an idle poll on time (CouchDB, told of a heartbeat, keeps its
+        feed open too and is cut the same way). The body is also read chunk
+        by chunk against a wall-clock deadline, for a server that sends
+        newlines anyway. An idle or cut poll is the empty answer CouchDB
+        would have sent (the caller polls again from the same ``since``, so
+        a change arriving in the cut-off tail is delivered then).
+
+        Ending on time matters beyond the one poll: the change feeds that
+        keep devices and sessions in memory are trusted only while their
+        polls come back within a few seconds of the wait (``sync.watch``); a
+        poll that ran on to the next newline, 12 s for a 10 s wait, and later
+        on a loaded server, let that trust lapse and sent every device's
+        authentication to the database.
         """
+        params = dict(params, heartbeat=max(_HEARTBEAT_MS, int(wait * 2000)))
         deadline = time.monotonic() + wait + 0.25
         timeout = httpx.Timeout(self.timeout, read=wait + 0.25)
         body = bytearray()

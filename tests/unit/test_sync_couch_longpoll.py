@@ -1,4 +1,5 @@
-"""CouchDBClient long-polls end on the wall clock, whatever the server keeps sending.
+"""CouchDBClient long-polls end on the wall clock, whatever the server keeps sending,
+and hold none of the bounded slots other requests wait for.
 
 A fake server (``httpx.MockTransport``) stands in for one that never answers
 an idle long-poll but keeps the connection alive with newlines, as
@@ -8,6 +9,7 @@ gateway's deadline against the real pouchdb-server.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -59,3 +61,78 @@ def test_a_long_poll_that_answers_in_time_is_read_whole():
                               200, content=body)))
     assert couch.changes('db', since=1, feed='longpoll', timeout_ms=5000) == {
         'results': [{'seq': 3, 'id': 'a', 'changes': []}], 'last_seq': 3}
+
+
+def test_a_long_poll_asks_for_no_heartbeat_before_its_deadline():
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params))
+        return httpx.Response(200, json={'results': [], 'last_seq': 1})
+
+    couch = CouchDBClient('http://couch.invalid', transport=httpx.MockTransport(handler))
+    couch.changes('db', since=1, feed='longpoll', timeout_ms=25_000)
+    # pouchdb-server writes a newline every 6 s unless told a heartbeat: a
+    # newline before the deadline would keep the read timeout from ending
+    # the poll on time.
+    assert int(asked[0]['heartbeat']) > 25_000
+    assert asked[0]['timeout'] == '25000'
+
+
+class _Gate(httpx.BaseTransport):
+    """Answers once released, counting how many requests wait inside at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.inside = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        self.release.wait(10)
+        with self._lock:
+            self.inside -= 1
+        return httpx.Response(200, json={'ok': True})
+
+
+def test_requests_beyond_the_in_flight_bound_wait_their_turn():
+    gate = _Gate()
+    couch = CouchDBClient('http://couch.invalid', transport=gate, max_in_flight=2)
+    threads = [threading.Thread(target=couch.server_info) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while gate.inside < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # a third request would be inside by now if it could
+    assert gate.inside == 2
+    gate.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert gate.most == 2 and gate.inside == 0
+
+
+def test_a_waiting_long_poll_holds_no_request_slot():
+    polls = _Gate()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get('feed') == 'longpoll':
+            return polls.handle_request(request)
+        return httpx.Response(200, json={'couchdb': 'Welcome'})
+
+    couch = CouchDBClient('http://couch.invalid', transport=httpx.MockTransport(handler),
+                          max_in_flight=1)
+    waiting = threading.Thread(target=couch.changes, args=('db',),
+                               kwargs={'since': 1, 'feed': 'longpoll', 'timeout_ms': 5000})
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while polls.inside < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert polls.inside == 1
+    # The one slot is free for an ordinary request while the poll waits.
+    assert couch.server_info() == {'couchdb': 'Welcome'}
+    polls.release.set()
+    waiting.join(10)
