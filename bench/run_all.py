@@ -24,6 +24,7 @@ BENCHMARKS = {
     'api': ['bench/api_throughput.py'],
     'crypto': ['bench/crypto.py'],
     'sync': ['-m', 'bench.sync'],
+    'push_steps': ['-m', 'bench.push_steps'],
     'rotation': ['-m', 'bench.rotation'],
     'tablet': ['-m', 'bench.tablet_capture'],
     'fleet': ['-m', 'bench.fleet'],
