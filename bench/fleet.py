@@ -40,8 +40,8 @@ import uuid
 import httpx
 
 from bench.hostile import (
-    _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids, start_tablets,
-    tablet_outputs, tablet_specs)
+    _drain, _gunicorn, _percentile, _progress, _sample_health, _stored_ids, remove_workdir,
+    start_tablets, tablet_outputs, tablet_specs)
 from bench.sync import OrgKeys, _cpu_seconds, _tree_cpu_seconds
 from service.app import build_services
 from service.cli import ensure_databases
@@ -181,6 +181,7 @@ def run_one(tablet_count: int, args) -> dict:
             except subprocess.TimeoutExpired:
                 gunicorn.kill()
         couch.stop()
+        remove_workdir(workdir)
 
 
 _ROWS = [

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -354,7 +355,20 @@ def run(args) -> dict:
             except subprocess.TimeoutExpired:
                 gunicorn.kill()
         couch.stop()
+        remove_workdir(workdir)
 
+
+
+def remove_workdir(workdir: pathlib.Path) -> None:
+    """Remove a run's files (hundreds of MB at 500 tablets); keep them when it failed.
+
+    Call from the run's ``finally``: a run that raised keeps its service log
+    and tablet files for reading, and says where.
+    """
+    if sys.exc_info()[0] is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f'the run failed; its logs and files are in {workdir}', file=sys.stderr)
 
 def _report(figures: dict) -> None:
     health = figures['healthz']
