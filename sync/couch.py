@@ -98,7 +98,7 @@ class CouchDBClient:
         self.base_url = base_url.rstrip('/')
         self.timeout = timeout
         # httpcore walks every pooled connection on each request and each
-        # release, so a pool grown to hundreds of connections cost the
+        # release, so a pool grown to hundreds of connections costs the
         # gateway half its CPU under a live fleet (docs/SYNC.md). Requests
         # wait for a slot here instead (a gevent semaphore under gunicorn's
         # gevent workers), and the pool stays about this size; long-polls
@@ -416,8 +416,8 @@ class CouchDBClient:
         Ending on time matters beyond the one poll: the change feeds that
         keep devices and sessions in memory are trusted only while their
         polls come back within a few seconds of the wait (``sync.watch``); a
-        poll that ran on to the next newline, 12 s for a 10 s wait, and later
-        on a loaded server, let that trust lapse and sent every device's
+        poll that runs on to the next newline (12 s for a 10 s wait, later on
+        a loaded server) lets that trust lapse and sends every device's
         authentication to the database.
         """
         params = dict(params, heartbeat=max(_HEARTBEAT_MS, int(wait * 2000)))
