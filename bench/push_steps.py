@@ -73,7 +73,9 @@ def _steps(client: httpx.Client) -> dict[str, tuple[str, Callable[[], Any]]]:
     def post(db: str, endpoint: str, body: Callable[[], Any]) -> Callable[[], Any]:
         return lambda: client.post(f'/{db}/{endpoint}', json=body())
 
-    both = lambda: sum(_pairs(), [])  # noqa: E731 - 100 documents, records then envelopes
+    def both() -> list[dict[str, Any]]:
+        records, envelopes = _pairs()
+        return records + envelopes
     return {
         'GET _local (checkpoint read)': (
             'direct', lambda: client.get('/direct/_local/checkpoint')),

@@ -143,7 +143,6 @@ def build_gateway(services: Services, key_store: KeyStore) -> Gateway:
     rules = RecordRules(
         record_types=tuple(schemas.RECORD_TYPES),
         validate_document=lambda doc: schemas.validate_document(doc, sealed=True),
-        identifying_paths=schemas.identifying_paths,
         schema_errors=(schemas.errors.SchemaValidationError,),
         unknown_schema_errors=(schemas.errors.UnknownSchema,),
         validate_envelope=keys.validate_envelope,

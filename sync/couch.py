@@ -142,7 +142,6 @@ class CouchDBClient:
         json_body: Any = None,
         timeout: float | httpx.Timeout | None = None,
         ok: Iterable[int] = (),
-        idle_answer: Any = None,
     ) -> httpx.Response:
         """Send one request and map failures to domain errors.
 
@@ -153,8 +152,6 @@ class CouchDBClient:
             json_body: Body to send as JSON.
             timeout: Seconds for this request (long-polls need more).
             ok: Error statuses the caller handles itself.
-            idle_answer: For long-polls: the JSON to answer when the read
-                times out (the server sent nothing in time).
 
         Returns:
             The response, with a 2xx status or one listed in ``ok``.
@@ -178,10 +175,6 @@ class CouchDBClient:
                     headers=headers,
                     timeout=self.timeout if timeout is None else timeout,
                 )
-        except httpx.ReadTimeout:
-            if idle_answer is None:
-                raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: ReadTimeout') from None
-            return httpx.Response(200, json=idle_answer)
         except httpx.HTTPError as ex:
             raise DatabaseUnavailable(f'{method} {path.split("/")[1] or "/"}: {type(ex).__name__}') from None
         if response.status_code < 400 or response.status_code in set(ok):
@@ -362,7 +355,6 @@ class CouchDBClient:
         style_all_docs: bool = True,
         feed: str = 'normal',
         timeout_ms: int | None = None,
-        doc_ids: list[str] | None = None,
         conflicts: bool = False,
     ) -> dict[str, Any]:
         """Return one ``_changes`` answer (normal or longpoll).
@@ -379,23 +371,12 @@ class CouchDBClient:
             params['conflicts'] = 'true'
         if style_all_docs:
             params['style'] = 'all_docs'
-        request_timeout: httpx.Timeout | None = None
-        idle_answer: dict[str, Any] | None = None
         path = f'/{quote(db, safe="")}/_changes'
         if feed == 'longpoll':
             params['timeout'] = timeout_ms or 10000
-            idle_answer = {'results': [], 'last_seq': since}
-            if doc_ids is None:
-                return self._longpoll(path, params, (timeout_ms or 10000) / 1000, idle_answer)
-            request_timeout = httpx.Timeout(self.timeout, read=(timeout_ms or 10000) / 1000 + 0.25)
-        if doc_ids is not None:
-            params['filter'] = '_doc_ids'
-            return _object(self.request(
-                'POST', path, params=params, json_body={'doc_ids': doc_ids},
-                timeout=request_timeout, idle_answer=idle_answer,
-            ))
-        return _object(self.request('GET', path, params=params, timeout=request_timeout,
-                                    idle_answer=idle_answer))
+            return self._longpoll(path, params, (timeout_ms or 10000) / 1000,
+                                  {'results': [], 'last_seq': since})
+        return _object(self.request('GET', path, params=params))
 
     def _longpoll(self, path: str, params: dict[str, Any], wait: float,
                   idle_answer: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from sync.checkpoints import Checkpoints
-from sync.couch import CouchDBClient, doc_path
+from sync.couch import CouchDBClient
 from sync.devices import DeviceIdentity
 from sync.errors import BadRequest, TooManyDocuments, UnknownDatabase
 from sync.pull import Pull
@@ -205,8 +205,3 @@ class Gateway:
     ) -> list[dict[str, Any]]:
         """Validate and store pushed documents (``Push.bulk_docs``)."""
         return self.push.bulk_docs(device, db, docs, new_edits=new_edits)
-
-    @staticmethod
-    def doc_path(db: str, doc_id: str) -> str:
-        """Return the escaped upstream path of a document (for callers)."""
-        return doc_path(db, doc_id)

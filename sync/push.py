@@ -14,7 +14,7 @@ import collections
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -42,7 +42,6 @@ class RecordRules:
     Attributes:
         record_types: Types a device may write.
         validate_document: Schema check of a record without metadata.
-        identifying_paths: JSON pointers of a type's identifying fields.
         schema_errors: Exceptions meaning "does not match its schema".
         unknown_schema_errors: Exceptions meaning "unknown type or version".
         validate_envelope: Structural check of an ``rk:`` envelope.
@@ -62,7 +61,6 @@ class RecordRules:
 
     record_types: tuple[str, ...]
     validate_document: Callable[[dict[str, Any]], Any]
-    identifying_paths: Callable[[str], Iterable[str]]
     schema_errors: tuple[type[Exception], ...]
     unknown_schema_errors: tuple[type[Exception], ...]
     validate_envelope: Callable[[dict[str, Any]], Any]
@@ -90,14 +88,14 @@ class _Stored:
     """What a push batch is checked against, read once per batch.
 
     Attributes:
-        owners: Owner of each pushed record id stored live, by id.
         envelopes: For each pushed envelope id keyvault holds, the pushed
             revisions it already has.
         deleted_envelopes: Those of them whose winning revision is deleted
             (only a sealing deletes envelopes: shredded).
+        records: The winning revision of each pushed record id stored live
+            (its ``owner`` is the stored owner), by id.
     """
 
-    owners: dict[str, str]
     envelopes: dict[str, frozenset[str]]
     deleted_envelopes: frozenset[str] = frozenset()
     records: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -106,10 +104,6 @@ class _Stored:
 _ENVELOPE_EXISTS = filtering.Refusal(
     'envelope_exists',
     'An envelope with this id is already stored; devices may only create envelopes.')
-#: Its quarantine copy keeps no key material (see ``Push._quarantine``).
-_ENVELOPE_DELETED = filtering.Refusal(
-    'envelope_deleted',
-    'This record key was shredded when its youth was sealed; devices may not bring it back.')
 
 
 @dataclasses.dataclass
@@ -159,7 +153,7 @@ class _Batch:
         if doc_id in stored.envelopes:
             if rev in stored.envelopes[doc_id]:
                 return None
-            return _ENVELOPE_DELETED if doc_id in stored.deleted_envelopes else _ENVELOPE_EXISTS
+            return sealed.ENVELOPE_DELETED if doc_id in stored.deleted_envelopes else _ENVELOPE_EXISTS
         first = self.envelope_revs.setdefault(doc_id, rev)
         return None if first == rev else _ENVELOPE_EXISTS
 
@@ -306,11 +300,12 @@ class Push:
         for index, target, doc, refusal in verdicts:
             if target == 'records':
                 doc_id = doc.get('_id') if isinstance(doc, dict) else None
-                stored_owner = stored.owners.get(doc_id) if isinstance(doc_id, str) else None
+                current = stored.records.get(doc_id) if isinstance(doc_id, str) else None
+                stored_owner = None if current is None else current.get('owner') or ''
                 if stored_owner is not None and stored_owner != device.worker:
                     refusal = self._check_record(device, doc, stored_owner)
                 if refusal is None:
-                    refusal = self._check_capture(device, doc, stored, docs)
+                    refusal = self._check_capture(device, doc, current, docs)
                 if refusal is None and doc.get('_deleted'):
                     # A tombstone keeps its metadata only, stamped with the
                     # owner so it stays attributable (and pullable).
@@ -336,13 +331,14 @@ class Push:
         return refusal
 
     def _check_capture(self, device: DeviceIdentity, doc: dict[str, Any],
-                       stored: _Stored, docs: list[Any]) -> filtering.Refusal | None:
+                       current: dict[str, Any] | None,
+                       docs: list[Any]) -> filtering.Refusal | None:
         """Refuse what this device's worker may not capture, given the stored revision."""
         if self._rules.check_capture is None or doc.get('_deleted'):
             return None
-        problem = self._rules.check_capture(doc, device.worker, stored.records.get(doc['_id']))
+        problem = self._rules.check_capture(doc, device.worker, current)
         if problem is None and self._rules.check_guards is not None:
-            problem = self._rules.check_guards(doc, stored.records.get(doc['_id']), docs)
+            problem = self._rules.check_guards(doc, current, docs)
         return None if problem is None else filtering.Refusal(*problem)
 
     def _check_sealed(self, doc: Any, docs: list[Any], batch: _Batch) -> filtering.Refusal | None:
@@ -406,8 +402,7 @@ class Push:
                   and not doc['_id'].startswith('_')):
                 record_ids.add(doc['_id'])
         current = self._couch.current_docs(physical, sorted(record_ids))
-        owners = {doc_id: doc.get('owner') or '' for doc_id, doc in current.items()}
-        return _Stored(owners, *self._stored_envelope_revs(envelope_revs), records=current)
+        return _Stored(*self._stored_envelope_revs(envelope_revs), records=current)
 
     def _stored_envelope_revs(
         self, pushed: dict[str, set[Any]],
@@ -481,7 +476,7 @@ class Push:
                 device_id=device.device_id,
                 # The sealed record key of a shredded record, or of a sealed
                 # youth's, must not survive anywhere, quarantine included.
-                key_material=refusal.rule not in (_ENVELOPE_DELETED.rule,
+                key_material=refusal.rule not in (sealed.ENVELOPE_DELETED.rule,
                                                   sealed.YOUTH_SEALED.rule))
             entries.append({
                 '_id': f'q:{uuid.uuid4().hex}', 'type': 'quarantine', 'device': device.device_id,
