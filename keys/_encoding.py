@@ -20,8 +20,6 @@ from fle.base64url import encode as b64url_encode
 from fle.pointer import locate
 from fle.pointer import parse as parse_pointer
 from fle.shapes import (
-    IDENTIFIER,
-    RKID,
     TIMESTAMP,
     is_identifier,
     is_rkid,
@@ -31,10 +29,8 @@ from fle.shapes import (
 
 __all__ = [
     'DATE',
-    'IDENTIFIER',
     'MAX_DOC_ID_LENGTH',
     'MAX_SAFE_INTEGER',
-    'RKID',
     'TIMESTAMP',
     'b64url_decode',
     'b64url_encode',

@@ -16,9 +16,9 @@ import click
 
 import schemas
 from service.accounts import AccountError
-from service.app import LOGICAL_DATABASES, build_services
+from service.app import LOGICAL_DATABASES
 from service.cli_audit import audit_verify, keyvault
-from service.cli_ops import (OperatorGroup, audit_show, operator_config, quarantine,
+from service.cli_ops import (OperatorGroup, audit_show, operator_services, quarantine,
                              users_list, users_unlock)
 from service.custody import Custody, leaves_custody
 from service.program import install_views, warm_views
@@ -69,7 +69,7 @@ def _type_major(schema_id: str) -> tuple[str, int]:
 @db.command('init')
 def db_init() -> None:
     """Create the databases (idempotent)."""
-    services = build_services(operator_config())
+    services = operator_services()
     created = ensure_databases(services)
     click.echo(f'databases ready ({len(LOGICAL_DATABASES)}); created: {", ".join(created) or "none"}')
 
@@ -84,7 +84,7 @@ def users() -> None:
 @click.password_option(help='Password (at least 12 characters); prompted when omitted.')
 def bootstrap_admin(username: str, password: str) -> None:
     """Create the first admin; refused once an admin exists."""
-    services = build_services(operator_config())
+    services = operator_services()
     ensure_databases(services)
     if services.accounts.count_admins():
         raise click.ClickException('an admin already exists; ask them to create your account')
@@ -105,7 +105,7 @@ def bootstrap_admin(username: str, password: str) -> None:
 @click.password_option(help='Password (at least 12 characters); prompted when omitted.')
 def users_create(username: str, roles: tuple[str, ...], team: str | None, password: str) -> None:
     """Create a user with one or more roles (operator command)."""
-    services = build_services(operator_config())
+    services = operator_services()
     try:
         services.accounts.create_user(username, password, roles, team=team,
                                          actor='cli:operator')
@@ -129,7 +129,7 @@ def users_create(username: str, roles: tuple[str, ...], team: str | None, passwo
 def users_set(username: str, roles: tuple[str, ...], disabled: bool | None,
               accept_recovery_only: bool) -> None:
     """Change a user's roles, or disable or enable them (operator command)."""
-    services = build_services(operator_config())
+    services = operator_services()
     change = {'roles': list(roles) or None, 'disabled': disabled}
     try:
         current = services.accounts.get_user(username)
@@ -166,7 +166,7 @@ def users_delete(username: str, yes: bool) -> None:
     """Delete a disabled user and end their sessions (operator command)."""
     if not yes:
         click.confirm(f'Delete user {username} for good?', abort=True)
-    services = build_services(operator_config())
+    services = operator_services()
     try:
         user = services.accounts.delete_user(username)
     except AccountError as ex:

@@ -65,7 +65,8 @@ def verify_chain(events: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 #: What each key-vault document is, by ``_id`` prefix (the rest counts as ``other``).
-_KINDS = ((fle.ENVELOPE_PREFIX, 'envelopes'), ('grant:', 'grants'), ('shredded:', 'sealing tombstones'))
+_KINDS = ((fle.ENVELOPE_PREFIX, 'envelopes'), ('grant:', 'grants'),
+          (TOMBSTONE_PREFIX, 'sealing tombstones'))
 
 
 def _kind(doc_id: str) -> str:
@@ -223,7 +224,7 @@ def keyvault_restore(path: str) -> None:
                 flush()
         flush()
     # As the sealing itself did: every shredded key stays a deleted rk:.
-    leave_deleted_envelopes(services.couch, db, (f'rk:{rkid}' for rkid in shredded))
+    leave_deleted_envelopes(services.couch, db, (fle.envelope_id(rkid) for rkid in shredded))
     services.audit.record('keyvault_restored', actor='cli:operator',
                           details={'documents': total, 'restored': restored,
                                    'shredded_skipped': skipped, 'already_present': present,

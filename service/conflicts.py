@@ -82,10 +82,12 @@ class ConflictListing:
 
     def for_team(self, team: str | None) -> list[dict[str, Any]]:
         """Return the conflicted records whose owners are in ``team`` (none without one)."""
+        if team is None:
+            return []
 
         def owners_seen(owners: set[str]) -> set[str]:
             teams = self._teams_of(owners)
-            return {owner for owner in owners if team is not None and teams.get(owner) == team}
+            return {owner for owner in owners if teams.get(owner) == team}
 
         return conflicted_records(self._couch, self._records_db, owners_seen)
 

@@ -26,6 +26,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from schemas import lifecycle
 from schemas.codes import OPEN_FAILURES, RELEASE_PURPOSES, SEALING_REASONS
+from schemas.fields import FullMatch
+from schemas.v1.contact import YOUTH_CODE_PATTERN
 from service.accounts import MIN_PASSWORD_LENGTH, ROLES
 
 __all__ = ['BODY_SCHEMAS', 'MAX_PAGE', 'MAX_SHARES', 'OPTIONAL_BODIES', 'QUERY_PARAMETERS',
@@ -36,7 +38,6 @@ _TEAM = r'^[a-z0-9][a-z0-9._-]{0,62}$'
 #: Key version ids: the identifier rule of ``keys`` (org, key, advocate ids).
 _KID = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
 _UUID4 = r'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
-_YOUTH_CODE = r'^[a-z]{1,16}-[a-z]{1,16}-[0-9]{2}$'
 #: Largest page of envelopes a supervisor may ask for or send back.
 MAX_PAGE = 1000
 #: Most shares one request may carry.
@@ -60,15 +61,6 @@ class RequestBodyInvalid(Exception):
         self.messages = messages
         self.code = code
         self.description = description
-
-
-class _FullMatch(validate.Regexp):
-    """``Regexp`` over the whole string (``re.match`` lets ``$`` pass a final newline)."""
-
-    def __call__(self, value: str) -> str:  # type: ignore[override]  # text only, never bytes
-        if self.regex.fullmatch(value) is None:  # type: ignore[call-overload]
-            raise ValidationError(self._format_error(value))
-        return value
 
 
 class _StrictBoolean(fields.Boolean):
@@ -192,7 +184,7 @@ class SharesBody(_Closed):
 
 
 def _kid(**kwargs: Any) -> fields.Field:
-    return fields.String(validate=_FullMatch(_KID, error='Not a valid key id.'), **kwargs)
+    return fields.String(validate=FullMatch(_KID, error='Not a valid key id.'), **kwargs)
 
 
 class RewrappedBody(_Closed):
@@ -225,7 +217,7 @@ class RewrapRunBody(_Closed):
     counts = fields.Dict(keys=fields.String(validate=validate.OneOf(_REWRAP_COUNTS)),
                          values=fields.Integer(strict=True), metadata={
                              'description': f'names: {", ".join(_REWRAP_COUNTS)}'})
-    census = fields.Dict(keys=fields.String(validate=_FullMatch(_KID)),
+    census = fields.Dict(keys=fields.String(validate=FullMatch(_KID)),
                          values=fields.Integer(strict=True), validate=_at_most(64),
                          metadata={'maxProperties': 64, 'description': 'key id -> envelopes'})
 
@@ -233,10 +225,10 @@ class RewrapRunBody(_Closed):
 class SealingBody(_Closed):
     """A proposal to seal one youth's records, named by client_id or youth_code."""
 
-    client_id = fields.String(allow_none=True, validate=_FullMatch(
+    client_id = fields.String(allow_none=True, validate=FullMatch(
         _UUID4, error='Must be a lowercase version 4 UUID.'))
-    youth_code = fields.String(allow_none=True, validate=_FullMatch(
-        _YOUTH_CODE, error='Must be a generated code such as quiet-river-07.'))
+    youth_code = fields.String(allow_none=True, validate=FullMatch(
+        YOUTH_CODE_PATTERN, error='Must be a generated code such as quiet-river-07.'))
     reason = fields.String(required=True, validate=validate.OneOf(SEALING_REASONS))
 
     @validates_schema

@@ -737,9 +737,8 @@ class Reports:
             # is several times faster (docs/BENCHMARKS.md).
             found = _view(self._couch, self._records, 'dims', timeout=self._view_timeout)
         else:
-            found = [row for chunk in range(0, len(links), 500)
-                     for row in _view(self._couch, self._records, 'dims',
-                                      keys=links[chunk:chunk + 500], timeout=self._view_timeout)]
+            found = (_view(self._couch, self._records, 'dims', keys=links,
+                           timeout=self._view_timeout) if links else [])
         wanted = set(links)
         dims: dict[str, list[Any]] = {}
         for row in found:

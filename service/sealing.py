@@ -52,19 +52,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import fle
-from schemas.codes import SEALING_REASONS
 from sync.erasure import is_embedded, rebuild_database
 from sync.errors import DocumentConflict, DocumentNotFound
 from sync.sealed import SealedRegistry
 
-__all__ = ['REASONS', 'SEALERS', 'TOMBSTONE_PREFIX', 'Sealer', 'SealingConflict',
+__all__ = ['SEALERS', 'TOMBSTONE_PREFIX', 'Sealer', 'SealingConflict',
            'SealingError', 'SealingForbidden', 'SealingNotFound', 'leave_deleted_envelopes',
            'public_view', 'sealer_roles', 'shredded_rkids']
 
 SEALERS = ('supervisor', 'admin')
 _DAY = 86400
-#: Why a youth is sealed: codes, never free text (the audit log holds it).
-REASONS = SEALING_REASONS
 TOMBSTONE_PREFIX = 'shredded:'
 _ENVELOPE_PREFIX = fle.ENVELOPE_PREFIX
 _SEALING_ID = re.compile(r'[0-9a-f]{32}')

@@ -149,14 +149,10 @@ def keys_init(client: ClientContext, kid: str, org: str, recovery_file: str) -> 
     api.call('POST', '/keys/grants', {'grants': grants})
     # Registered (certified by the signing key) so `keys rotate` finds it again.
     register_recovery(api, signing_key, recovery, me)
-    try:
-        current = api.call('GET', '/keys/manifest')
-        seq = keys.verify_manifest(current['signed'], pinned)['seq'] + 1
-    except click.ClickException:
-        seq = 1
-    body = keys.build_manifest(org, seq, [org_key.manifest_entry('active')])
+    # The first manifest (none was published, checked above): seq 1.
+    body = keys.build_manifest(org, 1, [org_key.manifest_entry('active')])
     api.call('PUT', '/keys/manifest', {'signed': keys.sign_manifest(body, signing_key)})
-    click.echo(f'org key {kid} active in manifest seq {seq}; '
+    click.echo(f'org key {kid} active in manifest seq 1; '
                f'grants to {len(recipients) - 1} advocates and recovery')
 
 
